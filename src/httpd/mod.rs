@@ -1,0 +1,68 @@
+//! Apache httpd and APR, as this module sees them: the generated
+//! declarations plus a few small wrappers. Nothing here knows about Python.
+
+pub mod log;
+pub mod pool;
+
+use std::ffi::c_int;
+
+unsafe extern "C" {
+    // Defined in lib.rs; declared here so this layer needs nothing from the
+    // crate root. Only `module_index` is read, after Apache has set it.
+    static wsgi_rs_module: ffi::module;
+}
+
+/// This module's index into Apache's per-module config vectors and log
+/// level table.
+pub fn module_index() -> usize {
+    // SAFETY: Apache assigns module_index when it adds the module, before
+    // any directive handler or hook can run, and never changes it after.
+    let index: c_int = unsafe { wsgi_rs_module.module_index };
+    index as usize
+}
+
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    unnecessary_transmutes,
+    clippy::all
+)]
+pub mod ffi {
+    include!(concat!(env!("OUT_DIR"), "/httpd_bindings.rs"));
+
+    // Declared in apxs/shim.c: the directive table (built with the AP_INIT_*
+    // macros) and the one bucket-ring macro we need as a function.
+    unsafe extern "C" {
+        pub static wsgi_rs_commands: [command_rec; 0];
+        pub fn wsgi_rs_brigade_append(bb: *mut apr_bucket_brigade, bucket: *mut apr_bucket);
+    }
+}
+
+/// bindgen gives macro constants whatever integer type fits their literal;
+/// the API takes `int`, so they are normalised once here.
+pub mod consts {
+    use super::ffi;
+    use std::ffi::c_int;
+
+    pub const OK: c_int = ffi::OK as c_int;
+    pub const DECLINED: c_int = ffi::DECLINED;
+    pub const HTTP_FORBIDDEN: c_int = ffi::HTTP_FORBIDDEN as c_int;
+    pub const HTTP_NOT_FOUND: c_int = ffi::HTTP_NOT_FOUND as c_int;
+    pub const HTTP_INTERNAL_SERVER_ERROR: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    pub const APR_HOOK_MIDDLE: c_int = ffi::APR_HOOK_MIDDLE as c_int;
+    pub const APLOG_CRIT: c_int = ffi::APLOG_CRIT as c_int;
+    pub const APLOG_ERR: c_int = ffi::APLOG_ERR as c_int;
+    pub const APLOG_NOTICE: c_int = ffi::APLOG_NOTICE as c_int;
+    pub const APLOG_INFO: c_int = ffi::APLOG_INFO as c_int;
+    pub const GLOBAL_ONLY: u32 = ffi::GLOBAL_ONLY;
+    pub const NOT_IN_DIR_LOC_FILE: u32 = ffi::NOT_IN_DIR_LOC_FILE;
+    pub const AP_MPMQ_IS_THREADED: c_int = ffi::AP_MPMQ_IS_THREADED as c_int;
+    pub const AP_MPMQ_IS_FORKED: c_int = ffi::AP_MPMQ_IS_FORKED as c_int;
+    pub const AP_MPMQ_NOT_SUPPORTED: c_int = ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+    pub const REQUEST_CHUNKED_ERROR: c_int = ffi::REQUEST_CHUNKED_ERROR as c_int;
+    pub const APR_NOFILE: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_NOFILE;
+    pub const APR_DIR: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_DIR;
+    pub const AP_CONN_CLOSE: ffi::ap_conn_keepalive_e = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+}

@@ -1,0 +1,55 @@
+//! Moving strings and Rust values between Rust and APR pools.
+
+use super::ffi;
+use std::borrow::Cow;
+use std::ffi::{c_char, c_void, CStr};
+
+/// Copies `s` into `pool` as a NUL-terminated string that lives as long as
+/// the pool. Interior NULs end the copy, as they would in C.
+pub fn strdup(pool: *mut ffi::apr_pool_t, s: &str) -> *mut c_char {
+    let bytes = s.as_bytes();
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    // SAFETY: `pool` is a live pool from Apache; apr_pstrmemdup copies
+    // exactly `len` readable bytes and appends a NUL.
+    unsafe { ffi::apr_pstrmemdup(pool, bytes.as_ptr().cast(), len) }
+}
+
+/// Reads a C string Apache owns. Invalid UTF-8 is replaced rather than
+/// rejected: these are paths, URIs and names we only log or compare.
+///
+/// # Safety
+/// `p` must be null or point to a NUL-terminated string that outlives 'a.
+pub unsafe fn str_from<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: guaranteed by the caller.
+        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy())
+    }
+}
+
+/// Boxes `value` and frees it when `pool` is cleared, so Rust-owned
+/// configuration has exactly the lifetime Apache gives its config pools.
+pub fn alloc<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
+    unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> ffi::apr_status_t {
+        // SAFETY: `data` is the pointer Box::into_raw returned below, and
+        // APR runs each registered cleanup exactly once.
+        let value = unsafe { Box::from_raw(data.cast::<T>()) };
+        // A panicking Drop must not unwind into APR.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
+        0
+    }
+    let raw = Box::into_raw(Box::new(value));
+    // SAFETY: `pool` is a live pool; the cleanup receives `raw` back. The
+    // child-cleanup slot is apr_pool_cleanup_null, so a forked process that
+    // execs never frees memory it does not own.
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            pool,
+            raw.cast(),
+            Some(drop_box::<T>),
+            Some(ffi::apr_pool_cleanup_null),
+        )
+    };
+    raw
+}

@@ -1,0 +1,225 @@
+//! The interpreter's lifecycle in an Apache child: starting CPython from
+//! the configuration (or finding that mod_python already did), giving each
+//! Apache thread one thread state for its whole life, and finalising.
+
+use crate::config::ServerConfig;
+use crate::httpd::{consts, ffi, log};
+use pyo3::ffi as py;
+use pyo3::prelude::*;
+use std::cell::Cell;
+use std::ffi::{c_void, CStr};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
+
+/// What this child can do with Python, decided once in child_init.
+pub enum Interpreter {
+    /// We initialised CPython; we finalise it at child exit.
+    Ours,
+    /// Another module (mod_python) initialised it; we only use it.
+    Borrowed,
+    /// No usable interpreter; the reason goes into every refused request.
+    Unavailable(String),
+}
+
+static INTERPRETER: OnceLock<Interpreter> = OnceLock::new();
+
+/// The thread state Py_InitializeFromConfig created, parked so the child's
+/// exit cleanup can take the GIL back for Py_FinalizeEx.
+static MAIN_THREAD_STATE: AtomicPtr<py::PyThreadState> = AtomicPtr::new(std::ptr::null_mut());
+
+thread_local! {
+    // Const-initialised with no destructor: nothing is left registered
+    // that could outlive this DSO when Apache unloads it on restart.
+    static THREAD_STATE_PINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called from child_init with the main server's configuration.
+pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_pool_t) {
+    let pid = std::process::id();
+    // SAFETY: ap_find_linked_module only walks Apache's module list.
+    let mod_python = !unsafe { ffi::ap_find_linked_module(c"mod_python.c".as_ptr()) }.is_null();
+    // SAFETY: Py_IsInitialized may be called at any time.
+    let initialised = unsafe { py::Py_IsInitialized() } != 0;
+
+    let state = if mod_python || initialised {
+        let owner = if mod_python { "mod_python" } else { "another module" };
+        if initialised {
+            log::server(
+                s,
+                consts::APLOG_NOTICE,
+                &format!(
+                    "Python is owned by {owner} in this process; not initialising it. \
+                     Interpreter directives not applied: {}",
+                    directives_not_applied(cfg)
+                ),
+            );
+            Interpreter::Borrowed
+        } else {
+            let reason = format!("{owner} is loaded but did not initialise Python");
+            log::server(s, consts::APLOG_ERR, &format!("{reason} in process {pid}"));
+            Interpreter::Unavailable(reason)
+        }
+    } else {
+        match initialise(cfg) {
+            Ok(()) => {
+                let _ = INTERPRETER.set(Interpreter::Ours);
+                register_finalisation(pchild);
+                log_started(cfg, s, pid);
+                return;
+            }
+            Err(message) => {
+                log::server(
+                    s,
+                    consts::APLOG_CRIT,
+                    &format!(
+                        "Python failed to initialise in process {pid}: {message}; \
+                         WSGI requests in this process will get 500"
+                    ),
+                );
+                Interpreter::Unavailable(format!("initialisation failed: {message}"))
+            }
+        }
+    };
+    let _ = INTERPRETER.set(state);
+}
+
+fn directives_not_applied(cfg: &ServerConfig) -> String {
+    match cfg.python_optimize {
+        Some(level) => format!("WSGIPythonOptimize {level}"),
+        None => "none".to_owned(),
+    }
+}
+
+/// Starts CPython as `python -O`/`-OO` would, but without touching the
+/// process's signal handlers (Apache owns them) or argv.
+fn initialise(cfg: &ServerConfig) -> Result<(), String> {
+    let mut config = MaybeUninit::<py::PyConfig>::uninit();
+    // SAFETY: PyConfig_InitPythonConfig fully initialises the struct; the
+    // fields set next are plain ints; PyConfig_Clear frees what Init and
+    // Py_InitializeFromConfig allocated, whatever the outcome.
+    let status = unsafe {
+        py::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let config = config.assume_init_mut();
+        config.optimization_level = cfg.python_optimize.map_or(0, |l| l.get().into());
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let status = py::Py_InitializeFromConfig(config);
+        py::PyConfig_Clear(config);
+        status
+    };
+    // SAFETY: PyStatus_Exception only inspects the struct.
+    if unsafe { py::PyStatus_Exception(status) } != 0 {
+        return Err(describe_status(&status));
+    }
+    // The initialising thread holds the GIL; hand it back so any Apache
+    // thread can take it, and keep this thread state for finalisation.
+    // SAFETY: this thread holds the GIL right after a successful init.
+    let main = unsafe { py::PyEval_SaveThread() };
+    MAIN_THREAD_STATE.store(main, Ordering::Release);
+    Ok(())
+}
+
+fn describe_status(status: &py::PyStatus) -> String {
+    // SAFETY: func and err_msg are null or static C strings set by CPython.
+    let text = |p: *const std::ffi::c_char| {
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    };
+    // SAFETY: as above; PyStatus_IsExit only inspects the struct.
+    if unsafe { py::PyStatus_IsExit(*status) } != 0 {
+        return format!("CPython asked to exit with status {}", status.exitcode);
+    }
+    match (text(status.func), text(status.err_msg)) {
+        (Some(func), Some(msg)) => format!("{func}: {msg}"),
+        (None, Some(msg)) => msg,
+        (Some(func), None) => func,
+        (None, None) => "unknown error".to_owned(),
+    }
+}
+
+/// One line per child: the version and where the optimisation level came
+/// from. At notice when the environment overrode the configuration, since
+/// that is the case an operator would otherwise never find.
+fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
+    let (version, level) = with_python(|py| -> PyResult<(String, u8)> {
+        let sys = py.import("sys")?;
+        let version: String = sys.getattr("version")?.extract()?;
+        let level: u8 = sys.getattr("flags")?.getattr("optimize")?.extract()?;
+        Ok((version.split_whitespace().next().unwrap_or("").to_owned(), level))
+    })
+    .and_then(|r| r.map_err(|e| e.to_string()))
+    .unwrap_or_else(|e| (format!("(version unknown: {e})"), 0));
+    let configured = cfg.python_optimize.map(|l| l.get());
+    let from_env = std::env::var("PYTHONOPTIMIZE").ok().filter(|v| !v.is_empty());
+    let raised_by_env = level > configured.unwrap_or(0);
+    let source = match (configured, &from_env, raised_by_env) {
+        (Some(c), Some(e), true) => format!("WSGIPythonOptimize {c}, raised by PYTHONOPTIMIZE={e}"),
+        (None, Some(e), true) => format!("PYTHONOPTIMIZE={e}"),
+        (Some(c), _, _) => format!("WSGIPythonOptimize {c}"),
+        (None, _, _) => "default".to_owned(),
+    };
+    let level_log = if raised_by_env { consts::APLOG_NOTICE } else { consts::APLOG_INFO };
+    log::server(
+        s,
+        level_log,
+        &format!("Python {version} initialised in process {pid}; optimisation level {level} ({source})"),
+    );
+}
+
+/// Runs `f` attached to the interpreter, or says why it cannot.
+///
+/// The first call on an Apache thread gives the thread its own Python
+/// thread state, kept for the life of the thread: attaching is then a lock
+/// acquisition rather than an allocation, and `threading.local` data
+/// persists between requests on the same thread as it does under mod_wsgi.
+pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, String> {
+    match INTERPRETER.get() {
+        Some(Interpreter::Ours | Interpreter::Borrowed) => {}
+        Some(Interpreter::Unavailable(reason)) => return Err(reason.clone()),
+        None => return Err("Python was not started in this process".to_owned()),
+    }
+    THREAD_STATE_PINNED.with(|pinned| {
+        if !pinned.get() {
+            // SAFETY: the interpreter is initialised and this thread is not
+            // attached (pyo3 attaches only inside with_python). Ensure
+            // creates this thread's state and takes the GIL; the matching
+            // Release is deliberately never called, which keeps the state
+            // alive, and SaveThread drops the GIL again.
+            unsafe {
+                py::PyGILState_Ensure();
+                py::PyEval_SaveThread();
+            }
+            pinned.set(true);
+        }
+    });
+    Ok(Python::attach(f))
+}
+
+fn register_finalisation(pchild: *mut ffi::apr_pool_t) {
+    unsafe extern "C" fn finalise(_: *mut c_void) -> ffi::apr_status_t {
+        let _ = std::panic::catch_unwind(|| {
+            let main = MAIN_THREAD_STATE.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if main.is_null() {
+                return;
+            }
+            // SAFETY: the child pool is destroyed after the MPM joined its
+            // worker threads, so no thread is attached; `main` is the state
+            // this thread parked after initialisation. Py_FinalizeEx runs
+            // atexit handlers and clears every thread state.
+            unsafe {
+                py::PyEval_RestoreThread(main);
+                py::Py_FinalizeEx();
+            }
+        });
+        0
+    }
+    // SAFETY: pchild lives until the child exits; the cleanup takes no data.
+    unsafe {
+        ffi::apr_pool_cleanup_register(
+            pchild,
+            std::ptr::null(),
+            Some(finalise),
+            Some(ffi::apr_pool_cleanup_null),
+        )
+    };
+}

@@ -1,0 +1,207 @@
+//! mod_wsgi_rs: an Apache httpd 2.4 module that hosts WSGI applications in
+//! an embedded CPython.
+//!
+//! This file is what Apache sees: the `module` structure, the hook
+//! registration, and every `extern "C"` function Apache calls. Each entry
+//! point catches panics, so a bug here becomes a log line and an error
+//! status rather than unwinding into C.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod config;
+mod wsgi;
+
+#[cfg(not(test))]
+mod directives;
+#[cfg(not(test))]
+mod httpd;
+#[cfg(not(test))]
+mod interp;
+
+#[cfg(not(test))]
+pub use entry_points::wsgi_rs_module;
+
+// Unit tests cover the pure parts (config, response rules); the entry
+// points reference symbols only the apache2 binary provides, so they are
+// left out of the test build.
+#[cfg(not(test))]
+mod entry_points {
+    use crate::httpd::{consts, ffi, log, pool};
+    use crate::{directives, interp, wsgi};
+    use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::ptr::{null, null_mut};
+
+    /// The module structure Apache's `LoadModule wsgi_rs_module` looks up.
+    /// (STANDARD20_MODULE_STUFF spelled out: the macro is C-only.)
+    #[unsafe(no_mangle)]
+    pub static mut wsgi_rs_module: ffi::module = ffi::module {
+        version: ffi::MODULE_MAGIC_NUMBER_MAJOR as c_int,
+        minor_version: ffi::MODULE_MAGIC_NUMBER_MINOR as c_int,
+        module_index: -1,
+        name: c"mod_wsgi_rs.c".as_ptr(),
+        dynamic_load_handle: null_mut(),
+        next: null_mut(),
+        magic: ffi::MODULE_MAGIC_COOKIE as c_ulong,
+        rewrite_args: None,
+        create_dir_config: None,
+        merge_dir_config: None,
+        create_server_config: Some(create_server_config),
+        merge_server_config: Some(merge_server_config),
+        cmds: &raw const ffi::wsgi_rs_commands as *const ffi::command_rec,
+        register_hooks: Some(register_hooks),
+        flags: 0,
+    };
+
+    /// A NULL-terminated list of module names for hook ordering. Apache
+    /// keeps the pointer until it sorts hooks, so the lists are statics.
+    struct HookOrder<const N: usize>([*const c_char; N]);
+    // SAFETY: the arrays hold pointers to immutable static C strings.
+    unsafe impl<const N: usize> Sync for HookOrder<N> {}
+
+    /// mod_python's child_init re-initialises Python after fork; ours must
+    /// see its result to know Python is already running.
+    static AFTER_MOD_PYTHON: HookOrder<2> = HookOrder([c"mod_python.c".as_ptr(), null()]);
+    /// As mod_wsgi: after mod_alias, before per-user and mass-vhost maps.
+    static AFTER_MOD_ALIAS: HookOrder<2> = HookOrder([c"mod_alias.c".as_ptr(), null()]);
+    static BEFORE_USERDIR: HookOrder<3> =
+        HookOrder([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), null()]);
+
+    /// Runs `f`, turning a panic into a log line and `on_panic`.
+    fn guarded<R>(what: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
+        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+            let reason = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            log::server(null(), consts::APLOG_CRIT, &format!("internal error in {what}: {reason}"));
+            on_panic
+        })
+    }
+
+    unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
+        guarded("register_hooks", (), || {
+            // SAFETY: the hook functions match Apache's prototypes and the
+            // ordering arrays are static and NULL-terminated.
+            unsafe {
+                // Adds "mod_wsgi_rs/x.y Python/3.11" to the server banner.
+                ffi::ap_hook_post_config(Some(post_config), null(), null(), consts::APR_HOOK_MIDDLE);
+                // Starts Python in each child, never in the parent: the
+                // parent unloads this DSO on every restart.
+                ffi::ap_hook_child_init(
+                    Some(child_init),
+                    AFTER_MOD_PYTHON.0.as_ptr(),
+                    null(),
+                    consts::APR_HOOK_MIDDLE,
+                );
+                // Maps WSGIScriptAlias URLs to scripts.
+                ffi::ap_hook_translate_name(
+                    Some(translate_name),
+                    AFTER_MOD_ALIAS.0.as_ptr(),
+                    BEFORE_USERDIR.0.as_ptr(),
+                    consts::APR_HOOK_MIDDLE,
+                );
+                // Runs the application for requests with handler wsgi-script.
+                ffi::ap_hook_handler(Some(handler), null(), null(), consts::APR_HOOK_MIDDLE);
+            }
+        })
+    }
+
+    unsafe extern "C" fn create_server_config(p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) -> *mut c_void {
+        guarded("create_server_config", null_mut(), || directives::create_server_config(p))
+    }
+
+    unsafe extern "C" fn merge_server_config(
+        p: *mut ffi::apr_pool_t,
+        base: *mut c_void,
+        vhost: *mut c_void,
+    ) -> *mut c_void {
+        // SAFETY: Apache passes two configs create_server_config made.
+        guarded("merge_server_config", null_mut(), || unsafe {
+            directives::merge_server_config(p, base, vhost)
+        })
+    }
+
+    /// A directive handler's result as Apache wants it: NULL, or an error
+    /// message in the command's pool.
+    fn directive_result(cmd: *mut ffi::cmd_parms, result: Result<(), String>) -> *const c_char {
+        match result {
+            Ok(()) => null(),
+            // SAFETY: cmd is the live cmd_parms; its pool outlives the
+            // message's use by Apache.
+            Err(message) => pool::strdup(unsafe { (*cmd).pool }, &message),
+        }
+    }
+
+    const DIRECTIVE_PANIC: *const c_char = c"mod_wsgi_rs: internal error while reading this directive".as_ptr();
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_set_python_optimize(
+        cmd: *mut ffi::cmd_parms,
+        _dir: *mut c_void,
+        arg: *const c_char,
+    ) -> *const c_char {
+        guarded("WSGIPythonOptimize", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the directive's argument as a C string
+            // and the live cmd_parms.
+            let arg = unsafe { pool::str_from(arg) }.unwrap_or_default();
+            directive_result(cmd, unsafe { directives::set_python_optimize(cmd, &arg) })
+        })
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_add_script_alias(
+        cmd: *mut ffi::cmd_parms,
+        _dir: *mut c_void,
+        args: *const c_char,
+    ) -> *const c_char {
+        guarded("WSGIScriptAlias", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the raw argument string and cmd_parms.
+            directive_result(cmd, unsafe { directives::add_script_alias(cmd, args) })
+        })
+    }
+
+    unsafe extern "C" fn post_config(
+        pconf: *mut ffi::apr_pool_t,
+        _plog: *mut ffi::apr_pool_t,
+        _ptemp: *mut ffi::apr_pool_t,
+        _s: *mut ffi::server_rec,
+    ) -> c_int {
+        guarded("post_config", consts::OK, || {
+            // SAFETY: Py_GetVersion returns a static string and may be
+            // called before Python is initialised.
+            let version = unsafe { CStr::from_ptr(pyo3::ffi::Py_GetVersion()) }.to_string_lossy();
+            let major_minor: String = version
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".");
+            let banner = format!("mod_wsgi_rs/{} Python/{major_minor}", env!("CARGO_PKG_VERSION"));
+            // SAFETY: pconf is live; the component is copied into it.
+            unsafe { ffi::ap_add_version_component(pconf, pool::strdup(pconf, &banner)) };
+            consts::OK
+        })
+    }
+
+    unsafe extern "C" fn child_init(pchild: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+        guarded("child_init", (), || {
+            // SAFETY: s is the main server; its config was created by us.
+            let config = unsafe { directives::server_config(s) };
+            interp::start(config, s, pchild);
+        })
+    }
+
+    unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
+        // SAFETY: r is the live request of this hook call.
+        guarded("translate_name", consts::DECLINED, || unsafe { wsgi::translate_name(r) })
+    }
+
+    unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
+        // SAFETY: r is the live request of this hook call.
+        guarded("handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { wsgi::handle(r) })
+    }
+}

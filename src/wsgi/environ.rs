@@ -1,0 +1,137 @@
+//! Building the WSGI environ from the request: the CGI variables Apache
+//! computes, the path split done by translate_name, and the `wsgi.*` keys.
+
+use crate::config::ScriptAlias;
+use crate::httpd::{consts, ffi, pool};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::ffi::{c_char, CStr};
+use std::sync::OnceLock;
+
+/// Variables Apache's environment table carries that an application must
+/// not see.
+const HIDDEN: &[&str] = &["PATH"];
+
+/// PEP 3333 native strings: bytes from the wire are decoded as Latin-1,
+/// which maps every byte to one code point and never fails.
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    // SAFETY: PyUnicode_DecodeLatin1 reads exactly `len` bytes and cannot
+    // fail except on memory exhaustion, which pyo3 turns into a panic here
+    // as it does for every other allocation.
+    unsafe {
+        Bound::from_owned_ptr(
+            py,
+            pyo3::ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), bytes.len() as _, std::ptr::null()),
+        )
+        .cast_into_unchecked()
+    }
+}
+
+/// # Safety
+/// `p` must be null or a NUL-terminated string that outlives the call.
+unsafe fn c_latin1<'py>(py: Python<'py>, p: *const c_char) -> Bound<'py, PyString> {
+    if p.is_null() {
+        PyString::new(py, "")
+    } else {
+        // SAFETY: guaranteed by the caller.
+        latin1(py, unsafe { CStr::from_ptr(p) }.to_bytes())
+    }
+}
+
+/// `(wsgi.multithread, wsgi.multiprocess)` for this MPM.
+fn mpm_model() -> (bool, bool) {
+    static MODEL: OnceLock<(bool, bool)> = OnceLock::new();
+    *MODEL.get_or_init(|| {
+        let query = |code| {
+            let mut value = 0;
+            // SAFETY: ap_mpm_query writes one int for a known query code.
+            unsafe { ffi::ap_mpm_query(code, &mut value) };
+            value != consts::AP_MPMQ_NOT_SUPPORTED
+        };
+        (query(consts::AP_MPMQ_IS_THREADED), query(consts::AP_MPMQ_IS_FORKED))
+    })
+}
+
+/// Fills Apache's CGI variables into `r->subprocess_env`. Called without
+/// the GIL, before the environ is built.
+///
+/// # Safety
+/// `r` must be the live request being handled.
+pub unsafe fn prepare(r: *mut ffi::request_rec) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ffi::ap_add_common_vars(r) };
+}
+
+/// The environ dict for request `r`.
+///
+/// # Safety
+/// `r` must be the live request being handled, after [`prepare`].
+pub unsafe fn build<'py>(
+    py: Python<'py>,
+    r: *mut ffi::request_rec,
+    alias: Option<&ScriptAlias>,
+    callable: &str,
+    input: Bound<'py, PyAny>,
+    errors: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    // SAFETY (whole block): r is live; every pointer read is a field Apache
+    // filled for this request, and table entries are NUL-terminated.
+    unsafe {
+        let elts = ffi::apr_table_elts((*r).subprocess_env);
+        let entries = std::slice::from_raw_parts(
+            (*elts).elts as *const ffi::apr_table_entry_t,
+            (*elts).nelts as usize,
+        );
+        for entry in entries {
+            if entry.key.is_null() {
+                continue;
+            }
+            let key = CStr::from_ptr(entry.key).to_bytes();
+            if HIDDEN.iter().any(|h| h.as_bytes() == key) {
+                continue;
+            }
+            environ.set_item(latin1(py, key), c_latin1(py, entry.val))?;
+        }
+        let pass_authorization = alias.and_then(|a| a.pass_authorization).unwrap_or(false);
+        if pass_authorization {
+            let auth = ffi::apr_table_get((*r).headers_in, c"Authorization".as_ptr());
+            if !auth.is_null() {
+                environ.set_item("HTTP_AUTHORIZATION", c_latin1(py, auth))?;
+            }
+        }
+
+        let uri = pool::str_from((*r).uri).unwrap_or_default();
+        let path_info = pool::str_from((*r).path_info).unwrap_or_default();
+        // SCRIPT_NAME is the URI without PATH_INFO; both are already
+        // percent-decoded by Apache.
+        let script_name = uri.strip_suffix(&*path_info).unwrap_or(&uri);
+        environ.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
+        environ.set_item("REQUEST_METHOD", c_latin1(py, (*r).method))?;
+        environ.set_item("SERVER_PROTOCOL", c_latin1(py, (*r).protocol))?;
+        environ.set_item("QUERY_STRING", c_latin1(py, (*r).args))?;
+        environ.set_item("REQUEST_URI", c_latin1(py, (*r).unparsed_uri))?;
+        environ.set_item("SCRIPT_NAME", latin1(py, script_name.as_bytes()))?;
+        environ.set_item("PATH_INFO", latin1(py, path_info.as_bytes()))?;
+    }
+
+    let https = environ
+        .get_item("HTTPS")?
+        .map(|v| v.extract::<String>().unwrap_or_default().eq_ignore_ascii_case("on"))
+        .unwrap_or(false);
+    let (multithread, multiprocess) = mpm_model();
+    environ.set_item("wsgi.version", (1, 0))?;
+    environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
+    environ.set_item("wsgi.input", input)?;
+    environ.set_item("wsgi.input_terminated", true)?;
+    environ.set_item("wsgi.errors", errors)?;
+    environ.set_item("wsgi.multithread", multithread)?;
+    environ.set_item("wsgi.multiprocess", multiprocess)?;
+    environ.set_item("wsgi.run_once", false)?;
+    environ.set_item("mod_wsgi.process_group", "")?;
+    environ.set_item("mod_wsgi.application_group", "")?;
+    environ.set_item("mod_wsgi.callable_object", callable)?;
+    environ.set_item("mod_wsgi.script_reloading", "1")?;
+    environ.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
+    Ok(environ)
+}

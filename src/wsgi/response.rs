@@ -1,0 +1,266 @@
+//! The response side of WSGI: `start_response`, `write`, and moving body
+//! bytes into Apache's output filters.
+
+use super::{rules, type_name, SameThread};
+use crate::httpd::{consts, ffi, pool};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use std::sync::Mutex;
+
+/// Body bytes are held in the brigade up to this size before being passed
+/// on, so small writes become few large network writes.
+const PASS_THRESHOLD: usize = 64 * 1024;
+
+struct Output {
+    r: *mut ffi::request_rec,
+    bb: *mut ffi::apr_bucket_brigade,
+}
+
+struct State {
+    /// None once the request has finished: later writes raise.
+    output: Option<Output>,
+    status: Option<(u16, String)>,
+    headers: Vec<(String, String)>,
+    headers_sent: bool,
+    buffered: usize,
+}
+
+// SAFETY: `output` points at the request being handled and its brigade;
+// it is only used while the handler runs (finish() drops it before the
+// handler returns), behind the mutex, so uses never overlap.
+unsafe impl Send for State {}
+
+#[pyclass(module = "mod_wsgi_rs", frozen)]
+pub struct StartResponse {
+    state: Mutex<State>,
+}
+
+impl StartResponse {
+    pub fn new(r: *mut ffi::request_rec) -> Self {
+        // SAFETY: r is the live request; the brigade lives in its pool and
+        // uses the connection's bucket allocator, as output filters expect.
+        let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
+        Self {
+            state: Mutex::new(State {
+                output: Some(Output { r, bb }),
+                status: None,
+                headers: Vec::new(),
+                headers_sent: false,
+                buffered: 0,
+            }),
+        }
+    }
+
+    pub fn headers_sent(&self, py: Python<'_>) -> bool {
+        self.lock(py).headers_sent
+    }
+
+    fn lock<'a>(&'a self, py: Python<'_>) -> std::sync::MutexGuard<'a, State> {
+        // Waiting with the GIL released: the holder may be passing data to
+        // the network with the GIL released and need it back afterwards.
+        self.state.lock_py_attached(py).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends body bytes; `flush` pushes them to the client now (a
+    /// streamed item), otherwise they may wait for more.
+    pub fn send(&self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
+        let mut state = self.lock(py);
+        let output = state.begin_body()?;
+        // SAFETY: the brigade and request are live (see State); with no
+        // flush callback apr_brigade_write only copies `data` into heap
+        // buckets, so it never touches the network.
+        unsafe {
+            ffi::apr_brigade_write(output.bb, None, std::ptr::null_mut(), data.as_ptr().cast(), data.len());
+        }
+        state.buffered += data.len();
+        if flush || state.buffered >= PASS_THRESHOLD {
+            state.pass(py, flush)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a successful response: headers if none went out yet (empty
+    /// body), then whatever is buffered, then end-of-stream, in one pass
+    /// so Apache can compute Content-Length for a body it saw whole.
+    pub fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        let mut state = self.lock(py);
+        let output = state.begin_body()?;
+        // SAFETY: as in send(); the EOS bucket comes from the connection's
+        // allocator and is owned by the brigade once appended.
+        unsafe {
+            let alloc = (*(*output.r).connection).bucket_alloc;
+            ffi::wsgi_rs_brigade_append(output.bb, ffi::apr_bucket_eos_create(alloc));
+        }
+        let result = state.pass(py, false);
+        state.output = None;
+        result
+    }
+
+    /// Ends a response that failed after its headers were sent: the client
+    /// must see a truncated response, not a complete-looking one, so the
+    /// chunked encoding is left unterminated and the connection closed.
+    pub fn abort(&self, py: Python<'_>) {
+        let mut state = self.lock(py);
+        if let Some(output) = state.output.take() {
+            // SAFETY: request and brigade are live; an error bucket with
+            // 502 is Apache's signal (used by mod_proxy) that the body
+            // broke, which stops the final chunk from being written.
+            unsafe {
+                let c = (*output.r).connection;
+                (*c).keepalive = consts::AP_CONN_CLOSE;
+                let alloc = (*c).bucket_alloc;
+                let error = ffi::ap_bucket_error_create(502, std::ptr::null(), (*output.r).pool, alloc);
+                ffi::wsgi_rs_brigade_append(output.bb, error);
+                ffi::wsgi_rs_brigade_append(output.bb, ffi::apr_bucket_eos_create(alloc));
+                let (r, bb) = (SameThread(output.r), SameThread(output.bb));
+                py.detach(move || ffi::ap_pass_brigade((*r.get()).output_filters, bb.get()));
+            }
+        }
+    }
+
+    /// Forgets the request without sending anything (error before headers:
+    /// Apache sends the error page).
+    pub fn discard(&self, py: Python<'_>) {
+        self.lock(py).output = None;
+    }
+}
+
+impl State {
+    /// The output, with the status and headers copied into the request
+    /// the first time body (or end of body) is sent.
+    fn begin_body(&mut self) -> PyResult<&Output> {
+        let Some(output) = self.output.as_ref() else {
+            return Err(PyRuntimeError::new_err("the response has already been completed"));
+        };
+        if !self.headers_sent {
+            let Some((code, line)) = &self.status else {
+                return Err(PyRuntimeError::new_err(
+                    "the application returned a body without calling start_response() first",
+                ));
+            };
+            let r = output.r;
+            // SAFETY: r is live; every string is copied into its pool, so
+            // Apache's tables never point at Rust memory.
+            unsafe {
+                (*r).status = i32::from(*code);
+                (*r).status_line = pool::strdup((*r).pool, line);
+                for (name, value) in &self.headers {
+                    let value_c = pool::strdup((*r).pool, value);
+                    if name.eq_ignore_ascii_case("content-type") {
+                        ffi::ap_set_content_type(r, value_c);
+                    } else {
+                        ffi::apr_table_add((*r).headers_out, pool::strdup((*r).pool, name), value_c);
+                    }
+                }
+            }
+            self.headers_sent = true;
+        }
+        Ok(self.output.as_ref().expect("checked above"))
+    }
+
+    /// Passes the brigade down the output filters with the GIL released.
+    fn pass(&mut self, py: Python<'_>, flush: bool) -> PyResult<()> {
+        let output = self.output.as_ref().expect("pass() follows begin_body()");
+        let (r, bb) = (SameThread(output.r), SameThread(output.bb));
+        self.buffered = 0;
+        let status = py.detach(move || {
+            let (r, bb) = (r.get(), bb.get());
+            // SAFETY: request and brigade are live (see State); the brigade
+            // is emptied after the pass so it can be reused.
+            unsafe {
+                if flush {
+                    ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_flush_create((*(*r).connection).bucket_alloc));
+                }
+                let status = ffi::ap_pass_brigade((*r).output_filters, bb);
+                ffi::apr_brigade_cleanup(bb.cast());
+                status
+            }
+        });
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(pyo3::exceptions::PyOSError::new_err(format!(
+                "failed to write the response to the client (APR status {status}); \
+                 the client probably disconnected"
+            )))
+        }
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    /// `start_response(status, response_headers, exc_info=None)`.
+    #[pyo3(signature = (status, response_headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        response_headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        if this.lock(py).headers_sent {
+            return match exc_info {
+                // PEP 3333: with headers out, re-raise the error given.
+                Some(info) => Err(PyErr::from_value(info.get_item(1)?)),
+                None => Err(PyRuntimeError::new_err(
+                    "start_response() called again after the response headers were sent",
+                )),
+            };
+        }
+        let status = status
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("status must be a str, not {}", type_name(status))))?;
+        let status = status.to_str()?.to_owned();
+        let code = rules::parse_status(&status).map_err(PyValueError::new_err)?;
+        let headers = parse_headers(response_headers)?;
+        {
+            let mut state = this.lock(py);
+            state.status = Some((code, status));
+            state.headers = headers;
+        }
+        slf.getattr("write")
+    }
+
+    /// The `write` callable start_response returns: sends at once.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data))))?;
+        self.send(py, bytes.as_bytes(), true)
+    }
+}
+
+fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let list = headers.cast::<PyList>().map_err(|_| {
+        PyTypeError::new_err(format!("response headers must be a list, not {}", type_name(headers)))
+    })?;
+    let mut parsed = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let pair = item
+            .cast::<PyTuple>()
+            .ok()
+            .filter(|t| t.len() == 2)
+            .ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "each response header must be a (name, value) tuple, got {}: {}",
+                    type_name(&item),
+                    item.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
+        let text = |i: usize, what: &str| -> PyResult<String> {
+            let part = pair.get_item(i)?;
+            part.cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err(format!("header {what} must be a str, not {}", type_name(&part))))?
+                .to_str()
+                .map(str::to_owned)
+        };
+        let (name, value) = (text(0, "name")?, text(1, "value")?);
+        rules::check_header(&name, &value).map_err(PyValueError::new_err)?;
+        parsed.push((name, value));
+    }
+    Ok(parsed)
+}

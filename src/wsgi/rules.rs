@@ -1,0 +1,103 @@
+//! What `start_response` accepts, as pure functions (unit-tested): a
+//! header that reaches Apache with a CR or LF in it would let the
+//! application, or whoever controls its data, split the response.
+
+/// Parses a WSGI status string (`"200 OK"`, or a bare `"200"`) into its
+/// code. The reason phrase may hold any Latin-1 text except control
+/// characters.
+pub fn parse_status(status: &str) -> Result<u16, String> {
+    let bytes = status.as_bytes();
+    let code_ok = bytes.len() >= 3
+        && bytes[..3].iter().all(u8::is_ascii_digit)
+        && bytes[0] != b'0'
+        && (bytes.len() == 3 || bytes[3] == b' ');
+    if !code_ok {
+        return Err(format!(
+            "status {status:?} must start with a three-digit code (100-999) followed by a \
+             space and a reason phrase, e.g. \"200 OK\""
+        ));
+    }
+    if let Some(c) = status.chars().find(|&c| c.is_control() || u32::from(c) > 0xff) {
+        return Err(format!(
+            "status {status:?} contains {c:?}; a status line must be printable Latin-1 text"
+        ));
+    }
+    Ok(status[..3].parse().expect("three ASCII digits"))
+}
+
+/// Checks one response header. Names are HTTP tokens; values are Latin-1
+/// text without CR, LF or NUL.
+pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("header name must not be empty".to_owned());
+    }
+    if let Some(c) = name.chars().find(|&c| !is_token_char(c)) {
+        return Err(format!(
+            "header name {name:?} contains {c:?}; names may hold only letters, digits and \
+             !#$%&'*+-.^_`|~"
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| matches!(c, '\r' | '\n' | '\0')) {
+        return Err(format!(
+            "value of header {name:?} contains {c:?}; CR, LF and NUL are not allowed in \
+             header values"
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| u32::from(c) > 0xff) {
+        return Err(format!(
+            "value of header {name:?} contains {c:?}, which is not Latin-1; encode it \
+             (for example RFC 8187 or percent-encoding)"
+        ));
+    }
+    Ok(())
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_accepted() {
+        assert_eq!(parse_status("200 OK"), Ok(200));
+        assert_eq!(parse_status("404 Not Found"), Ok(404));
+        assert_eq!(parse_status("200"), Ok(200));
+        assert_eq!(parse_status("599 Caf\u{e9}"), Ok(599));
+    }
+
+    #[test]
+    fn statuses_rejected() {
+        for bad in ["20 OK", "abc", "200OK", "2000 OK", "099 Low", "", " 200 OK", "200 O\nK", "200 \u{7f}", "200 \u{100}"] {
+            assert!(parse_status(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn headers_accepted() {
+        assert!(check_header("Content-Type", "text/plain; charset=utf-8").is_ok());
+        assert!(check_header("X-Caf\u{e9}-Free", "x").is_err());
+        assert!(check_header("X-Latin", "caf\u{e9}").is_ok());
+        assert!(check_header("X-Empty", "").is_ok());
+    }
+
+    #[test]
+    fn headers_rejected_with_reason() {
+        let cases = [
+            ("", "x", "must not be empty"),
+            ("X Y", "x", "contains ' '"),
+            ("X:Y", "x", "contains ':'"),
+            ("X\r\nSet-Cookie", "x", "contains '\\r'"),
+            ("X", "a\r\nSet-Cookie: b", "CR, LF and NUL"),
+            ("X", "a\nb", "CR, LF and NUL"),
+            ("X", "a\0b", "CR, LF and NUL"),
+            ("X", "\u{20ac}", "not Latin-1"),
+        ];
+        for (name, value, expected) in cases {
+            let err = check_header(name, value).unwrap_err();
+            assert!(err.contains(expected), "{name:?}: {value:?}: {err}");
+        }
+    }
+}

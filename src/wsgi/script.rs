@@ -1,0 +1,67 @@
+//! Loading WSGI scripts into the interpreter: once per process, again when
+//! the file changes. A script is compiled from source at the interpreter's
+//! optimisation level and never cached as .pyc, as with mod_wsgi.
+
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyDict, PyModule};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+struct LoadedScript {
+    /// The file's mtime (APR microseconds) when it was loaded.
+    mtime: i64,
+    module: Py<PyModule>,
+}
+
+/// One lock for all scripts: loading is rare, and a script executing while
+/// the GIL passes to another thread must not be loaded twice.
+static SCRIPTS: Mutex<BTreeMap<String, LoadedScript>> = Mutex::new(BTreeMap::new());
+
+/// The module for `path`, loading or reloading it if its mtime changed.
+pub fn load<'py>(py: Python<'py>, path: &str, mtime: i64) -> PyResult<Bound<'py, PyModule>> {
+    // lock_py_attached waits with the GIL released, so a thread that holds
+    // the lock and gives up the GIL inside the script cannot deadlock us.
+    let mut scripts = SCRIPTS.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    if let Some(loaded) = scripts.get(path) {
+        if loaded.mtime == mtime {
+            return Ok(loaded.module.bind(py).clone());
+        }
+    }
+    let module = execute(py, path)?;
+    scripts.insert(path.to_owned(), LoadedScript { mtime, module: module.clone().unbind() });
+    Ok(module)
+}
+
+/// A stable module name per path, so pickled objects and tracebacks
+/// refer to the same module across reloads.
+fn module_name(path: &str) -> String {
+    // FNV-1a: dependency-free and stable across processes and builds.
+    let hash = path
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("_wsgi_rs_{hash:016x}")
+}
+
+fn execute<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyModule>> {
+    let source = py.detach(|| std::fs::read(path))?;
+    let name = module_name(path);
+    let module = PyModule::new(py, &name)?;
+    module.setattr("__file__", path)?;
+    let builtins = py.import("builtins")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dont_inherit", true)?;
+    // optimize=-1: the interpreter's own level, i.e. WSGIPythonOptimize.
+    kwargs.set_item("optimize", -1)?;
+    let code = builtins
+        .getattr("compile")?
+        .call((pyo3::types::PyBytes::new(py, &source), path, "exec"), Some(&kwargs))?;
+    let sys_modules = py.import("sys")?.getattr("modules")?;
+    sys_modules.set_item(&name, &module)?;
+    let globals = module.dict();
+    if let Err(err) = builtins.getattr("exec")?.call1((code, &globals)) {
+        let _ = sys_modules.del_item(&name);
+        return Err(err);
+    }
+    Ok(module)
+}
