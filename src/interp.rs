@@ -167,24 +167,40 @@ fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
 }
 
 /// Runs `f` attached to the interpreter, or says why it cannot.
-///
-/// The first call on an Apache thread gives the thread its own Python
-/// thread state, kept for the life of the thread: attaching is then a lock
-/// acquisition rather than an allocation, and `threading.local` data
-/// persists between requests on the same thread as it does under mod_wsgi.
 pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, String> {
     match INTERPRETER.get() {
         Some(Interpreter::Ours | Interpreter::Borrowed) => {}
         Some(Interpreter::Unavailable(reason)) => return Err(reason.clone()),
         None => return Err("Python was not started in this process".to_owned()),
     }
+    pin_thread_state();
+    Ok(Python::attach(f))
+}
+
+/// Gives the calling Apache thread its own main-interpreter thread state,
+/// once, and keeps it for the life of the thread: attaching is then a
+/// lock acquisition rather than an allocation, and `threading.local` data
+/// persists between requests on the same thread as it does under mod_wsgi.
+///
+/// With mod_python in the process this must happen before mod_python
+/// first runs on the thread. mod_python keeps a pool of thread states that
+/// it hands to whichever thread asks next, and the first one created on a
+/// thread becomes that thread's PyGILState state; PyGILState_Ensure would
+/// later find it while another thread is running on it, believe the GIL
+/// already held, and run two threads in Python at once. Claiming the slot
+/// first (from the create_request hook) keeps it ours.
+pub fn pin_thread_state() {
+    if !matches!(INTERPRETER.get(), Some(Interpreter::Ours | Interpreter::Borrowed)) {
+        return;
+    }
     THREAD_STATE_PINNED.with(|pinned| {
         if !pinned.get() {
             // SAFETY: the interpreter is initialised and this thread is not
-            // attached (pyo3 attaches only inside with_python). Ensure
-            // creates this thread's state and takes the GIL; the matching
-            // Release is deliberately never called, which keeps the state
-            // alive, and SaveThread drops the GIL again.
+            // attached (we attach only inside with_python, and mod_python
+            // releases the GIL before a request ends). Ensure creates this
+            // thread's state and takes the GIL; the matching Release is
+            // deliberately never called, which keeps the state alive, and
+            // SaveThread drops the GIL again.
             unsafe {
                 py::PyGILState_Ensure();
                 py::PyEval_SaveThread();
@@ -192,7 +208,12 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, St
             pinned.set(true);
         }
     });
-    Ok(Python::attach(f))
+}
+
+/// Whether another module owns the interpreter (its threads must then be
+/// pinned before that module runs on them).
+pub fn is_borrowed() -> bool {
+    matches!(INTERPRETER.get(), Some(Interpreter::Borrowed))
 }
 
 fn register_finalisation(pchild: *mut ffi::apr_pool_t) {

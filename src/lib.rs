@@ -104,6 +104,14 @@ mod entry_points {
                 );
                 // Runs the application for requests with handler wsgi-script.
                 ffi::ap_hook_handler(Some(handler), null(), null(), consts::APR_HOOK_MIDDLE);
+                // Beside mod_python, claims each thread's Python thread
+                // state before mod_python can (see interp::pin_thread_state).
+                ffi::ap_hook_create_request(
+                    Some(create_request),
+                    null(),
+                    null(),
+                    consts::APR_HOOK_REALLY_FIRST,
+                );
             }
         })
     }
@@ -192,6 +200,15 @@ mod entry_points {
             // SAFETY: s is the main server; its config was created by us.
             let config = unsafe { directives::server_config(s) };
             interp::start(config, s, pchild);
+        })
+    }
+
+    unsafe extern "C" fn create_request(_r: *mut ffi::request_rec) -> c_int {
+        guarded("create_request", consts::OK, || {
+            if interp::is_borrowed() {
+                interp::pin_thread_state();
+            }
+            consts::OK
         })
     }
 

@@ -52,6 +52,7 @@ pub mod consts {
     pub const HTTP_NOT_FOUND: c_int = ffi::HTTP_NOT_FOUND as c_int;
     pub const HTTP_INTERNAL_SERVER_ERROR: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     pub const APR_HOOK_MIDDLE: c_int = ffi::APR_HOOK_MIDDLE as c_int;
+    pub const APR_HOOK_REALLY_FIRST: c_int = ffi::APR_HOOK_REALLY_FIRST;
     pub const APLOG_CRIT: c_int = ffi::APLOG_CRIT as c_int;
     pub const APLOG_ERR: c_int = ffi::APLOG_ERR as c_int;
     pub const APLOG_NOTICE: c_int = ffi::APLOG_NOTICE as c_int;
