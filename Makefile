@@ -1,0 +1,99 @@
+# mod_wsgi_rs: build, test, run and install.
+#
+#   make deps       install the Debian packages the build and tests need
+#   make build      cargo build --release (the default target)
+#   make test       deps + build + cargo test
+#   make run        deps + build + a private Apache on 127.0.0.1:$(PORT) serving $(APP)
+#   make install    copy mod_wsgi_rs.so and the a2enmod files (honours DESTDIR)
+#   make uninstall  remove exactly what install copied (honours DESTDIR)
+#   make clean      cargo clean
+
+SHELL := /bin/bash
+
+# Rust from rustup lives in ~/.cargo/bin, which non-login shells may not have on PATH.
+CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
+APXS  ?= apxs
+
+# The shared object cargo builds, and the name it is installed under.
+SO          ?= target/release/libmod_wsgi_rs.so
+MODULE_FILE  = mod_wsgi_rs.so
+MODULE_NAME  = wsgi_rs
+
+# Install locations come from apxs (Debian: /usr/lib/apache2/modules and /etc/apache2).
+# Both may be overridden; DESTDIR is prepended to both.
+LIBEXECDIR    ?= $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+SYSCONFDIR    ?= $(shell $(APXS) -q SYSCONFDIR 2>/dev/null)
+MODS_AVAILABLE = $(SYSCONFDIR)/mods-available
+DESTDIR       ?=
+
+# make run (see tools/run.sh)
+PORT     ?= 8000
+APP      ?= examples/hello.wsgi
+MPM      ?= event
+LOGLEVEL ?= warn wsgi_rs:info
+
+# Debian packages: the build (apache2-dev for apxs and headers, libclang-dev for
+# bindgen, python3.11-dev for libpython, a C toolchain for the shim), the tests
+# (apache2, mod_python and mod_wsgi beside us, curl) and the benchmarks (wrk).
+DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
+               python3.11 python3.11-dev python3.11-venv \
+               libapache2-mod-python libapache2-mod-wsgi-py3 \
+               wrk curl ca-certificates
+
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600
+
+.PHONY: all deps build test run install uninstall clean
+
+# deps must finish before anything is built, also under make -j.
+.NOTPARALLEL:
+
+all: build
+
+deps:
+	@missing=; \
+	for p in $(DEB_PACKAGES); do \
+	    status=$$(dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null || true); \
+	    [[ $$status == ii* ]] || missing="$$missing $$p"; \
+	done; \
+	if [[ -z $$missing ]]; then \
+	    echo "deps: all required Debian packages are installed"; \
+	else \
+	    echo "deps: installing:$$missing"; \
+	    $(APT) update </dev/null && \
+	    $(APT) install $$missing </dev/null; \
+	fi
+
+build:
+	$(CARGO) build --release
+
+# Only used when $(SO) does not exist yet (e.g. `make install` on a fresh clone).
+$(SO):
+	$(CARGO) build --release
+
+test: deps build
+	$(CARGO) test --release -- --test-threads=2
+
+run: deps build
+	PORT='$(PORT)' APP='$(APP)' SO='$(SO)' MPM='$(MPM)' LOGLEVEL='$(LOGLEVEL)' tools/run.sh
+
+install: $(SO)
+	@test -n '$(LIBEXECDIR)' -a -n '$(SYSCONFDIR)' || \
+	    { echo "install: apxs not found; run 'make deps' or set LIBEXECDIR and SYSCONFDIR" >&2; exit 1; }
+	install -d '$(DESTDIR)$(LIBEXECDIR)' '$(DESTDIR)$(MODS_AVAILABLE)'
+	install -m 644 '$(SO)' '$(DESTDIR)$(LIBEXECDIR)/$(MODULE_FILE)'
+	install -m 644 apxs/$(MODULE_NAME).load apxs/$(MODULE_NAME).conf '$(DESTDIR)$(MODS_AVAILABLE)/'
+	@echo
+	@echo "Installed $(DESTDIR)$(LIBEXECDIR)/$(MODULE_FILE)"
+	@echo "Enable it with 'a2enmod $(MODULE_NAME)' (it conflicts with mod_wsgi: 'a2dismod wsgi' first"
+	@echo "if that is enabled), then restart Apache."
+
+uninstall:
+	@test -n '$(LIBEXECDIR)' -a -n '$(SYSCONFDIR)' || \
+	    { echo "uninstall: apxs not found; set LIBEXECDIR and SYSCONFDIR" >&2; exit 1; }
+	rm -f '$(DESTDIR)$(LIBEXECDIR)/$(MODULE_FILE)' \
+	      '$(DESTDIR)$(MODS_AVAILABLE)/$(MODULE_NAME).load' \
+	      '$(DESTDIR)$(MODS_AVAILABLE)/$(MODULE_NAME).conf'
+
+clean:
+	$(CARGO) clean
