@@ -138,7 +138,7 @@ fn describe_status(status: &py::PyStatus) -> String {
 }
 
 /// One line per child: the version and where the optimisation level came
-/// from. At notice when the environment overrode the configuration, since
+/// from. At notice when the environment overrode WSGIPythonOptimize, since
 /// that is the case an operator would otherwise never find.
 fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
     let (version, level) = with_python(|py| -> PyResult<(String, u8)> {
@@ -158,7 +158,8 @@ fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
         (Some(c), _, _) => format!("WSGIPythonOptimize {c}"),
         (None, _, _) => "default".to_owned(),
     };
-    let level_log = if raised_by_env { consts::APLOG_NOTICE } else { consts::APLOG_INFO };
+    let overridden = raised_by_env && configured.is_some();
+    let level_log = if overridden { consts::APLOG_NOTICE } else { consts::APLOG_INFO };
     log::server(
         s,
         level_log,

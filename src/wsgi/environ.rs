@@ -1,6 +1,7 @@
 //! Building the WSGI environ from the request: the CGI variables Apache
 //! computes, the path split done by translate_name, and the `wsgi.*` keys.
 
+use super::file_wrapper::FileWrapper;
 use crate::config::ScriptAlias;
 use crate::httpd::{consts, ffi, pool};
 use pyo3::prelude::*;
@@ -128,6 +129,7 @@ pub unsafe fn build<'py>(
     environ.set_item("wsgi.multithread", multithread)?;
     environ.set_item("wsgi.multiprocess", multiprocess)?;
     environ.set_item("wsgi.run_once", false)?;
+    environ.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
     environ.set_item("mod_wsgi.process_group", "")?;
     environ.set_item("mod_wsgi.application_group", "")?;
     environ.set_item("mod_wsgi.callable_object", callable)?;

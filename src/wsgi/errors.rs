@@ -4,7 +4,6 @@
 use super::{RequestSlot, SameThread};
 use crate::httpd::{consts, ffi, log};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 use std::sync::Mutex;
 
 /// The file-like object behind `wsgi.errors`. Text is held until a newline
@@ -78,7 +77,12 @@ impl ErrorLog {
 /// The traceback of `err` as text, as Python would print it.
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
-        let lines = tb.getattr("format_exception")?.call1(PyTuple::new(py, [err.value(py)])?)?;
+        // pyo3 keeps the traceback beside the exception, so pass all three
+        // parts rather than relying on the value's __traceback__.
+        let traceback = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
+        let lines = tb
+            .getattr("format_exception")?
+            .call1((err.get_type(py), err.value(py), traceback))?;
         let lines: Vec<String> = lines.extract()?;
         Ok(lines.concat())
     });

@@ -9,6 +9,8 @@ mod environ;
 #[cfg(not(test))]
 mod errors;
 #[cfg(not(test))]
+mod file_wrapper;
+#[cfg(not(test))]
 mod handler;
 #[cfg(not(test))]
 mod input;
