@@ -67,6 +67,10 @@ pub mod consts {
     pub const REQUEST_CHUNKED_DECHUNK: c_int = ffi::REQUEST_CHUNKED_DECHUNK as c_int;
     pub const APR_SUCCESS: c_int = ffi::APR_SUCCESS as c_int;
     pub const HTTP_REQUEST_ENTITY_TOO_LARGE: c_int = ffi::HTTP_REQUEST_ENTITY_TOO_LARGE as c_int;
+    pub const APR_TIMEUP: c_int = ffi::APR_TIMEUP as c_int;
+    pub const APR_INCOMPLETE: c_int = ffi::APR_INCOMPLETE as c_int;
+    pub const APR_EOF: c_int = ffi::APR_EOF as c_int;
+    pub const HTTP_REQUEST_TIME_OUT: c_int = ffi::HTTP_REQUEST_TIME_OUT as c_int;
     pub const HTTP_BAD_REQUEST: c_int = ffi::HTTP_BAD_REQUEST as c_int;
     pub const AP_FILTER_ERROR: c_int = ffi::AP_FILTER_ERROR;
     pub const OPT_EXECCGI: c_int = ffi::OPT_EXECCGI as c_int;

@@ -191,6 +191,18 @@ fn read_failure(status: c_int) -> (c_int, String) {
             "request body rejected by Apache (over LimitRequestBody, or malformed)".to_owned(),
         );
     }
+    if status == consts::APR_TIMEUP {
+        return (
+            consts::HTTP_REQUEST_TIME_OUT,
+            "timed out waiting for the request body (Apache's Timeout)".to_owned(),
+        );
+    }
+    if status == consts::APR_INCOMPLETE || status == consts::APR_EOF {
+        return (
+            consts::HTTP_BAD_REQUEST,
+            "the client closed the connection before sending the whole request body".to_owned(),
+        );
+    }
     let mut text = [0u8; 256];
     // SAFETY: apr_strerror writes a NUL-terminated message of at most the
     // given size into the buffer and returns it.
@@ -198,8 +210,5 @@ fn read_failure(status: c_int) -> (c_int, String) {
         let p = ffi::apr_strerror(status, text.as_mut_ptr().cast(), text.len());
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     };
-    (
-        consts::HTTP_BAD_REQUEST,
-        format!("error reading the request body: {reason} (client disconnected or timed out)"),
-    )
+    (consts::HTTP_BAD_REQUEST, format!("error reading the request body: {reason}"))
 }
