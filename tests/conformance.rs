@@ -134,9 +134,9 @@ const DELIBERATE: &[Deliberate] = &[
         cases: LIST_BODY_CASES,
         item: "framing",
         reason: "a list or tuple body is complete when the application returns it, so \
-                 mod_wsgi_rs hands it to Apache in one piece and Apache adds a Content-Length \
-                 (the connection can be kept alive); mod_wsgi 4.9 passes each item on as it \
-                 goes and the body is sent chunked. The bytes are the same",
+                 mod_wsgi_rs hands it to Apache in one piece and Apache announces its length \
+                 (as for a static file); mod_wsgi 4.9 passes each item on as it goes and the \
+                 body is sent chunked. The bytes are the same",
     },
     Deliberate {
         cases: &["*"],
@@ -200,7 +200,7 @@ const LIST_BODY_CASES: &[&str] = &[
     "out-empty-items", "out-head-list", "out-teapot", "out-unknown-code", "out-status-own-reason",
     "out-repeated-headers", "out-no-content-type", "out-latin1-header", "out-empty-header-value",
     "out-redirect", "out-start-response-twice", "out-exc-info-before-output", "out-close-called",
-    "out-close-on-error", "out-close-on-early-error", "out-large-single",
+    "out-close-on-error", "out-close-on-early-error", "out-large-single", "env-callable-object",
 ];
 
 /// environ keys whose value changes from request to request (or server to server) by
@@ -284,6 +284,9 @@ fn install(dir: &TestDir) -> String {
          WSGIScriptAlias /broken {}\n\
          WSGIScriptAlias /missing {}\n\
          WSGIScriptAlias /scripts/ {}/\n\
+         WSGIScriptAlias /authenv {} pass-authorization=On\n\
+         WSGIScriptAlias /callable {} callable-object=not_the_application\n\
+         WSGIScriptAliasMatch ^/match/([a-z]+) {}/$1.wsgi\n\
          WSGIScriptAlias / {}\n\
          # Both servers read chunked request bodies (WSGIChunkedRequest is skipped by a\n\
          # module that does not know it yet, and its chunked cases then show the gap).\n\
@@ -298,6 +301,9 @@ fn install(dir: &TestDir) -> String {
         a("broken.wsgi"),
         a("does-not-exist.wsgi"),
         dir.p("scripts"),
+        a("env.wsgi"),
+        a("noapp.wsgi"),
+        dir.p("apps"),
         a("env.wsgi"),
     )
 }
@@ -751,6 +757,8 @@ struct CaseResult {
     requests: Vec<String>,
     unexpected: Vec<Diff>,
     accepted: Vec<(Diff, &'static str)>,
+    /// one line per request: what each server answered
+    seen: Vec<String>,
 }
 
 fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
@@ -761,6 +769,7 @@ fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
         requests: case.reqs.iter().map(|r| r.describe()).collect(),
         unexpected: Vec::new(),
         accepted: Vec::new(),
+        seen: Vec::new(),
     };
     for (i, req) in case.reqs.iter().enumerate() {
         let (a, b) = std::thread::scope(|s| {
@@ -768,6 +777,8 @@ fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
             let b = s.spawn(|| exchange(theirs.port, req));
             (a.join().unwrap(), b.join().unwrap())
         });
+        let brief = |o: &Observed| format!("{} {} {}B", o.status, o.outcome.kind(), o.body.len());
+        res.seen.push(format!("{} | {}", brief(&a), brief(&b)));
         for mut d in compare(case.cmp, &a, &on, &b, &tn) {
             if case.reqs.len() > 1 {
                 d.item = format!("#{} {}", i + 1, d.item);
@@ -828,6 +839,17 @@ fn conformance(mpm: Mpm) {
             let _ = writeln!(report, "  - {}\n      mod_wsgi_rs: {}\n      mod_wsgi:    {}", d.item, d.ours, d.theirs);
         }
     }
+    let _ = writeln!(report, "\nevery case (mod_wsgi_rs | mod_wsgi: status, outcome, body bytes):");
+    for r in &results {
+        let verdict = if !r.unexpected.is_empty() {
+            "DIFFERS"
+        } else if !r.accepted.is_empty() {
+            "deliberate"
+        } else {
+            "same"
+        };
+        let _ = writeln!(report, "  {:<36} {:<10} {}", r.name, verdict, r.seen.join(" ; "));
+    }
     let mut used: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in &results {
         for (d, reason) in &r.accepted {
@@ -838,6 +860,10 @@ fn conformance(mpm: Mpm) {
     let _ = writeln!(report, "\ndeliberate differences seen:");
     for (reason, cases) in &used {
         let _ = writeln!(report, "  - {reason} ({} cases)", cases.len());
+    }
+    let unseen: Vec<&str> = DELIBERATE.iter().filter(|d| !used.contains_key(d.reason)).map(|d| d.item).collect();
+    if !unseen.is_empty() {
+        let _ = writeln!(report, "\ndeliberate entries that matched nothing in this run: {unseen:?}");
     }
     let crashes_ours = crash_lines(&ours.error_log());
     let crashes_theirs = crash_lines(&theirs.error_log());
@@ -868,6 +894,26 @@ fn catalogue_is_large_enough() {
     for d in DELIBERATE {
         assert!(!d.reason.is_empty());
     }
+}
+
+/// Every entry of [`DELIBERATE`] is listed in docs/COMPATIBILITY.md by its item.
+#[test]
+fn deliberate_table_is_documented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/COMPATIBILITY.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut missing = Vec::new();
+    for d in DELIBERATE {
+        let mut names = vec![d.item];
+        if d.cases.len() <= 4 {
+            names.extend(d.cases.iter().filter(|c| **c != "*"));
+        }
+        missing.extend(names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))));
+    }
+    assert!(
+        missing.is_empty(),
+        "{} does not name these items or cases of the DELIBERATE table (in backticks): {missing:?}",
+        path.display()
+    );
 }
 
 #[test]

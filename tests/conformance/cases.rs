@@ -11,6 +11,9 @@
 //! | `/broken`   | apps/broken.wsgi (load fails)  |
 //! | `/missing`  | a script that does not exist   |
 //! | `/scripts/` | the directory scripts/ (holds env.wsgi) |
+//! | `/authenv`  | apps/env.wsgi with pass-authorization=On |
+//! | `/callable` | apps/noapp.wsgi with callable-object=not_the_application |
+//! | `^/match/([a-z]+)` | WSGIScriptAliasMatch to apps/$1.wsgi |
 //! | `/`         | apps/env.wsgi (last, catches everything else) |
 
 /// How the two responses are compared.
@@ -143,6 +146,14 @@ pub fn catalogue() -> Vec<Case> {
              vec![get("/scripts/")]),
         case("env-script-dir-missing", "script-directory mount, no such script", Exact,
              vec![get("/scripts/nope.wsgi/x")]),
+        case("env-pass-authorization", "pass-authorization=On passes Authorization", Environ,
+             vec![get("/authenv/x").header("Authorization", "Basic dXNlcjpwYXNz")]),
+        case("env-callable-object", "callable-object= names another callable", Exact,
+             vec![get("/callable/x")]),
+        case("env-alias-match", "WSGIScriptAliasMatch with $1 in the target", Environ,
+             vec![get("/match/env/extra/path?q=1")]),
+        case("env-alias-match-missing", "WSGIScriptAliasMatch to a missing script", Exact,
+             vec![get("/match/nope/x")]),
         case("env-http-headers", "request headers become HTTP_* keys", Environ,
              vec![get("/env/h")
                  .header("X-Custom-Thing", "some value")
