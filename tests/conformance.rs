@@ -189,6 +189,14 @@ const DELIBERATE: &[Deliberate] = &[
                  mod_wsgi 4.9 appends Apache's HTML 500 page to the partial body and ends the \
                  response normally, so the client sees a complete 200",
     },
+    Deliberate {
+        cases: &["input-short-body"],
+        item: "response",
+        reason: "when the request body cannot be read (the client stopped sending, a \
+                 timeout, a body Apache rejects), that failure decides the response (400, \
+                 408 or 413) and whatever the application answers after catching the OSError \
+                 is not sent; mod_wsgi 4.9 sends the application's answer",
+    },
 ];
 
 /// Cases whose application returns a list or tuple (see [`DELIBERATE`]: framing).
@@ -201,6 +209,8 @@ const LIST_BODY_CASES: &[&str] = &[
     "out-repeated-headers", "out-no-content-type", "out-latin1-header", "out-empty-header-value",
     "out-redirect", "out-start-response-twice", "out-exc-info-before-output", "out-close-called",
     "out-close-on-error", "out-close-on-early-error", "out-large-single", "env-callable-object",
+    "input-expect-100", "input-expect-100-unread", "out-head-method", "out-get-method",
+    "out-header-whitespace", "out-status-latin1-reason", "out-content-type-twice",
 ];
 
 /// environ keys whose value changes from request to request (or server to server) by
@@ -404,6 +414,8 @@ struct Observed {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     outcome: Outcome,
+    /// interim (1xx) responses before the final one
+    interim: Vec<u16>,
 }
 
 fn request_bytes(req: &Req, port: u16) -> Vec<u8> {
@@ -435,6 +447,7 @@ fn exchange(port: u16, req: &Req) -> Observed {
         headers: Vec::new(),
         body: Vec::new(),
         outcome: Outcome::NoResponse(why),
+        interim: Vec::new(),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
@@ -446,6 +459,9 @@ fn exchange(port: u16, req: &Req) -> Observed {
     let bytes = request_bytes(req, port);
     // A server may answer before reading the whole body; keep reading what it sent.
     let write_err = s.write_all(&bytes).and_then(|_| s.flush()).err();
+    if req.half_close {
+        let _ = s.shutdown(Shutdown::Write);
+    }
     let mut raw = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut end_note = None;
@@ -479,6 +495,7 @@ fn exchange(port: u16, req: &Req) -> Observed {
     }
     // Skip interim 1xx responses.
     let mut rest: &[u8] = &raw;
+    let mut interim = Vec::new();
     loop {
         let Some(end) = find(rest, b"\r\n\r\n") else {
             return no(format!("no end of headers in {:?}", String::from_utf8_lossy(rest)));
@@ -495,6 +512,7 @@ fn exchange(port: u16, req: &Req) -> Observed {
         };
         let body_bytes = &rest[end + 4..];
         if (100..200).contains(&status) && status != 101 {
+            interim.push(status);
             rest = body_bytes;
             continue;
         }
@@ -505,7 +523,14 @@ fn exchange(port: u16, req: &Req) -> Observed {
         let header = |n: &str| {
             headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone())
         };
-        let mut o = Observed { status, reason, headers: headers.clone(), body: Vec::new(), outcome: Outcome::Complete };
+        let mut o = Observed {
+            status,
+            reason,
+            headers: headers.clone(),
+            body: Vec::new(),
+            outcome: Outcome::Complete,
+            interim: interim.clone(),
+        };
         if req.method == "HEAD" || status == 204 || status == 304 {
             if !body_bytes.is_empty() {
                 o.body = body_bytes.to_vec();
@@ -674,6 +699,13 @@ fn compare(cmp: Cmp, ours: &Observed, on: &Norm, theirs: &Observed, tn: &Norm) -
         diffs.push(Diff { item: "response".into(), ours: summary(ours, on), theirs: summary(theirs, tn) });
         return diffs;
     }
+    if ours.interim != theirs.interim {
+        diffs.push(Diff {
+            item: "interim".into(),
+            ours: format!("{:?}", ours.interim),
+            theirs: format!("{:?}", theirs.interim),
+        });
+    }
     if ours.reason != theirs.reason {
         diffs.push(Diff { item: "reason".into(), ours: ours.reason.clone(), theirs: theirs.reason.clone() });
     }
@@ -777,7 +809,10 @@ fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
             let b = s.spawn(|| exchange(theirs.port, req));
             (a.join().unwrap(), b.join().unwrap())
         });
-        let brief = |o: &Observed| format!("{} {} {}B", o.status, o.outcome.kind(), o.body.len());
+        let brief = |o: &Observed| {
+            let interim: String = o.interim.iter().map(|s| format!("{s}+")).collect();
+            format!("{interim}{} {} {}B", o.status, o.outcome.kind(), o.body.len())
+        };
         res.seen.push(format!("{} | {}", brief(&a), brief(&b)));
         for mut d in compare(case.cmp, &a, &on, &b, &tn) {
             if case.reqs.len() > 1 {

@@ -34,6 +34,8 @@ pub struct Req {
     pub body: Vec<u8>,
     /// Add `Content-Length` for the body (off for chunked bodies).
     pub auto_length: bool,
+    /// Close the sending side after the request, before reading the response.
+    pub half_close: bool,
 }
 
 impl Req {
@@ -45,6 +47,7 @@ impl Req {
             headers: Vec::new(),
             body: Vec::new(),
             auto_length: method == "POST" || method == "PUT",
+            half_close: false,
         }
     }
     pub fn header(mut self, k: &str, v: &str) -> Req {
@@ -72,6 +75,14 @@ impl Req {
         self.body = b;
         self.auto_length = false;
         self.headers.push(("Transfer-Encoding".into(), "chunked".into()));
+        self
+    }
+    /// Announces `declared` bytes but sends only `body`, then closes the sending side.
+    pub fn short_body(mut self, declared: usize, body: &[u8]) -> Req {
+        self.headers.push(("Content-Length".into(), declared.to_string()));
+        self.body = body.to_vec();
+        self.auto_length = false;
+        self.half_close = true;
         self
     }
     pub fn describe(&self) -> String {
@@ -211,6 +222,12 @@ pub fn catalogue() -> Vec<Case> {
                  let pieces: Vec<&[u8]> = body.chunks(70_000).collect();
                  Req::new("POST", "/input/echo").chunked(&pieces)
              }]),
+        case("input-expect-100", "Expect: 100-continue, body read", Exact,
+             vec![post("/input/read", LINES).header("Expect", "100-continue")]),
+        case("input-expect-100-unread", "Expect: 100-continue, body not read", Exact,
+             vec![Req::new("POST", "/out/list-body").header("Expect", "100-continue").body(&b"unread"[..])]),
+        case("input-short-body", "client announces 100 bytes, sends 10 and stops", Exact,
+             vec![Req::new("POST", "/input/read").short_body(100, b"only ten b")]),
         case("input-large-echo", "5 MiB POST echoed back", Exact, vec![post("/input/echo", &big)]),
         // ----- response shapes
         case("out-list", "list body", Exact, vec![get("/out/list-body")]),
@@ -239,6 +256,10 @@ pub fn catalogue() -> Vec<Case> {
         case("out-head-list", "HEAD of a list body", Exact, vec![Req::new("HEAD", "/out/list-body")]),
         case("out-head-generator", "HEAD of a generator", Exact, vec![Req::new("HEAD", "/out/generator")]),
         case("out-head-file", "HEAD of a file_wrapper", Exact, vec![Req::new("HEAD", "/out/file-real")]),
+        case("out-head-method", "the method a HEAD request shows the app", Exact,
+             vec![Req::new("HEAD", "/out/method-header")]),
+        case("out-get-method", "the method a GET request shows the app", Exact,
+             vec![get("/out/method-header")]),
         case("out-teapot", "custom status and headers", Exact, vec![get("/out/teapot")]),
         case("out-unknown-code", "status code Apache does not know", Exact,
              vec![get("/out/status-unknown-code")]),
@@ -249,6 +270,14 @@ pub fn catalogue() -> Vec<Case> {
         case("out-no-content-type", "no Content-Type from the app", Exact, vec![get("/out/no-content-type")]),
         case("out-latin1-header", "Latin-1 header value", Exact, vec![get("/out/latin1-header")]),
         case("out-empty-header-value", "empty header value", Exact, vec![get("/out/empty-header-value")]),
+        case("out-header-whitespace", "header value with surrounding spaces", Exact,
+             vec![get("/out/header-whitespace")]),
+        case("out-status-latin1-reason", "Latin-1 reason phrase", Exact,
+             vec![get("/out/status-latin1-reason")]),
+        case("out-content-type-twice", "Content-Type given twice", Exact,
+             vec![get("/out/content-type-twice")]),
+        case("out-connection-header", "the app sets Connection: close", Exact,
+             vec![get("/out/connection-header")]),
         case("out-redirect", "302 with a relative Location", Exact, vec![get("/out/location-redirect")]),
         case("out-cl-too-long", "Content-Length 100, 10 bytes sent", Exact, vec![get("/out/cl-too-long")]),
         case("out-cl-too-short", "Content-Length 5, 20 bytes returned", Exact, vec![get("/out/cl-too-short")]),
@@ -288,6 +317,14 @@ pub fn catalogue() -> Vec<Case> {
         case("err-str-item-after-output", "str body item after output", Exact,
              vec![get("/err/str-item-after-output")]),
         case("err-write-str", "write() of a str", Exact, vec![get("/err/write-str")]),
+        case("err-bytearray-item", "bytearray body item", Exact, vec![get("/err/bytearray-item")]),
+        case("err-str-body", "a str returned as the body", Exact, vec![get("/err/str-body")]),
+        case("err-bytes-body", "bytes returned as the body (iterates to ints)", Exact,
+             vec![get("/err/bytes-body")]),
+        case("err-bad-content-length", "non-numeric Content-Length from the app", Exact,
+             vec![get("/err/bad-content-length")]),
+        case("err-transfer-encoding-header", "the app sets Transfer-Encoding: chunked", Exact,
+             vec![get("/err/transfer-encoding-header")]),
         case("err-header-name-bytes", "bytes header name", Exact, vec![get("/err/header-name-bytes")]),
         case("err-header-value-int", "int header value", Exact, vec![get("/err/header-value-int")]),
         case("err-header-non-latin1", "header value outside Latin-1", Exact,

@@ -62,6 +62,31 @@ def write_str(environ, start_response):
     return []
 
 
+def bytearray_item(environ, start_response):
+    start_response('200 OK', TEXT)
+    return [bytearray(b'a bytearray')]
+
+
+def str_body(environ, start_response):
+    start_response('200 OK', TEXT)
+    return 'a str body'
+
+
+def bytes_body(environ, start_response):
+    start_response('200 OK', TEXT)
+    return b'a bytes body'
+
+
+def bad_content_length(environ, start_response):
+    start_response('200 OK', TEXT + [('Content-Length', 'abc')])
+    return [b'body']
+
+
+def transfer_encoding_header(environ, start_response):
+    start_response('200 OK', TEXT + [('Transfer-Encoding', 'chunked')])
+    return [b'body']
+
+
 def header_name_bytes(environ, start_response):
     start_response('200 OK', TEXT + [(b'X-Bytes', 'v')])
     return [b'not reached']

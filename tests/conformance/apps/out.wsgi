@@ -150,6 +150,31 @@ def empty_header_value(environ, start_response):
     return [b'empty header value']
 
 
+def method_header(environ, start_response):
+    start_response('200 OK', TEXT + [('X-Method', environ['REQUEST_METHOD'])])
+    return [b'method ' + environ['REQUEST_METHOD'].encode('latin-1')]
+
+
+def header_whitespace(environ, start_response):
+    start_response('200 OK', TEXT + [('X-Spaces', '  padded value  ')])
+    return [b'spaces']
+
+
+def status_latin1_reason(environ, start_response):
+    start_response('200 Tr\xe8s bien', TEXT)
+    return [b'latin-1 reason']
+
+
+def content_type_twice(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Type', 'text/html')])
+    return [b'two content types']
+
+
+def connection_header(environ, start_response):
+    start_response('200 OK', TEXT + [('Connection', 'close')])
+    return gen([b'connection ', b'header'])
+
+
 def location_redirect(environ, start_response):
     start_response('302 Found', TEXT + [('Location', '/elsewhere')])
     return [b'moved']
