@@ -14,7 +14,10 @@
 //! | `/authenv`  | apps/env.wsgi with pass-authorization=On |
 //! | `/callable` | apps/noapp.wsgi with callable-object=not_the_application |
 //! | `^/match/([a-z]+)` | WSGIScriptAliasMatch to apps/$1.wsgi |
-//! | `/`         | apps/env.wsgi (last, catches everything else) |
+//! | `/limited`  | apps/input.wsgi with LimitRequestBody 100 |
+//! | `/handler/` | directory with `AddHandler wsgi-script .wsgi` and ExecCGI |
+//! | `/handler-noexec/` | the same without ExecCGI |
+//! | `/` on Host `rootmount.test` | apps/env.wsgi (a second virtual host) |
 
 /// How the two responses are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,8 +150,16 @@ pub fn catalogue() -> Vec<Case> {
              vec![get("/env//a//b/")]),
         case("env-dot-segments", "dot segments are resolved by Apache", Environ,
              vec![get("/env/a/./b/../c")]),
-        case("env-root-mount", "WSGIScriptAlias / mount", Environ, vec![get("/elsewhere/x?y=1")]),
-        case("env-root-mount-bare", "WSGIScriptAlias / mount, request for /", Environ, vec![get("/")]),
+        case("env-root-mount", "WSGIScriptAlias / in a virtual host", Environ,
+             vec![get("/elsewhere/x?y=1").header("Host", "rootmount.test")]),
+        case("env-root-mount-bare", "WSGIScriptAlias / in a virtual host, request for /", Environ,
+             vec![get("/").header("Host", "rootmount.test")]),
+        case("env-vhost-alias-first", "a virtual host's / comes before the main server's /env", Environ,
+             vec![get("/env/v").header("Host", "rootmount.test")]),
+        case("env-addhandler", "AddHandler wsgi-script with ExecCGI", Environ,
+             vec![get("/handler/env.wsgi/x/y?z=1")]),
+        case("env-addhandler-no-execcgi", "AddHandler wsgi-script without ExecCGI", Exact,
+             vec![get("/handler-noexec/env.wsgi")]),
         case("env-script-dir", "script-directory mount: /scripts/NAME/rest", Environ,
              vec![get("/scripts/env.wsgi/more/path?a=b")]),
         case("env-script-dir-bare", "script-directory mount, the script itself", Environ,
@@ -228,6 +239,10 @@ pub fn catalogue() -> Vec<Case> {
              vec![Req::new("POST", "/out/list-body").header("Expect", "100-continue").body(&b"unread"[..])]),
         case("input-short-body", "client announces 100 bytes, sends 10 and stops", Exact,
              vec![Req::new("POST", "/input/read").short_body(100, b"only ten b")]),
+        case("input-over-limit", "body over LimitRequestBody", Exact,
+             vec![post("/limited/read", &lines_body(1000))]),
+        case("input-under-limit", "body under LimitRequestBody", Exact,
+             vec![post("/limited/read", &lines_body(90))]),
         case("input-large-echo", "5 MiB POST echoed back", Exact, vec![post("/input/echo", &big)]),
         // ----- response shapes
         case("out-list", "list body", Exact, vec![get("/out/list-body")]),
@@ -291,7 +306,7 @@ pub fn catalogue() -> Vec<Case> {
         case("out-start-response-after-output", "start_response again after output, no exc_info", Exact,
              vec![get("/out/start-response-after-output")]),
         case("out-close-called", "close() after a normal response", Exact,
-             vec![get("/out/closed?token=normal"), get("/out/close-called?token=normal"),
+             vec![get("/out/closed?token=normal&now=1"), get("/out/close-called?token=normal"),
                   get("/out/closed?token=normal")]),
         case("out-close-on-error", "close() when iteration fails after output", Exact,
              vec![get("/out/close-on-error?token=late"), get("/out/closed?token=late")]),

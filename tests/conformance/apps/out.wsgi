@@ -235,9 +235,15 @@ def close_called(environ, start_response):
 
 
 def closed(environ, start_response):
+    # close() may run in another process just after the client saw the response end:
+    # wait a little for the marker (unless asked not to).
+    import time
     from urllib.parse import parse_qs
-    token = parse_qs(environ['QUERY_STRING'])['token'][0]
-    path = os.path.join('@@STATE_DIR@@', 'closed-' + token)
+    qs = parse_qs(environ['QUERY_STRING'])
+    path = os.path.join('@@STATE_DIR@@', 'closed-' + qs['token'][0])
+    deadline = time.time() + (0 if 'now' in qs else 3)
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.02)
     start_response('200 OK', TEXT)
     return [b'closed=yes' if os.path.exists(path) else b'closed=no']
 
