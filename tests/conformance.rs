@@ -40,7 +40,8 @@ struct Deliberate {
     /// what differs: `environ:KEY` (both have the key, with different values),
     /// `environ-missing:KEY` (only mod_wsgi has it), `environ-extra:KEY` (only
     /// mod_wsgi_rs has it), `header:NAME`, `reason`, `body`, `framing` (one server sent
-    /// a Content-Length, the other a chunked or close-delimited body) or `response`
+    /// a Content-Length, the other a chunked or close-delimited body; `framing:list-body`
+    /// when the application returned a list or tuple) or `response`
     /// (status or completeness differ, so the whole response is shown); a trailing `*`
     /// matches any suffix
     item: &'static str,
@@ -131,8 +132,8 @@ const DELIBERATE: &[Deliberate] = &[
                  not collect request metrics",
     },
     Deliberate {
-        cases: LIST_BODY_CASES,
-        item: "framing",
+        cases: &["*"],
+        item: "framing:list-body",
         reason: "a list or tuple body is complete when the application returns it, so \
                  mod_wsgi_rs hands it to Apache in one piece and Apache announces its length \
                  (as for a static file); mod_wsgi 4.9 passes each item on as it goes and the \
@@ -204,21 +205,6 @@ const DELIBERATE: &[Deliberate] = &[
                  mod_wsgi 4.9 sends it without a Content-Length (the body ends when the \
                  connection closes), mod_wsgi_rs with one. Status and body are the same",
     },
-];
-
-/// Cases whose application returns a list or tuple (see [`DELIBERATE`]: framing).
-const LIST_BODY_CASES: &[&str] = &[
-    "input-read", "input-read-n", "input-read-n-large", "input-read-minus-1", "input-read-none",
-    "input-read-zero", "input-readline", "input-readline-n", "input-readline-long",
-    "input-readlines", "input-readlines-hint", "input-iter", "input-mixed", "input-empty",
-    "input-get-no-body", "input-chunked", "input-chunked-readline", "out-list", "out-tuple",
-    "out-empty-items", "out-head-list", "out-teapot", "out-unknown-code", "out-status-own-reason",
-    "out-repeated-headers", "out-no-content-type", "out-latin1-header", "out-empty-header-value",
-    "out-redirect", "out-start-response-twice", "out-exc-info-before-output", "out-close-called",
-    "out-close-on-error", "out-close-on-early-error", "out-large-single", "env-callable-object",
-    "input-expect-100", "input-expect-100-unread", "out-head-method", "out-get-method",
-    "out-header-whitespace", "out-status-latin1-reason", "out-content-type-twice",
-    "input-under-limit",
 ];
 
 /// environ keys whose value changes from request to request (or server to server) by
@@ -448,7 +434,7 @@ struct Observed {
     interim: Vec<u16>,
 }
 
-fn request_bytes(req: &Req, port: u16) -> Vec<u8> {
+fn request_bytes(req: &Req, port: u16, close: bool) -> Vec<u8> {
     let mut head = format!("{} {} {}\r\n", req.method, req.target, req.version);
     if !req.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         let _ = write!(head, "Host: 127.0.0.1:{port}\r\n");
@@ -459,7 +445,10 @@ fn request_bytes(req: &Req, port: u16) -> Vec<u8> {
     if req.auto_length {
         let _ = write!(head, "Content-Length: {}\r\n", req.body.len());
     }
-    head.push_str("Connection: close\r\n\r\n");
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(&req.body);
     bytes
@@ -469,24 +458,33 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Sends one request and reads until the server closes the connection.
-fn exchange(port: u16, req: &Req) -> Observed {
-    let no = |why: String| Observed {
+fn no_response(why: String) -> Observed {
+    Observed {
         status: 0,
         reason: String::new(),
         headers: Vec::new(),
         body: Vec::new(),
         outcome: Outcome::NoResponse(why),
         interim: Vec::new(),
-    };
+    }
+}
+
+/// Sends `req` and the requests pipelined after it on one connection (the last one
+/// with `Connection: close`), reads until the server closes it, and returns one
+/// observation per request.
+fn exchange(port: u16, req: &Req) -> Vec<Observed> {
+    let all: Vec<&Req> = std::iter::once(req).chain(req.pipeline.iter()).collect();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
         Ok(s) => s,
-        Err(e) => return no(format!("connect: {e}")),
+        Err(e) => return vec![no_response(format!("connect: {e}"))],
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
-    let bytes = request_bytes(req, port);
+    let mut bytes = Vec::new();
+    for (i, r) in all.iter().enumerate() {
+        bytes.extend(request_bytes(r, port, i + 1 == all.len()));
+    }
     // A server may answer before reading the whole body; keep reading what it sent.
     let write_err = s.write_all(&bytes).and_then(|_| s.flush()).err();
     if req.half_close {
@@ -521,14 +519,45 @@ fn exchange(port: u16, req: &Req) -> Observed {
             (None, Some(n)) => n,
             (None, None) => "closed without a status line".into(),
         };
-        return no(why);
+        return vec![no_response(why)];
     }
-    // Skip interim 1xx responses.
+    let mut out = Vec::new();
     let mut rest: &[u8] = &raw;
+    for r in &all {
+        if rest.is_empty() {
+            out.push(no_response("connection closed before this response".into()));
+            break;
+        }
+        let (o, used) = parse_one(rest, &r.method, end_note.as_deref());
+        let stop = o.outcome != Outcome::Complete;
+        out.push(o);
+        rest = &rest[used..];
+        if stop {
+            break;
+        }
+    }
+    if !rest.is_empty() {
+        if let Some(last) = out.last_mut() {
+            if last.outcome == Outcome::Complete {
+                last.outcome = Outcome::Truncated(format!("{} unexpected bytes after the response", rest.len()));
+            }
+        }
+    }
+    out
+}
+
+/// Parses one response from the start of `data`; returns it and the bytes it used.
+fn parse_one(data: &[u8], method: &str, end_note: Option<&str>) -> (Observed, usize) {
+    let note = || end_note.map(|n| format!(", {n}")).unwrap_or_default();
+    let mut pos = 0;
     let mut interim = Vec::new();
     loop {
+        let rest = &data[pos..];
         let Some(end) = find(rest, b"\r\n\r\n") else {
-            return no(format!("no end of headers in {:?}", String::from_utf8_lossy(rest)));
+            return (
+                no_response(format!("no end of headers in {:?}", String::from_utf8_lossy(rest))),
+                data.len(),
+            );
         };
         let head = String::from_utf8_lossy(&rest[..end]).into_owned();
         let mut lines = head.split("\r\n");
@@ -538,14 +567,14 @@ fn exchange(port: u16, req: &Req) -> Observed {
         let status: Option<u16> = parts.next().and_then(|s| s.parse().ok());
         let reason = parts.next().unwrap_or("").to_string();
         let Some(status) = status.filter(|_| proto.starts_with("HTTP/")) else {
-            return no(format!("bad status line {status_line:?}"));
+            return (no_response(format!("bad status line {status_line:?}")), data.len());
         };
-        let body_bytes = &rest[end + 4..];
+        pos += end + 4;
         if (100..200).contains(&status) && status != 101 {
             interim.push(status);
-            rest = body_bytes;
             continue;
         }
+        let body_bytes = &data[pos..];
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -559,63 +588,68 @@ fn exchange(port: u16, req: &Req) -> Observed {
             headers: headers.clone(),
             body: Vec::new(),
             outcome: Outcome::Complete,
-            interim: interim.clone(),
+            interim,
         };
-        if req.method == "HEAD" || status == 204 || status == 304 {
-            if !body_bytes.is_empty() {
-                o.body = body_bytes.to_vec();
-                o.outcome = Outcome::Truncated(format!("{} bytes after a body-less response", body_bytes.len()));
-            }
-            return o;
+        if method == "HEAD" || status == 204 || status == 304 {
+            return (o, pos);
         }
         let chunked = header("transfer-encoding").map(|v| v.to_ascii_lowercase().contains("chunked"));
         if chunked == Some(true) {
-            let (body, done) = dechunk(body_bytes);
+            let (body, used) = dechunk(body_bytes);
             o.body = body;
-            if !done {
-                o.outcome = Outcome::Truncated(format!(
-                    "chunked body without its last chunk{}",
-                    end_note.map(|n| format!(", {n}")).unwrap_or_default()
-                ));
-            }
-        } else if let Some(cl) = header("content-length") {
-            let n: usize = cl.parse().unwrap_or(usize::MAX);
-            if body_bytes.len() < n {
-                o.outcome = Outcome::Truncated(format!(
-                    "{} of {cl} bytes{}",
-                    body_bytes.len(),
-                    end_note.map(|n| format!(", {n}")).unwrap_or_default()
-                ));
-                o.body = body_bytes.to_vec();
-            } else {
-                o.body = body_bytes[..n].to_vec();
-            }
-        } else {
-            o.body = body_bytes.to_vec();
-            if let Some(n) = end_note {
-                o.outcome = Outcome::Truncated(format!("body read until close ended by: {n}"));
+            match used {
+                Some(used) => return (o, pos + used),
+                None => {
+                    o.outcome = Outcome::Truncated(format!("chunked body without its last chunk{}", note()));
+                    return (o, data.len());
+                }
             }
         }
-        return o;
+        if let Some(cl) = header("content-length") {
+            let n: usize = cl.parse().unwrap_or(usize::MAX);
+            if body_bytes.len() < n {
+                o.outcome = Outcome::Truncated(format!("{} of {cl} bytes{}", body_bytes.len(), note()));
+                o.body = body_bytes.to_vec();
+                return (o, data.len());
+            }
+            o.body = body_bytes[..n].to_vec();
+            return (o, pos + n);
+        }
+        o.body = body_bytes.to_vec();
+        if let Some(n) = end_note {
+            o.outcome = Outcome::Truncated(format!("body read until close ended by: {n}"));
+        }
+        return (o, data.len());
     }
 }
 
-/// Decodes a chunked body; returns the data and whether the last chunk was seen.
-fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
+/// Decodes a chunked body; returns the data and, if the last chunk (and the blank line
+/// after it) was seen, how many bytes the chunked body took.
+fn dechunk(all: &[u8]) -> (Vec<u8>, Option<usize>) {
     let mut out = Vec::new();
+    let mut data = all;
     loop {
-        let Some(eol) = find(data, b"\r\n") else { return (out, false) };
+        let Some(eol) = find(data, b"\r\n") else { return (out, None) };
         let line = String::from_utf8_lossy(&data[..eol]).into_owned();
         let Ok(size) = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16) else {
-            return (out, false);
+            return (out, None);
         };
         data = &data[eol + 2..];
         if size == 0 {
-            return (out, true);
+            // trailers (none expected) end with a blank line
+            let Some(end) = find(data, b"\r\n") else { return (out, None) };
+            let mut after = &data[end + 2..];
+            let mut used = all.len() - after.len();
+            if end != 0 {
+                let Some(e2) = find(data, b"\r\n\r\n") else { return (out, None) };
+                after = &data[e2 + 4..];
+                used = all.len() - after.len();
+            }
+            return (out, Some(used));
         }
         if data.len() < size + 2 {
             out.extend_from_slice(&data[..size.min(data.len())]);
-            return (out, false);
+            return (out, None);
         }
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
@@ -723,7 +757,7 @@ fn environ_report(o: &Observed, n: &Norm) -> Option<BTreeMap<String, (String, St
     Some(m)
 }
 
-fn compare(cmp: Cmp, ours: &Observed, on: &Norm, theirs: &Observed, tn: &Norm) -> Vec<Diff> {
+fn compare(cmp: Cmp, req: &Req, ours: &Observed, on: &Norm, theirs: &Observed, tn: &Norm) -> Vec<Diff> {
     let mut diffs = Vec::new();
     if ours.status != theirs.status || ours.outcome.kind() != theirs.outcome.kind() {
         diffs.push(Diff { item: "response".into(), ours: summary(ours, on), theirs: summary(theirs, tn) });
@@ -764,7 +798,13 @@ fn compare(cmp: Cmp, ours: &Observed, on: &Norm, theirs: &Observed, tn: &Norm) -
     let (of, tf) = (framing(&mut oh), framing(&mut th));
     if of != tf {
         let kind = |f: &str| f.split(':').next().unwrap_or("").to_string();
-        let item = if kind(&of) == kind(&tf) { "header:content-length" } else { "framing" };
+        let item = if kind(&of) == kind(&tf) {
+            "header:content-length"
+        } else if req.returns_list() {
+            "framing:list-body"
+        } else {
+            "framing"
+        };
         diffs.push(Diff { item: item.into(), ours: of, theirs: tf });
     }
     let names: std::collections::BTreeSet<&String> = oh.keys().chain(th.keys()).collect();
@@ -821,6 +861,7 @@ struct CaseResult {
     accepted: Vec<(Diff, &'static Deliberate)>,
     /// one line per request: what each server answered
     seen: Vec<String>,
+    elapsed: Duration,
 }
 
 fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
@@ -832,29 +873,48 @@ fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
         unexpected: Vec::new(),
         accepted: Vec::new(),
         seen: Vec::new(),
+        elapsed: Duration::ZERO,
     };
+    let t0 = Instant::now();
     for (i, req) in case.reqs.iter().enumerate() {
-        let (a, b) = std::thread::scope(|s| {
+        let (oa, ob) = std::thread::scope(|s| {
             let a = s.spawn(|| exchange(ours.port, req));
             let b = s.spawn(|| exchange(theirs.port, req));
             (a.join().unwrap(), b.join().unwrap())
         });
+        let label = |j: usize| {
+            if case.reqs.len() > 1 || !req.pipeline.is_empty() {
+                format!("#{} ", if req.pipeline.is_empty() { i + 1 } else { j + 1 })
+            } else {
+                String::new()
+            }
+        };
+        let none = no_response("no response on this connection".into());
+        let sent: Vec<&Req> = std::iter::once(req).chain(req.pipeline.iter()).collect();
+        for j in 0..oa.len().max(ob.len()) {
+            let (a, b) = (oa.get(j).unwrap_or(&none), ob.get(j).unwrap_or(&none));
+            res.seen_one(&label(j), a, b);
+            for mut d in compare(case.cmp, sent[j.min(sent.len() - 1)], a, &on, b, &tn) {
+                d.item = format!("{}{}", label(j), d.item);
+                match deliberate_for(case.name, &d.item) {
+                    Some(del) => res.accepted.push((d, del)),
+                    None => res.unexpected.push(d),
+                }
+            }
+        }
+    }
+    res.elapsed = t0.elapsed();
+    res
+}
+
+impl CaseResult {
+    fn seen_one(&mut self, label: &str, a: &Observed, b: &Observed) {
         let brief = |o: &Observed| {
             let interim: String = o.interim.iter().map(|s| format!("{s}+")).collect();
             format!("{interim}{} {} {}B", o.status, o.outcome.kind(), o.body.len())
         };
-        res.seen.push(format!("{} | {}", brief(&a), brief(&b)));
-        for mut d in compare(case.cmp, &a, &on, &b, &tn) {
-            if case.reqs.len() > 1 {
-                d.item = format!("#{} {}", i + 1, d.item);
-            }
-            match deliberate_for(case.name, &d.item) {
-                Some(del) => res.accepted.push((d, del)),
-                None => res.unexpected.push(d),
-            }
-        }
+        self.seen.push(format!("{label}{} | {}", brief(a), brief(b)));
     }
-    res
 }
 
 fn crash_lines(log: &str) -> Vec<String> {
@@ -879,7 +939,7 @@ fn conformance(mpm: Mpm) {
     let ours = start(Side::Ours, mpm);
     let theirs = start(Side::Theirs, mpm);
     // The reference must work, or every case would compare two failures.
-    let probe = exchange(theirs.port, &Req::new("GET", "/env"));
+    let probe = exchange(theirs.port, &Req::new("GET", "/env")).remove(0);
     assert!(
         probe.status == 200 && probe.outcome == Outcome::Complete,
         "mod_wsgi does not serve /env ({} {}): the reference server is broken\n{}",
@@ -923,7 +983,14 @@ fn conformance(mpm: Mpm) {
         } else {
             "same"
         };
-        let _ = writeln!(listing, "  {:<36} {:<10} {}", r.name, verdict, r.seen.join(" ; "));
+        let _ = writeln!(
+            listing,
+            "  {:<36} {:<10} {:>5} ms  {}",
+            r.name,
+            verdict,
+            r.elapsed.as_millis(),
+            r.seen.join(" ; ")
+        );
     }
     let mut used: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for r in &results {

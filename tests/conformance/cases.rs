@@ -39,6 +39,9 @@ pub struct Req {
     pub auto_length: bool,
     /// Close the sending side after the request, before reading the response.
     pub half_close: bool,
+    /// Requests sent after this one on the same connection (keep-alive); the last of
+    /// them carries `Connection: close`.
+    pub pipeline: Vec<Req>,
 }
 
 impl Req {
@@ -51,6 +54,7 @@ impl Req {
             body: Vec::new(),
             auto_length: method == "POST" || method == "PUT",
             half_close: false,
+            pipeline: Vec::new(),
         }
     }
     pub fn header(mut self, k: &str, v: &str) -> Req {
@@ -88,6 +92,20 @@ impl Req {
         self.half_close = true;
         self
     }
+    /// Whether the application this request reaches returns a list or tuple body
+    /// (see [`LIST_BODY_PATHS`]).
+    pub fn returns_list(&self) -> bool {
+        let path = self.target.split('?').next().unwrap_or("");
+        LIST_BODY_PATHS.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == *p,
+        })
+    }
+    /// This request followed by `more` on one connection.
+    pub fn then(mut self, more: Vec<Req>) -> Req {
+        self.pipeline = more;
+        self
+    }
     pub fn describe(&self) -> String {
         let mut s = format!("{} {} {}", self.method, self.target, self.version);
         for (k, v) in &self.headers {
@@ -96,9 +114,39 @@ impl Req {
         if !self.body.is_empty() {
             s.push_str(&format!(" body={}B", self.body.len()));
         }
+        for r in &self.pipeline {
+            s.push_str(&format!(", then on the same connection: {}", r.describe()));
+        }
         s
     }
 }
+
+/// Request paths whose application returns its body as a list or tuple (a trailing `*`
+/// matches any rest). The framing of these responses differs deliberately.
+pub const LIST_BODY_PATHS: &[&str] = &[
+    "/input/*",
+    "/limited/read",
+    "/callable/*",
+    "/out/list-body",
+    "/out/tuple-body",
+    "/out/empty-items",
+    "/out/large-single",
+    "/out/teapot",
+    "/out/status-unknown-code",
+    "/out/status-lowercase-reason",
+    "/out/status-latin1-reason",
+    "/out/repeated-headers",
+    "/out/no-content-type",
+    "/out/latin1-header",
+    "/out/empty-header-value",
+    "/out/header-whitespace",
+    "/out/content-type-twice",
+    "/out/location-redirect",
+    "/out/method-header",
+    "/out/start-response-twice",
+    "/out/exc-info-before-output",
+    "/out/closed",
+];
 
 pub struct Case {
     pub name: &'static str,
@@ -240,7 +288,7 @@ pub fn catalogue() -> Vec<Case> {
         case("input-short-body", "client announces 100 bytes, sends 10 and stops", Exact,
              vec![Req::new("POST", "/input/read").short_body(100, b"only ten b")]),
         case("input-over-limit", "body over LimitRequestBody", Exact,
-             vec![post("/limited/read", &lines_body(1000))]),
+             vec![post("/limited/over", &lines_body(1000))]),
         case("input-under-limit", "body under LimitRequestBody", Exact,
              vec![post("/limited/read", &lines_body(90))]),
         case("input-large-echo", "5 MiB POST echoed back", Exact, vec![post("/input/echo", &big)]),
@@ -263,6 +311,16 @@ pub fn catalogue() -> Vec<Case> {
         case("out-file-wrapper", "file_wrapper on a real file", Exact, vec![get("/out/file-real")]),
         case("out-file-wrapper-cl", "file_wrapper on a real file with Content-Length 1000", Exact,
              vec![get("/out/file-real-cl")]),
+        case("out-file-wrapper-offset", "file_wrapper on a real file positioned at 1000", Exact,
+             vec![get("/out/file-real-offset")]),
+        case("out-write-during-iteration", "write() called between yielded items", Exact,
+             vec![get("/out/write-during-iteration")]),
+        case("out-deferred-start-response", "start_response called inside the iterator", Exact,
+             vec![get("/out/deferred-start-response")]),
+        case("out-deferred-start-empty-first", "start_response inside the iterator, empty first item", Exact,
+             vec![get("/out/deferred-start-response-empty-first")]),
+        case("err-deferred-never-started", "iterator that never calls start_response", Exact,
+             vec![get("/err/deferred-never-started")]),
         case("out-file-wrapper-bytesio", "file_wrapper on BytesIO", Exact, vec![get("/out/file-bytesio")]),
         case("out-file-wrapper-bytesio-cl", "file_wrapper on BytesIO with Content-Length 5000", Exact,
              vec![get("/out/file-bytesio-cl")]),
@@ -312,6 +370,26 @@ pub fn catalogue() -> Vec<Case> {
              vec![get("/out/close-on-error?token=late"), get("/out/closed?token=late")]),
         case("out-close-on-early-error", "close() when iteration fails before output", Exact,
              vec![get("/out/close-on-error-early?token=early"), get("/out/closed?token=early")]),
+        // ----- several requests on one connection
+        case("keepalive-generator-then-list", "a streamed response, then a list body", Exact,
+             vec![get("/out/generator").then(vec![get("/out/list-body")])]),
+        case("keepalive-unread-body", "the app leaves the request body unread", Exact,
+             vec![post("/out/list-body", &lines_body(5000)).then(vec![get("/out/generator")])]),
+        case("keepalive-partly-read-body", "the app reads one line of the body", Exact,
+             vec![post("/input/readline-n?n=1000000", &lines_body(5000)).then(vec![get("/out/generator")])]),
+        case("keepalive-after-500", "an exception before output, then another request", Exact,
+             vec![get("/err/raise-before-start").then(vec![get("/out/list-body")])]),
+        case("keepalive-after-head", "HEAD of a generator, then a GET", Exact,
+             vec![Req::new("HEAD", "/out/generator").then(vec![get("/out/list-body")])]),
+        case("keepalive-after-cl-too-short", "a body cut to its Content-Length, then a GET", Exact,
+             vec![get("/out/cl-too-short").then(vec![get("/out/list-body")])]),
+        case("keepalive-after-204", "a 204 whose app yields a body, then a GET", Exact,
+             vec![get("/out/status-204").then(vec![get("/out/list-body")])]),
+        case("keepalive-file-wrapper", "file_wrapper responses back to back", Exact,
+             vec![get("/out/file-real").then(vec![get("/out/file-bytesio"), get("/out/file-real-cl")])]),
+        case("keepalive-chunked-request", "a chunked request body, then a GET", Exact,
+             vec![Req::new("POST", "/input/read").chunked(&[b"abc\n", b"def"])
+                 .then(vec![get("/out/list-body")])]),
         // ----- errors
         case("err-raise-before-start", "exception before start_response", Exact,
              vec![get("/err/raise-before-start")]),

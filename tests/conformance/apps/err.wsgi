@@ -87,6 +87,12 @@ def transfer_encoding_header(environ, start_response):
     return [b'body']
 
 
+def deferred_never_started(environ, start_response):
+    def body():
+        yield b'no start_response at all'
+    return body()
+
+
 def header_name_bytes(environ, start_response):
     start_response('200 OK', TEXT + [(b'X-Bytes', 'v')])
     return [b'not reached']

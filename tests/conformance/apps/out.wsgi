@@ -88,6 +88,39 @@ def file_real_cl(environ, start_response):
     return environ['wsgi.file_wrapper'](open(BLOB, 'rb'))
 
 
+def file_real_offset(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+    f = open(BLOB, 'rb')
+    f.seek(1000)
+    return environ['wsgi.file_wrapper'](f)
+
+
+def write_during_iteration(environ, start_response):
+    write = start_response('200 OK', TEXT)
+
+    def body():
+        yield b'item-1;'
+        write(b'written-between;')
+        yield b'item-2'
+    return body()
+
+
+def deferred_start_response(environ, start_response):
+    def body():
+        start_response('200 OK', TEXT + [('X-Deferred', 'yes')])
+        yield b'started inside the iterator;'
+        yield b'second'
+    return body()
+
+
+def deferred_start_response_empty_first(environ, start_response):
+    def body():
+        start_response('202 Accepted', TEXT)
+        yield b''
+        yield b'after an empty item'
+    return body()
+
+
 def file_bytesio(environ, start_response):
     start_response('200 OK', [('Content-Type', 'application/octet-stream')])
     return environ['wsgi.file_wrapper'](io.BytesIO(pattern(100000)), 4096)
