@@ -64,8 +64,8 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["*"],
         item: "environ:SERVER_SOFTWARE",
-        reason: "mod_wsgi adds its own product token (mod_wsgi/4.9.4 Python/3.11) to the \
-                 server banner; mod_wsgi_rs leaves Apache's banner as configured",
+        reason: "each module adds its own product token to Apache's server banner \
+                 (mod_wsgi/4.9.4 Python/3.11 there, mod_wsgi_rs/VERSION Python/3.11 here)",
     },
     Deliberate {
         cases: &["*"],
@@ -142,9 +142,10 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["*"],
         item: "environ:wsgi.errors",
-        reason: "mod_wsgi's wsgi.errors is an io.TextIOWrapper whose read(), readline(), \
-                 fileno() and iteration only raise; mod_wsgi_rs's offers the methods PEP 3333 \
-                 defines (write, writelines, flush)",
+        reason: "mod_wsgi's wsgi.errors is an io.TextIOWrapper, so it also has read(), \
+                 readline(), readlines(), iteration and close(), which only raise or do \
+                 nothing useful there; mod_wsgi_rs's has write(), writelines(), flush() (PEP \
+                 3333) and fileno(), which raises OSError (io.UnsupportedOperation) as mod_wsgi's does",
     },
     Deliberate {
         cases: &["*"],
@@ -973,8 +974,9 @@ fn conformance(mpm: Mpm) {
             let _ = writeln!(report, "  - {}\n      mod_wsgi_rs: {}\n      mod_wsgi:    {}", d.item, d.ours, d.theirs);
         }
     }
-    let mut listing = String::new();
-    let _ = writeln!(listing, "\nevery case (mod_wsgi_rs | mod_wsgi: status, outcome, body bytes):");
+    let mut listing = String::from("\nan example of each deliberate difference:\n");
+    let mut cases_listing = String::new();
+    let _ = writeln!(cases_listing, "\nevery case (mod_wsgi_rs | mod_wsgi: status, outcome, body bytes):");
     for r in &results {
         let verdict = if !r.unexpected.is_empty() {
             "DIFFERS"
@@ -984,7 +986,7 @@ fn conformance(mpm: Mpm) {
             "same"
         };
         let _ = writeln!(
-            listing,
+            cases_listing,
             "  {:<36} {:<10} {:>5} ms  {}",
             r.name,
             verdict,
@@ -993,19 +995,31 @@ fn conformance(mpm: Mpm) {
         );
     }
     let mut used: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    let mut example: BTreeMap<usize, &Diff> = BTreeMap::new();
     for r in &results {
-        for (_, del) in &r.accepted {
+        for (diff, del) in &r.accepted {
             let i = DELIBERATE.iter().position(|d| std::ptr::eq(d, *del)).unwrap();
             let cases = used.entry(i).or_default();
             if cases.last() != Some(&r.name) {
                 cases.push(r.name);
             }
+            example.entry(i).or_insert(diff);
         }
     }
     let _ = writeln!(report, "\ndeliberate differences seen (DELIBERATE table):");
     for (i, cases) in &used {
         let d = &DELIBERATE[*i];
         let _ = writeln!(report, "  - {} in {} case(s): {}", d.item, cases.len(), d.reason);
+        let e = example[i];
+        let cut = |s: &str| s.chars().take(160).collect::<String>();
+        let _ = writeln!(
+            listing,
+            "  {} (e.g. {}):\n      mod_wsgi_rs: {}\n      mod_wsgi:    {}",
+            d.item,
+            cases[0],
+            cut(&e.ours),
+            cut(&e.theirs)
+        );
     }
     let unseen: Vec<&str> =
         (0..DELIBERATE.len()).filter(|i| !used.contains_key(i)).map(|i| DELIBERATE[i].item).collect();
@@ -1022,7 +1036,7 @@ fn conformance(mpm: Mpm) {
         );
     }
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/conformance-{}.txt", mpm.name()));
-    let _ = std::fs::write(&out, format!("{report}{listing}"));
+    let _ = std::fs::write(&out, format!("{report}{listing}{cases_listing}"));
     eprintln!("{report}");
     assert!(
         failing.is_empty() && crashes_ours.is_empty(),
