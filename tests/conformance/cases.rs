@@ -380,7 +380,7 @@ pub fn catalogue() -> Vec<Case> {
         case("keepalive-unread-body", "the app leaves the request body unread", Exact,
              vec![post("/out/list-body", &lines_body(5000)).then(vec![get("/out/generator")])]),
         case("keepalive-partly-read-body", "the app reads one line of the body", Exact,
-             vec![post("/input/readline-n?n=1000000", &lines_body(5000)).then(vec![get("/out/generator")])]),
+             vec![post("/input/one-line", &lines_body(5000)).then(vec![get("/out/generator")])]),
         case("keepalive-after-500", "an exception before output, then another request", Exact,
              vec![get("/err/raise-before-start").then(vec![get("/out/list-body")])]),
         case("keepalive-after-head", "HEAD of a generator, then a GET", Exact,

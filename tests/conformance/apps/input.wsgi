@@ -49,6 +49,8 @@ def application(environ, start_response):
             calls = until_empty(inp.readline)
         elif mode == 'readline-n':
             calls = until_empty(lambda: inp.readline(n))
+        elif mode == 'one-line':
+            calls = [inp.readline()]
         elif mode == 'readlines':
             calls = inp.readlines() + [b'<end>'] + inp.readlines()
         elif mode == 'readlines-hint':
