@@ -146,6 +146,8 @@ pub const LIST_BODY_PATHS: &[&str] = &[
     "/out/start-response-twice",
     "/out/exc-info-before-output",
     "/out/closed",
+    "/out/str-subclasses",
+    "/out/close-raises-list",
 ];
 
 pub struct Case {
@@ -355,6 +357,15 @@ pub fn catalogue() -> Vec<Case> {
              vec![get("/out/content-type-twice")]),
         case("out-connection-header", "the app sets Connection: close", Exact,
              vec![get("/out/connection-header")]),
+        case("out-str-subclasses", "str subclasses as status, header names and values", Exact,
+             vec![get("/out/str-subclasses")]),
+        case("out-bytes-subclass-items", "bytes subclasses as body items", Exact,
+             vec![get("/out/bytes-subclass-items")]),
+        case("out-many-small-items", "10000 small streamed items", Exact, vec![get("/out/many-small-items")]),
+        case("out-close-raises-iterable", "close() raises after a streamed body", Exact,
+             vec![get("/out/close-raises-iterable")]),
+        case("out-close-raises-list", "close() of a list subclass raises", Exact,
+             vec![get("/out/close-raises-list")]),
         case("out-redirect", "302 with a relative Location", Exact, vec![get("/out/location-redirect")]),
         case("out-cl-too-long", "Content-Length 100, 10 bytes sent", Exact, vec![get("/out/cl-too-long")]),
         case("out-cl-too-short", "Content-Length 5, 20 bytes returned", Exact, vec![get("/out/cl-too-short")]),

@@ -208,6 +208,56 @@ def connection_header(environ, start_response):
     return gen([b'connection ', b'header'])
 
 
+class _Str(str):
+    pass
+
+
+class _Bytes(bytes):
+    pass
+
+
+def str_subclasses(environ, start_response):
+    start_response(_Str('200 OK'), [(_Str('Content-Type'), _Str('text/plain')),
+                                    (_Str('X-Sub'), _Str('subclass'))])
+    return [b'str subclasses in status and headers']
+
+
+def bytes_subclass_items(environ, start_response):
+    start_response('200 OK', TEXT)
+    return gen([_Bytes(b'bytes '), _Bytes(b'subclass')])
+
+
+def many_small_items(environ, start_response):
+    start_response('200 OK', TEXT)
+    return gen([b'%d,' % i for i in range(10000)])
+
+
+class _CloseRaises:
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        raise RuntimeError('planned failure in close()')
+
+
+class _CloseRaisesList(list):
+    def close(self):
+        raise RuntimeError('planned failure in close()')
+
+
+def close_raises_iterable(environ, start_response):
+    start_response('200 OK', TEXT)
+    return _CloseRaises([b'body before ', b'a failing close'])
+
+
+def close_raises_list(environ, start_response):
+    start_response('200 OK', TEXT)
+    return _CloseRaisesList([b'list body before ', b'a failing close'])
+
+
 def location_redirect(environ, start_response):
     start_response('302 Found', TEXT + [('Location', '/elsewhere')])
     return [b'moved']
