@@ -16,7 +16,7 @@ struct Env {
 
 fn env_req(c: &Client, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Env {
     let r = c.request(method, path, headers, body);
-    assert_eq!(r.status, 200, "{method} {path} via {}: {}", c.via.name(), r.text());
+    assert_eq!(r.status, 200, "{method} {path} via {}: {}", c.via.name(), short(&r.text()));
     let j = r.json();
     Env { environ: j.get("environ").clone(), types: j.get("types").clone(), extra: j.get("extra").clone() }
 }
@@ -202,7 +202,7 @@ fn suite(mpm: Mpm) {
             let host = format!("{root_host}:{port}");
             let get = |p: &str| {
                 let r = apache.request("GET", p, &[("Host", host.as_str())], b"");
-                assert_eq!(r.status, 200, "GET {p} on {root_host}: {}", r.text());
+                assert_eq!(r.status, 200, "GET {p} on {root_host}: {}", short(&r.text()));
                 r.json().get("environ").clone()
             };
             let e = get("/x/y%20z?q=1");

@@ -20,3 +20,4 @@ def _load(path):
 
 
 application = validator(getattr(_load(TARGET), CALLABLE))
+globals()[CALLABLE] = application

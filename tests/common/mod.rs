@@ -1677,3 +1677,13 @@ pub fn bump_mtime(path: &str, secs: i64) {
         .expect("touch");
     assert!(st.success());
 }
+
+/// The first 200 characters of a response text, for assertion messages.
+pub fn short(text: &str) -> String {
+    let t: String = text.chars().take(200).collect();
+    if t.len() < text.len() {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
