@@ -12,3 +12,4 @@
 #include "apr_buckets.h"
 #include "apr_strings.h"
 #include "apr_tables.h"
+#include "apr_portable.h"

@@ -10,8 +10,11 @@ use std::fmt;
 pub struct ServerConfig {
     /// `WSGIPythonOptimize`; `None` when the directive was not given.
     pub python_optimize: Option<OptimizeLevel>,
-    /// `WSGIScriptAlias` entries in configuration order.
+    /// `WSGIScriptAlias` and `WSGIScriptAliasMatch` entries in
+    /// configuration order.
     pub script_aliases: Vec<ScriptAlias>,
+    /// `WSGIImportScript` paths, loaded when a child starts.
+    pub import_scripts: Vec<String>,
 }
 
 impl ServerConfig {
@@ -20,18 +23,21 @@ impl ServerConfig {
     pub fn merge(base: &ServerConfig, vhost: &ServerConfig) -> ServerConfig {
         let mut script_aliases = vhost.script_aliases.clone();
         script_aliases.extend(base.script_aliases.iter().cloned());
+        let mut import_scripts = base.import_scripts.clone();
+        import_scripts.extend(vhost.import_scripts.iter().cloned());
         ServerConfig {
             python_optimize: vhost.python_optimize.or(base.python_optimize),
             script_aliases,
+            import_scripts,
         }
     }
 
-    /// The first alias whose URL prefix matches `uri`, with the number of
-    /// bytes of `uri` the prefix covered.
-    pub fn find_alias(&self, uri: &str) -> Option<(&ScriptAlias, usize)> {
+    /// The first alias that covers `uri`, with the file it maps to (the
+    /// rest of the URI appended, for Apache to split off as PATH_INFO).
+    pub fn map_uri(&self, uri: &str) -> Option<(&ScriptAlias, String)> {
         self.script_aliases
             .iter()
-            .find_map(|alias| alias.matches(uri).map(|len| (alias, len)))
+            .find_map(|alias| alias.map_uri(uri).map(|file| (alias, file)))
     }
 }
 
@@ -70,12 +76,32 @@ pub fn parse_python_optimize(value: &str) -> Result<OptimizeLevel, String> {
 /// interpreter of the Apache child itself.
 pub const GLOBAL_GROUP: &str = "%{GLOBAL}";
 
-/// A `WSGIScriptAlias URL-path file-path [options]` entry.
+/// How an alias recognises its URLs.
+#[derive(Debug, Clone)]
+pub enum UrlMatch {
+    /// `WSGIScriptAlias`: a URL-path prefix, e.g. `/app` or `/`.
+    Prefix(String),
+    /// `WSGIScriptAliasMatch`: a regular expression; `$N` in the target
+    /// refers to its groups.
+    Pattern(regex::Regex),
+}
+
+impl PartialEq for UrlMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (UrlMatch::Prefix(a), UrlMatch::Prefix(b)) => a == b,
+            (UrlMatch::Pattern(a), UrlMatch::Pattern(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+/// A `WSGIScriptAlias` or `WSGIScriptAliasMatch` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptAlias {
-    /// The URL prefix, e.g. `/app` or `/`.
-    pub url: String,
-    /// The WSGI script the prefix maps to.
+    pub url: UrlMatch,
+    /// The WSGI script (or, ending in `/`, the directory of scripts) the
+    /// URL maps to; for a pattern it may hold `$N` references.
     pub script: String,
     /// `callable-object=`: the name looked up in the script.
     pub callable_object: Option<String>,
@@ -86,64 +112,62 @@ pub struct ScriptAlias {
 /// Parses the words of a `WSGIScriptAlias` line (already split the way
 /// Apache splits directive arguments, quotes removed).
 pub fn parse_script_alias(words: &[&str]) -> Result<ScriptAlias, String> {
+    parse_alias_line("WSGIScriptAlias", words)
+}
+
+/// Parses the words of a `WSGIScriptAliasMatch` line.
+pub fn parse_script_alias_match(words: &[&str]) -> Result<ScriptAlias, String> {
+    parse_alias_line("WSGIScriptAliasMatch", words)
+}
+
+fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, String> {
+    let pattern = directive.ends_with("Match");
     let (url, script, options) = match words {
         [url, script, options @ ..] => (*url, *script, options),
         _ => {
             return Err(format!(
-                "WSGIScriptAlias: expected a URL path and a script path, got {} argument{}",
+                "{directive}: expected a URL {} and a script path, got {} argument{}",
+                if pattern { "regular expression" } else { "path" },
                 words.len(),
                 if words.len() == 1 { "" } else { "s" }
             ))
         }
     };
-    if !url.starts_with('/') {
-        return Err(format!(
-            "WSGIScriptAlias: URL path '{url}' must start with '/'"
-        ));
-    }
+    let url = if pattern {
+        UrlMatch::Pattern(regex::Regex::new(url).map_err(|e| {
+            format!("{directive}: invalid regular expression '{url}': {e}")
+        })?)
+    } else if url.starts_with('/') {
+        UrlMatch::Prefix(url.to_owned())
+    } else {
+        return Err(format!("{directive}: URL path '{url}' must start with '/'"));
+    };
     if !script.starts_with('/') {
-        return Err(format!(
-            "WSGIScriptAlias: script path '{script}' must be absolute"
-        ));
+        return Err(format!("{directive}: script path '{script}' must be absolute"));
     }
     let mut alias = ScriptAlias {
-        url: url.to_owned(),
+        url,
         script: script.to_owned(),
         callable_object: None,
         pass_authorization: None,
     };
     for option in options {
         let Some((key, value)) = option.split_once('=') else {
-            return Err(format!(
-                "WSGIScriptAlias: option '{option}' is not of the form key=value"
-            ));
+            return Err(format!("{directive}: option '{option}' is not of the form key=value"));
         };
         match key {
-            "process-group" | "application-group" => {
-                if value != GLOBAL_GROUP {
-                    return Err(format!(
-                        "WSGIScriptAlias: {key}={value} is not supported; every application \
-                         runs in the main interpreter of the Apache child, so only \
-                         {key}={GLOBAL_GROUP} is accepted"
-                    ));
-                }
-            }
+            "process-group" | "application-group" => check_global_group(directive, key, value)?,
             "callable-object" => {
-                if !is_python_identifier(value) {
-                    return Err(format!(
-                        "WSGIScriptAlias: callable-object '{value}' is not a Python identifier"
-                    ));
-                }
-                alias.callable_object = Some(value.to_owned());
+                alias.callable_object = Some(parse_callable_object(value).map_err(|e| format!("{directive}: {e}"))?);
             }
             "pass-authorization" => {
                 alias.pass_authorization = Some(parse_on_off(value).ok_or_else(|| {
-                    format!("WSGIScriptAlias: pass-authorization '{value}' must be On or Off")
+                    format!("{directive}: pass-authorization '{value}' must be On or Off")
                 })?);
             }
             _ => {
                 return Err(format!(
-                    "WSGIScriptAlias: unknown option '{key}'; expected process-group, \
+                    "{directive}: unknown option '{key}'; expected process-group, \
                      application-group, callable-object or pass-authorization"
                 ))
             }
@@ -152,44 +176,218 @@ pub fn parse_script_alias(words: &[&str]) -> Result<ScriptAlias, String> {
     Ok(alias)
 }
 
-impl ScriptAlias {
-    /// Whether this alias covers `uri`, with mod_alias's rules: runs of
-    /// slashes count as one, and the prefix must end on a path-segment
-    /// boundary (`/app` covers `/app` and `/app/x`, not `/apple`). Returns
-    /// how many bytes of `uri` the prefix consumed.
-    pub fn matches(&self, uri: &str) -> Option<usize> {
-        let prefix = self.url.as_bytes();
-        let uri_bytes = uri.as_bytes();
-        let (mut p, mut u) = (0, 0);
-        while p < prefix.len() {
-            if prefix[p] == b'/' {
-                if uri_bytes.get(u) != Some(&b'/') {
-                    return None;
-                }
-                while prefix.get(p) == Some(&b'/') {
-                    p += 1;
-                }
-                while uri_bytes.get(u) == Some(&b'/') {
-                    u += 1;
-                }
-            } else {
-                if uri_bytes.get(u) != Some(&prefix[p]) {
-                    return None;
-                }
-                p += 1;
-                u += 1;
+/// Process and application groups other than the main interpreter need
+/// daemon mode and sub-interpreters, which this module does not have.
+fn check_global_group(directive: &str, key: &str, value: &str) -> Result<(), String> {
+    if value == GLOBAL_GROUP {
+        return Ok(());
+    }
+    Err(format!(
+        "{directive}: {key} '{value}' is not supported; every application runs in the main \
+         interpreter of the Apache child, so only {GLOBAL_GROUP} is supported"
+    ))
+}
+
+/// `WSGIApplicationGroup`'s argument.
+pub fn parse_application_group(value: &str) -> Result<(), String> {
+    check_global_group("WSGIApplicationGroup", "application group", value)
+}
+
+/// A callable name (`WSGICallableObject`, `callable-object=`).
+pub fn parse_callable_object(value: &str) -> Result<String, String> {
+    if is_python_identifier(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("callable object '{}' is not a Python identifier", value.escape_default()))
+    }
+}
+
+/// An `On`/`Off` directive argument, case-insensitive.
+pub fn parse_flag(directive: &str, value: &str) -> Result<bool, String> {
+    parse_on_off(value).ok_or_else(|| {
+        format!("{directive}: invalid value '{}'; expected On or Off", value.escape_default())
+    })
+}
+
+/// `WSGIMapHEADToGET`: whether a HEAD request reaches the application as
+/// GET, so that output filters which need the body see the real one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MapHeadToGet {
+    Off,
+    On,
+    /// Only when output filters that may depend on the body are present.
+    #[default]
+    Auto,
+}
+
+pub fn parse_map_head_to_get(value: &str) -> Result<MapHeadToGet, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" => Ok(MapHeadToGet::On),
+        "off" => Ok(MapHeadToGet::Off),
+        "auto" => Ok(MapHeadToGet::Auto),
+        _ => Err(format!(
+            "WSGIMapHEADToGET: invalid value '{}'; expected On, Off or Auto",
+            value.escape_default()
+        )),
+    }
+}
+
+/// `WSGIImportScript path [process-group=%{GLOBAL}] [application-group=%{GLOBAL}]`.
+pub fn parse_import_script(words: &[&str]) -> Result<String, String> {
+    let directive = "WSGIImportScript";
+    let [path, options @ ..] = words else {
+        return Err(format!("{directive}: expected a script path"));
+    };
+    if !path.starts_with('/') {
+        return Err(format!("{directive}: script path '{path}' must be absolute"));
+    }
+    for option in options {
+        match option.split_once('=') {
+            Some((key @ ("process-group" | "application-group"), value)) => {
+                check_global_group(directive, key, value)?
+            }
+            _ => {
+                return Err(format!(
+                    "{directive}: unknown option '{option}'; expected process-group=... or \
+                     application-group=..."
+                ))
             }
         }
-        let ends_on_boundary = prefix.last() == Some(&b'/')
-            || u == uri_bytes.len()
-            || uri_bytes[u] == b'/';
-        ends_on_boundary.then_some(u)
+    }
+    Ok((*path).to_owned())
+}
+
+/// Per-directory settings (also set at server and virtual-host level,
+/// which Apache treats as the outermost directory configuration).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DirConfig {
+    pub callable_object: Option<String>,
+    pub pass_authorization: Option<bool>,
+    pub script_reloading: Option<bool>,
+    pub chunked_request: Option<bool>,
+    pub map_head_to_get: Option<MapHeadToGet>,
+}
+
+impl DirConfig {
+    /// Settings of an inner section win over the enclosing ones.
+    pub fn merge(outer: &DirConfig, inner: &DirConfig) -> DirConfig {
+        DirConfig {
+            callable_object: inner.callable_object.clone().or_else(|| outer.callable_object.clone()),
+            pass_authorization: inner.pass_authorization.or(outer.pass_authorization),
+            script_reloading: inner.script_reloading.or(outer.script_reloading),
+            chunked_request: inner.chunked_request.or(outer.chunked_request),
+            map_head_to_get: inner.map_head_to_get.or(outer.map_head_to_get),
+        }
+    }
+}
+
+/// What the configuration decides for one request, from its alias (if it
+/// came through one) and the per-directory settings: an alias option wins
+/// over a directive, a directive over the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSettings<'a> {
+    pub callable_object: &'a str,
+    pub pass_authorization: bool,
+    pub script_reloading: bool,
+    pub chunked_request: bool,
+    pub map_head_to_get: MapHeadToGet,
+}
+
+impl<'a> RequestSettings<'a> {
+    pub fn resolve(alias: Option<&'a ScriptAlias>, dir: &'a DirConfig) -> Self {
+        RequestSettings {
+            callable_object: alias
+                .and_then(ScriptAlias::callable_name)
+                .or(dir.callable_object.as_deref())
+                .unwrap_or("application"),
+            pass_authorization: alias
+                .and_then(|a| a.pass_authorization)
+                .or(dir.pass_authorization)
+                .unwrap_or(false),
+            script_reloading: dir.script_reloading.unwrap_or(true),
+            chunked_request: dir.chunked_request.unwrap_or(false),
+            map_head_to_get: dir.map_head_to_get.unwrap_or_default(),
+        }
+    }
+}
+
+impl ScriptAlias {
+    /// The file `uri` maps to under this alias: the target with the rest of
+    /// the URI appended, or None when the alias does not cover `uri`.
+    pub fn map_uri(&self, uri: &str) -> Option<String> {
+        let (target, rest) = match &self.url {
+            UrlMatch::Prefix(prefix) => {
+                let matched = prefix_match(prefix, uri)?;
+                // Keep the slash that starts the remainder ("/" + "x" must
+                // give "script/x", not "scriptx").
+                let rest = if prefix.ends_with('/') { matched - 1 } else { matched };
+                (self.script.clone(), &uri[rest..])
+            }
+            UrlMatch::Pattern(regex) => {
+                let captures = regex.captures(uri)?;
+                let end = captures.get(0).map_or(0, |m| m.end());
+                (expand_groups(&self.script, &captures), &uri[end..])
+            }
+        };
+        // A directory target ("/srv/scripts/") joins without doubling the
+        // slash; Apache's directory walk then finds the script file.
+        let target = if rest.starts_with('/') { target.trim_end_matches('/') } else { &target };
+        Some(format!("{target}{rest}"))
     }
 
-    /// The callable to look up in the script.
-    pub fn callable_name(&self) -> &str {
-        self.callable_object.as_deref().unwrap_or("application")
+    /// The callable to look up in the script, before per-directory
+    /// configuration is considered.
+    pub fn callable_name(&self) -> Option<&str> {
+        self.callable_object.as_deref()
     }
+}
+
+/// mod_alias's prefix rule: runs of slashes count as one, and the prefix
+/// must end on a path-segment boundary (`/app` covers `/app` and `/app/x`,
+/// not `/apple`). Returns how many bytes of `uri` the prefix consumed.
+fn prefix_match(prefix: &str, uri: &str) -> Option<usize> {
+    let prefix = prefix.as_bytes();
+    let uri_bytes = uri.as_bytes();
+    let (mut p, mut u) = (0, 0);
+    while p < prefix.len() {
+        if prefix[p] == b'/' {
+            if uri_bytes.get(u) != Some(&b'/') {
+                return None;
+            }
+            while prefix.get(p) == Some(&b'/') {
+                p += 1;
+            }
+            while uri_bytes.get(u) == Some(&b'/') {
+                u += 1;
+            }
+        } else {
+            if uri_bytes.get(u) != Some(&prefix[p]) {
+                return None;
+            }
+            p += 1;
+            u += 1;
+        }
+    }
+    let ends_on_boundary =
+        prefix.last() == Some(&b'/') || u == uri_bytes.len() || uri_bytes[u] == b'/';
+    ends_on_boundary.then_some(u)
+}
+
+/// Replaces `$0`..`$9` in `target` with the groups of a match (empty for a
+/// group that did not take part), as Apache's ap_pregsub does.
+fn expand_groups(target: &str, captures: &regex::Captures<'_>) -> String {
+    let mut out = String::with_capacity(target.len());
+    let mut chars = target.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
+            ('$', Some(group)) => {
+                chars.next();
+                out.push_str(captures.get(group as usize).map_or("", |m| m.as_str()));
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn parse_on_off(value: &str) -> Option<bool> {
@@ -242,32 +440,54 @@ mod tests {
     #[test]
     fn alias_matches_on_segment_boundaries() {
         let a = alias("/app");
-        assert_eq!(a.matches("/app"), Some(4));
-        assert_eq!(a.matches("/app/"), Some(4));
-        assert_eq!(a.matches("/app/x/y"), Some(4));
-        assert_eq!(a.matches("/apple"), None);
-        assert_eq!(a.matches("/ap"), None);
-        assert_eq!(a.matches("/other"), None);
+        assert_eq!(a.map_uri("/app").as_deref(), Some("/srv/app.wsgi"));
+        assert_eq!(a.map_uri("/app/").as_deref(), Some("/srv/app.wsgi/"));
+        assert_eq!(a.map_uri("/app/x/y").as_deref(), Some("/srv/app.wsgi/x/y"));
+        assert_eq!(a.map_uri("/apple"), None);
+        assert_eq!(a.map_uri("/ap"), None);
+        assert_eq!(a.map_uri("/other"), None);
     }
 
     #[test]
     fn alias_collapses_repeated_slashes() {
-        assert_eq!(alias("/a/b").matches("//a///b/c"), Some(7));
-        assert_eq!(alias("/a//b").matches("/a/b"), Some(4));
+        assert_eq!(alias("/a/b").map_uri("//a///b/c").as_deref(), Some("/srv/app.wsgi/c"));
+        assert_eq!(alias("/a//b").map_uri("/a/b").as_deref(), Some("/srv/app.wsgi"));
     }
 
     #[test]
     fn root_alias_matches_everything() {
         let a = alias("/");
-        assert_eq!(a.matches("/"), Some(1));
-        assert_eq!(a.matches("/x/y"), Some(1));
+        assert_eq!(a.map_uri("/").as_deref(), Some("/srv/app.wsgi/"));
+        assert_eq!(a.map_uri("/x/y").as_deref(), Some("/srv/app.wsgi/x/y"));
     }
 
     #[test]
     fn alias_with_trailing_slash_needs_the_slash() {
         let a = alias("/app/");
-        assert_eq!(a.matches("/app"), None);
-        assert_eq!(a.matches("/app/x"), Some(5));
+        assert_eq!(a.map_uri("/app"), None);
+        assert_eq!(a.map_uri("/app/x").as_deref(), Some("/srv/app.wsgi/x"));
+    }
+
+    #[test]
+    fn directory_target_joins_without_doubling_slashes() {
+        let a = parse_script_alias(&["/scripts", "/srv/scripts/"]).unwrap();
+        assert_eq!(a.map_uri("/scripts/app.wsgi/x").as_deref(), Some("/srv/scripts/app.wsgi/x"));
+        assert_eq!(a.map_uri("/scripts").as_deref(), Some("/srv/scripts/"));
+    }
+
+    #[test]
+    fn alias_match_substitutes_groups_and_keeps_the_rest() {
+        let a = parse_script_alias_match(&["^/wsgi/([^/]+)", "/srv/$1.wsgi"]).unwrap();
+        assert_eq!(a.map_uri("/wsgi/shop/cart").as_deref(), Some("/srv/shop.wsgi/cart"));
+        assert_eq!(a.map_uri("/other/shop"), None);
+        let b = parse_script_alias_match(&["^/(a)(b)?", "/srv/$1$2$9.wsgi"]).unwrap();
+        assert_eq!(b.map_uri("/a/x").as_deref(), Some("/srv/a.wsgi/x"));
+    }
+
+    #[test]
+    fn alias_match_rejects_bad_regex() {
+        let err = parse_script_alias_match(&["^/(x", "/srv/x.wsgi"]).unwrap_err();
+        assert!(err.starts_with("WSGIScriptAliasMatch: invalid regular expression '^/(x'"), "{err}");
     }
 
     #[test]
@@ -276,11 +496,11 @@ mod tests {
             script_aliases: vec![alias("/"), alias("/app")],
             ..Default::default()
         };
-        let (found, _) = base.find_alias("/app/x").unwrap();
-        assert_eq!(found.url, "/");
+        let (found, _) = base.map_uri("/app/x").unwrap();
+        assert_eq!(found.url, UrlMatch::Prefix("/".into()));
         let vhost = ServerConfig { script_aliases: vec![alias("/app")], ..Default::default() };
         let merged = ServerConfig::merge(&base, &vhost);
-        assert_eq!(merged.find_alias("/app/x").unwrap().0.url, "/app");
+        assert_eq!(merged.map_uri("/app/x").unwrap().0.url, UrlMatch::Prefix("/app".into()));
         assert_eq!(merged.script_aliases.len(), 3);
     }
 
@@ -295,9 +515,76 @@ mod tests {
             "pass-authorization=On",
         ])
         .unwrap();
-        assert_eq!(a.callable_name(), "app");
+        assert_eq!(a.callable_name(), Some("app"));
         assert_eq!(a.pass_authorization, Some(true));
-        assert_eq!(alias("/x").callable_name(), "application");
+        assert_eq!(alias("/x").callable_name(), None);
+    }
+
+    #[test]
+    fn flags_and_groups() {
+        assert_eq!(parse_flag("WSGIChunkedRequest", "on"), Ok(true));
+        assert_eq!(parse_flag("WSGIChunkedRequest", "OFF"), Ok(false));
+        assert_eq!(
+            parse_flag("WSGIChunkedRequest", "yes").unwrap_err(),
+            "WSGIChunkedRequest: invalid value 'yes'; expected On or Off"
+        );
+        assert_eq!(parse_map_head_to_get("AUTO"), Ok(MapHeadToGet::Auto));
+        assert!(parse_map_head_to_get("maybe").unwrap_err().contains("expected On, Off or Auto"));
+        assert!(parse_application_group("%{GLOBAL}").is_ok());
+        for bad in ["%{RESOURCE}", "%{SERVER}", "site", ""] {
+            assert!(parse_application_group(bad).unwrap_err().contains("only %{GLOBAL} is supported"));
+        }
+        assert_eq!(parse_callable_object("app"), Ok("app".to_owned()));
+        assert!(parse_callable_object("my-app").is_err());
+    }
+
+    #[test]
+    fn import_script() {
+        assert_eq!(parse_import_script(&["/srv/a.wsgi", "process-group=%{GLOBAL}"]), Ok("/srv/a.wsgi".to_owned()));
+        assert!(parse_import_script(&["a.wsgi"]).unwrap_err().contains("must be absolute"));
+        assert!(parse_import_script(&["/srv/a.wsgi", "application-group=x"]).unwrap_err().contains("only %{GLOBAL}"));
+        assert!(parse_import_script(&["/srv/a.wsgi", "x=y"]).unwrap_err().contains("unknown option"));
+        assert!(parse_import_script(&[]).is_err());
+    }
+
+    #[test]
+    fn inner_directory_settings_win() {
+        let outer = DirConfig { callable_object: Some("a".into()), chunked_request: Some(true), ..Default::default() };
+        let inner = DirConfig { callable_object: Some("b".into()), ..Default::default() };
+        let merged = DirConfig::merge(&outer, &inner);
+        assert_eq!(merged.callable_object.as_deref(), Some("b"));
+        assert_eq!(merged.chunked_request, Some(true));
+    }
+
+    #[test]
+    fn request_settings_prefer_alias_then_directory_then_default() {
+        let dir = DirConfig::default();
+        let defaults = RequestSettings::resolve(None, &dir);
+        assert_eq!(
+            defaults,
+            RequestSettings {
+                callable_object: "application",
+                pass_authorization: false,
+                script_reloading: true,
+                chunked_request: false,
+                map_head_to_get: MapHeadToGet::Auto,
+            }
+        );
+        let dir = DirConfig {
+            callable_object: Some("dir_app".into()),
+            pass_authorization: Some(true),
+            script_reloading: Some(false),
+            chunked_request: Some(true),
+            map_head_to_get: Some(MapHeadToGet::Off),
+        };
+        let from_dir = RequestSettings::resolve(None, &dir);
+        assert_eq!(from_dir.callable_object, "dir_app");
+        assert!(from_dir.pass_authorization && !from_dir.script_reloading && from_dir.chunked_request);
+        assert_eq!(from_dir.map_head_to_get, MapHeadToGet::Off);
+        let alias = parse_script_alias(&["/x", "/s", "callable-object=alias_app", "pass-authorization=Off"]).unwrap();
+        let from_alias = RequestSettings::resolve(Some(&alias), &dir);
+        assert_eq!(from_alias.callable_object, "alias_app");
+        assert!(!from_alias.pass_authorization);
     }
 
     #[test]
@@ -308,7 +595,7 @@ mod tests {
             (&["/x", "x.wsgi"], "must be absolute"),
             (&["/x", "/s", "oops"], "not of the form key=value"),
             (&["/x", "/s", "colour=red"], "unknown option 'colour'"),
-            (&["/x", "/s", "process-group=site"], "only process-group=%{GLOBAL}"),
+            (&["/x", "/s", "process-group=site"], "only %{GLOBAL} is supported"),
             (&["/x", "/s", "application-group=a"], "main interpreter"),
             (&["/x", "/s", "callable-object=1x"], "not a Python identifier"),
             (&["/x", "/s", "pass-authorization=yes"], "must be On or Off"),

@@ -211,6 +211,11 @@ pub fn pin_thread_state() {
     });
 }
 
+/// Whether this module initialised the interpreter in this process.
+pub fn is_ours() -> bool {
+    matches!(INTERPRETER.get(), Some(Interpreter::Ours))
+}
+
 /// Whether another module owns the interpreter (its threads must then be
 /// pinned before that module runs on them).
 pub fn is_borrowed() -> bool {

@@ -44,8 +44,8 @@ mod entry_points {
         next: null_mut(),
         magic: ffi::MODULE_MAGIC_COOKIE as c_ulong,
         rewrite_args: None,
-        create_dir_config: None,
-        merge_dir_config: None,
+        create_dir_config: Some(create_dir_config),
+        merge_dir_config: Some(merge_dir_config),
         create_server_config: Some(create_server_config),
         merge_server_config: Some(merge_server_config),
         cmds: &raw const ffi::wsgi_rs_commands as *const ffi::command_rec,
@@ -120,6 +120,15 @@ mod entry_points {
         guarded("create_server_config", null_mut(), || directives::create_server_config(p))
     }
 
+    unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+        guarded("create_dir_config", null_mut(), || directives::create_dir_config(p))
+    }
+
+    unsafe extern "C" fn merge_dir_config(p: *mut ffi::apr_pool_t, outer: *mut c_void, inner: *mut c_void) -> *mut c_void {
+        // SAFETY: Apache passes two configs create_dir_config made.
+        guarded("merge_dir_config", null_mut(), || unsafe { directives::merge_dir_config(p, outer, inner) })
+    }
+
     unsafe extern "C" fn merge_server_config(
         p: *mut ffi::apr_pool_t,
         base: *mut c_void,
@@ -159,14 +168,28 @@ mod entry_points {
     }
 
     #[unsafe(no_mangle)]
-    unsafe extern "C" fn wsgi_rs_add_script_alias(
+    unsafe extern "C" fn wsgi_rs_add_server_line(
         cmd: *mut ffi::cmd_parms,
         _dir: *mut c_void,
         args: *const c_char,
     ) -> *const c_char {
-        guarded("WSGIScriptAlias", DIRECTIVE_PANIC, || {
+        guarded("a WSGI directive", DIRECTIVE_PANIC, || {
             // SAFETY: Apache passes the raw argument string and cmd_parms.
-            directive_result(cmd, unsafe { directives::add_script_alias(cmd, args) })
+            directive_result(cmd, unsafe { directives::add_server_line(cmd, args) })
+        })
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_set_dir_option(
+        cmd: *mut ffi::cmd_parms,
+        dir: *mut c_void,
+        arg: *const c_char,
+    ) -> *const c_char {
+        guarded("a WSGI directive", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the argument, the live cmd_parms and
+            // the DirConfig of the section being read.
+            let arg = unsafe { pool::str_from(arg) }.unwrap_or_default();
+            directive_result(cmd, unsafe { directives::set_dir_option(cmd, dir, &arg) })
         })
     }
 
@@ -200,6 +223,8 @@ mod entry_points {
             // SAFETY: s is the main server; its config was created by us.
             let config = unsafe { directives::server_config(s) };
             interp::start(config, s, pchild);
+            // SAFETY: s is the main server of this child_init call.
+            unsafe { wsgi::prepare_child(s) };
         })
     }
 

@@ -37,6 +37,7 @@ pub mod ffi {
     unsafe extern "C" {
         pub static wsgi_rs_commands: [command_rec; 0];
         pub fn wsgi_rs_brigade_append(bb: *mut apr_bucket_brigade, bucket: *mut apr_bucket);
+        pub fn wsgi_rs_brigade_ends_with_eos(bb: *mut apr_bucket_brigade) -> std::ffi::c_int;
     }
 }
 
@@ -63,6 +64,19 @@ pub mod consts {
     pub const AP_MPMQ_IS_FORKED: c_int = ffi::AP_MPMQ_IS_FORKED as c_int;
     pub const AP_MPMQ_NOT_SUPPORTED: c_int = ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
     pub const REQUEST_CHUNKED_ERROR: c_int = ffi::REQUEST_CHUNKED_ERROR as c_int;
+    pub const REQUEST_CHUNKED_DECHUNK: c_int = ffi::REQUEST_CHUNKED_DECHUNK as c_int;
+    pub const APR_SUCCESS: c_int = ffi::APR_SUCCESS as c_int;
+    pub const HTTP_REQUEST_ENTITY_TOO_LARGE: c_int = ffi::HTTP_REQUEST_ENTITY_TOO_LARGE as c_int;
+    pub const APR_TIMEUP: c_int = ffi::APR_TIMEUP as c_int;
+    pub const APR_INCOMPLETE: c_int = ffi::APR_INCOMPLETE as c_int;
+    pub const APR_EOF: c_int = ffi::APR_EOF as c_int;
+    pub const HTTP_REQUEST_TIME_OUT: c_int = ffi::HTTP_REQUEST_TIME_OUT as c_int;
+    pub const HTTP_BAD_REQUEST: c_int = ffi::HTTP_BAD_REQUEST as c_int;
+    pub const AP_FILTER_ERROR: c_int = ffi::AP_FILTER_ERROR;
+    pub const OPT_EXECCGI: c_int = ffi::OPT_EXECCGI as c_int;
+    pub const AP_MODE_READBYTES: ffi::ap_input_mode_t = ffi::ap_input_mode_t_AP_MODE_READBYTES;
+    pub const APR_BLOCK_READ: ffi::apr_read_type_e = ffi::apr_read_type_e_APR_BLOCK_READ;
+    pub const AP_FTYPE_PROTOCOL: ffi::ap_filter_type = ffi::ap_filter_type_AP_FTYPE_PROTOCOL;
     pub const APR_NOFILE: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_NOFILE;
     pub const APR_DIR: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_DIR;
     pub const AP_CONN_CLOSE: ffi::ap_conn_keepalive_e = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;

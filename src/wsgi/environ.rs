@@ -2,12 +2,21 @@
 //! computes, the path split done by translate_name, and the `wsgi.*` keys.
 
 use super::file_wrapper::FileWrapper;
-use crate::config::ScriptAlias;
 use crate::httpd::{consts, ffi, pool};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::ffi::{c_char, CStr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+
+/// What the configuration contributes to the environ of one request.
+pub struct EnvironSettings<'a> {
+    pub callable_object: &'a str,
+    pub pass_authorization: bool,
+    pub script_reloading: bool,
+    /// REQUEST_METHOD to show instead of the real one (HEAD run as GET).
+    pub method: Option<&'static str>,
+}
 
 /// Variables Apache's environment table carries that an application must
 /// not see.
@@ -70,8 +79,7 @@ pub unsafe fn prepare(r: *mut ffi::request_rec) {
 pub unsafe fn build<'py>(
     py: Python<'py>,
     r: *mut ffi::request_rec,
-    alias: Option<&ScriptAlias>,
-    callable: &str,
+    settings: &EnvironSettings<'_>,
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -94,8 +102,7 @@ pub unsafe fn build<'py>(
             }
             environ.set_item(latin1(py, key), c_latin1(py, entry.val))?;
         }
-        let pass_authorization = alias.and_then(|a| a.pass_authorization).unwrap_or(false);
-        if pass_authorization {
+        if settings.pass_authorization {
             let auth = ffi::apr_table_get((*r).headers_in, c"Authorization".as_ptr());
             if !auth.is_null() {
                 environ.set_item("HTTP_AUTHORIZATION", c_latin1(py, auth))?;
@@ -108,7 +115,11 @@ pub unsafe fn build<'py>(
         // percent-decoded by Apache.
         let script_name = uri.strip_suffix(&*path_info).unwrap_or(&uri);
         environ.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
-        environ.set_item("REQUEST_METHOD", c_latin1(py, (*r).method))?;
+        match settings.method {
+            Some(method) => environ.set_item("REQUEST_METHOD", method)?,
+            None => environ.set_item("REQUEST_METHOD", c_latin1(py, (*r).method))?,
+        }
+        environ.set_item("mod_wsgi.request_id", request_id(py, r))?;
         environ.set_item("SERVER_PROTOCOL", c_latin1(py, (*r).protocol))?;
         environ.set_item("QUERY_STRING", c_latin1(py, (*r).args))?;
         environ.set_item("REQUEST_URI", c_latin1(py, (*r).unparsed_uri))?;
@@ -132,8 +143,45 @@ pub unsafe fn build<'py>(
     environ.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
     environ.set_item("mod_wsgi.process_group", "")?;
     environ.set_item("mod_wsgi.application_group", "")?;
-    environ.set_item("mod_wsgi.callable_object", callable)?;
-    environ.set_item("mod_wsgi.script_reloading", "1")?;
+    environ.set_item("mod_wsgi.callable_object", settings.callable_object)?;
+    environ.set_item("mod_wsgi.script_reloading", if settings.script_reloading { "1" } else { "0" })?;
+    environ.set_item("apache.version", apache_version())?;
     environ.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
     Ok(environ)
+}
+
+/// Apache's own version as `(major, minor, patch)`.
+fn apache_version() -> (i32, i32, i32) {
+    static VERSION: OnceLock<(i32, i32, i32)> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let mut version = std::mem::MaybeUninit::<ffi::ap_version_t>::zeroed();
+        // SAFETY: ap_get_server_revision fills the struct it is given.
+        let v = unsafe {
+            ffi::ap_get_server_revision(version.as_mut_ptr());
+            version.assume_init()
+        };
+        (v.major, v.minor, v.patch)
+    })
+}
+
+/// An identifier for the request, for correlating application logs with
+/// Apache's: the one Apache logs (`%L`) when it has made one, otherwise
+/// one unique within the server's lifetime (pid, child start, counter).
+///
+/// # Safety
+/// `r` must be the live request being handled.
+unsafe fn request_id<'py>(py: Python<'py>, r: *mut ffi::request_rec) -> Bound<'py, PyString> {
+    // SAFETY: r is live; log_id is null or a NUL-terminated pool string.
+    let log_id = unsafe { (*r).log_id };
+    if !log_id.is_null() {
+        // SAFETY: as above.
+        return unsafe { c_latin1(py, log_id) };
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static STARTED: OnceLock<u64> = OnceLock::new();
+    let started = *STARTED.get_or_init(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    PyString::new(py, &format!("{:x}-{:x}-{:x}", std::process::id(), started, n))
 }

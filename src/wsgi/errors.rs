@@ -4,31 +4,78 @@
 use super::{RequestSlot, SameThread};
 use crate::httpd::{consts, ffi, log};
 use pyo3::prelude::*;
+use std::cell::Cell;
 use std::sync::Mutex;
 
-/// The file-like object behind `wsgi.errors`. Text is held until a newline
-/// (or flush) so each log line carries a whole line of output.
+thread_local! {
+    // The request this thread is running the application for, so that
+    // output to sys.stdout/sys.stderr is logged with its client address.
+    // Const-initialised with no destructor, like interp's thread state.
+    static CURRENT_REQUEST: Cell<*mut ffi::request_rec> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Marks the calling thread as running the application for `r` until
+/// dropped.
+pub struct CurrentRequest(());
+
+impl CurrentRequest {
+    pub fn enter(r: *mut ffi::request_rec) -> Self {
+        CURRENT_REQUEST.with(|c| c.set(r));
+        CurrentRequest(())
+    }
+}
+
+impl Drop for CurrentRequest {
+    fn drop(&mut self) {
+        CURRENT_REQUEST.with(|c| c.set(std::ptr::null_mut()));
+    }
+}
+
+/// Whose output an [`ErrorLog`] carries.
+enum Owner {
+    /// `wsgi.errors` of one request: logged with that request while it
+    /// runs, as plain server lines if the application keeps it after.
+    Request(RequestSlot),
+    /// `sys.stdout`/`sys.stderr`: logged with whichever request the
+    /// writing thread is running, if any.
+    Process,
+}
+
+/// A text stream whose lines go to Apache's error log. Text is held until a
+/// newline (or flush) so each log line carries a whole line of output.
 #[pyclass(module = "mod_wsgi_rs", frozen)]
 pub struct ErrorLog {
-    request: RequestSlot,
+    owner: Owner,
     server: usize,
     pending: Mutex<String>,
 }
 
 impl ErrorLog {
-    pub fn new(r: *mut ffi::request_rec) -> Self {
+    pub fn for_request(r: *mut ffi::request_rec) -> Self {
         // SAFETY: r is the live request being handled.
         let server = unsafe { (*r).server } as usize;
-        Self { request: RequestSlot::new(r), server, pending: Mutex::new(String::new()) }
+        Self { owner: Owner::Request(RequestSlot::new(r)), server, pending: Mutex::new(String::new()) }
+    }
+
+    /// The stream installed as sys.stdout and sys.stderr; `s` is the main
+    /// server, used for output outside any request.
+    pub fn for_process(s: *mut ffi::server_rec) -> Self {
+        Self { owner: Owner::Process, server: s as usize, pending: Mutex::new(String::new()) }
     }
 
     pub fn finish(&self) {
         self.flush_pending(true);
-        self.request.clear();
+        if let Owner::Request(slot) = &self.owner {
+            slot.clear();
+        }
     }
 
     fn emit(&self, text: &str) {
-        match self.request.get() {
+        let r = match &self.owner {
+            Owner::Request(slot) => slot.get(),
+            Owner::Process => Some(CURRENT_REQUEST.with(Cell::get)).filter(|r| !r.is_null()),
+        };
+        match r {
             Some(r) => log::request(r, consts::APLOG_ERR, text),
             None => log::server(self.server as *const ffi::server_rec, consts::APLOG_ERR, text),
         }
@@ -72,6 +119,36 @@ impl ErrorLog {
     fn writable(&self) -> bool {
         true
     }
+
+    fn readable(&self) -> bool {
+        false
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        false
+    }
+
+    #[getter]
+    fn encoding(&self) -> &'static str {
+        "utf-8"
+    }
+
+    #[getter]
+    fn errors(&self) -> &'static str {
+        "backslashreplace"
+    }
+
+    /// There is no descriptor to write to; io.UnsupportedOperation is what
+    /// code probing for one expects.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        let unsupported = py.import("io")?.getattr("UnsupportedOperation")?;
+        Err(PyErr::from_value(unsupported.call1(("the error log has no file descriptor",))?))
+    }
 }
 
 /// The traceback of `err` as text, as Python would print it.
@@ -87,6 +164,15 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
         Ok(lines.concat())
     });
     formatted.unwrap_or_else(|_| err.to_string())
+}
+
+/// Points sys.stdout and sys.stderr at the error log (print() in an
+/// application would otherwise write to Apache's stderr, or nowhere).
+pub fn redirect_std_streams(py: Python<'_>, s: *mut ffi::server_rec) -> PyResult<()> {
+    let stream = Bound::new(py, ErrorLog::for_process(s))?;
+    let sys = py.import("sys")?;
+    sys.setattr("stdout", &stream)?;
+    sys.setattr("stderr", &stream)
 }
 
 /// Logs `headline` and then the traceback of `err`, tied to request `r`.

@@ -2,22 +2,25 @@
 //! with the GIL released while waiting on the client.
 
 use super::{RequestSlot, SameThread};
-use crate::httpd::ffi;
+use crate::httpd::{consts, ffi};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
+use std::ffi::c_int;
 use std::sync::Mutex;
 
+/// The most read from the input filters at once.
 const BLOCK: usize = 64 * 1024;
 
 struct Body {
     /// Read from the client but not yet returned (readline's lookahead).
     buffered: Vec<u8>,
-    /// ap_should_client_block must be called once before the first read;
-    /// it is also what sends `100 Continue` when the client asked for it.
-    started: bool,
     finished: bool,
+    /// Why reading failed: the status the handler should end with and the
+    /// reason, kept so the handler can tell the application's own errors
+    /// from a body that could not be read.
+    failure: Option<(c_int, String)>,
 }
 
 #[pyclass(module = "mod_wsgi_rs", frozen)]
@@ -30,7 +33,7 @@ impl Input {
     pub fn new(r: *mut ffi::request_rec) -> Self {
         Self {
             request: RequestSlot::new(r),
-            body: Mutex::new(Body { buffered: Vec::new(), started: false, finished: false }),
+            body: Mutex::new(Body { buffered: Vec::new(), finished: false, failure: None }),
         }
     }
 
@@ -38,9 +41,19 @@ impl Input {
         self.request.clear();
     }
 
-    /// Reads one block from the client into `body.buffered`; false at the
-    /// end of the body.
+    /// The status and reason of a failed body read, if one failed.
+    pub fn failure(&self) -> Option<(c_int, String)> {
+        self.body.lock().unwrap_or_else(|e| e.into_inner()).failure.clone()
+    }
+
+    /// Reads what the input filters have (up to BLOCK bytes) into
+    /// `body.buffered`; false at the end of the body. The HTTP input filter
+    /// sends `100 Continue` on the first read if the client asked for it,
+    /// de-chunks, and enforces LimitRequestBody.
     fn fill(&self, py: Python<'_>, body: &mut Body) -> PyResult<bool> {
+        if let Some((_, reason)) = &body.failure {
+            return Err(PyOSError::new_err(reason.clone()));
+        }
         if body.finished {
             return Ok(false);
         }
@@ -48,39 +61,45 @@ impl Input {
             .request
             .get()
             .ok_or_else(|| PyOSError::new_err("wsgi.input used after the request finished"))?;
-        let started = body.started;
-        let mut block = vec![0u8; BLOCK];
-        let buf = SameThread(block.as_mut_ptr());
+        let start = body.buffered.len();
+        body.buffered.resize(start + BLOCK, 0);
+        let buf = SameThread(body.buffered[start..].as_mut_ptr());
         let r = SameThread(r);
-        let read = py.detach(move || {
+        let (status, len, eos) = py.detach(move || {
             let r = r.get();
             // SAFETY: r is live (the slot is set only while the handler
-            // runs); ap_setup_client_block was called by the handler before
-            // the application started; `block` has BLOCK writable bytes.
+            // runs). The brigade lives in the request pool; flatten copies
+            // at most BLOCK bytes into the BLOCK bytes reserved at `buf`.
             unsafe {
-                if !started && ffi::ap_should_client_block(r) == 0 {
-                    return 0;
+                let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+                let status = ffi::ap_get_brigade(
+                    (*r).input_filters,
+                    bb,
+                    consts::AP_MODE_READBYTES,
+                    consts::APR_BLOCK_READ,
+                    BLOCK as ffi::apr_off_t,
+                );
+                let mut len = BLOCK;
+                let eos = ffi::wsgi_rs_brigade_ends_with_eos(bb) != 0;
+                if status == consts::APR_SUCCESS {
+                    let flat = ffi::apr_brigade_flatten(bb, buf.get().cast(), &mut len);
+                    if flat != consts::APR_SUCCESS {
+                        len = 0;
+                    }
                 }
-                ffi::ap_get_client_block(r, buf.get().cast(), BLOCK)
+                ffi::apr_brigade_destroy(bb);
+                (status, len, eos)
             }
         });
-        body.started = true;
-        match read {
-            n if n > 0 => {
-                body.buffered.extend_from_slice(&block[..n as usize]);
-                Ok(true)
-            }
-            0 => {
-                body.finished = true;
-                Ok(false)
-            }
-            _ => {
-                body.finished = true;
-                Err(PyOSError::new_err(
-                    "error reading the request body (client disconnected or timed out)",
-                ))
-            }
+        if status != consts::APR_SUCCESS {
+            body.buffered.truncate(start);
+            let failure = read_failure(status);
+            body.failure = Some(failure.clone());
+            return Err(PyOSError::new_err(failure.1));
         }
+        body.buffered.truncate(start + len);
+        body.finished = eos;
+        Ok(len > 0 || !eos)
     }
 
     /// Up to `limit` bytes (all if None), ending after the first newline
@@ -159,4 +178,37 @@ impl Input {
     /// PEP 3333 says applications should not close the input; some do
     /// anyway, so it is accepted and ignored, as mod_wsgi does.
     fn close(&self) {}
+}
+
+/// The handler status and the OSError text for a failed read. Apache's
+/// HTTP input filter answers some failures itself (413 over
+/// LimitRequestBody, 400 for broken chunking) and reports AP_FILTER_ERROR;
+/// anything else is the connection failing under us.
+fn read_failure(status: c_int) -> (c_int, String) {
+    if status == consts::AP_FILTER_ERROR {
+        return (
+            consts::AP_FILTER_ERROR,
+            "request body rejected by Apache (over LimitRequestBody, or malformed)".to_owned(),
+        );
+    }
+    if status == consts::APR_TIMEUP {
+        return (
+            consts::HTTP_REQUEST_TIME_OUT,
+            "timed out waiting for the request body (Apache's Timeout)".to_owned(),
+        );
+    }
+    if status == consts::APR_INCOMPLETE || status == consts::APR_EOF {
+        return (
+            consts::HTTP_BAD_REQUEST,
+            "the client closed the connection before sending the whole request body".to_owned(),
+        );
+    }
+    let mut text = [0u8; 256];
+    // SAFETY: apr_strerror writes a NUL-terminated message of at most the
+    // given size into the buffer and returns it.
+    let reason = unsafe {
+        let p = ffi::apr_strerror(status, text.as_mut_ptr().cast(), text.len());
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    };
+    (consts::HTTP_BAD_REQUEST, format!("error reading the request body: {reason}"))
 }

@@ -18,9 +18,13 @@ mod input;
 mod response;
 #[cfg(not(test))]
 mod script;
+#[cfg(not(test))]
+mod startup;
 
 #[cfg(not(test))]
 pub use handler::{handle, translate_name};
+#[cfg(not(test))]
+pub use startup::prepare_child;
 #[cfg(not(test))]
 pub(crate) use live::{type_name, RequestSlot, SameThread};
 

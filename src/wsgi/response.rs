@@ -1,12 +1,14 @@
 //! The response side of WSGI: `start_response`, `write`, and moving body
 //! bytes into Apache's output filters.
 
+use super::file_wrapper::FileRegion;
 use super::{rules, type_name, SameThread};
 use crate::httpd::{consts, ffi, pool};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
 /// Body bytes are held in the brigade up to this size before being passed
@@ -23,13 +25,19 @@ struct State {
     output: Option<Output>,
     status: Option<(u16, String)>,
     headers: Vec<(String, String)>,
-    headers_sent: bool,
+    /// The Content-Length the application declared, if any.
+    content_length: Option<u64>,
+    /// Body bytes accepted so far (after any cut to Content-Length).
+    sent: u64,
+    /// Whether status and headers have gone down the output filters; from
+    /// then on the response can only be completed or cut short.
+    committed: bool,
     buffered: usize,
 }
 
 // SAFETY: `output` points at the request being handled and its brigade;
-// it is only used while the handler runs (finish() drops it before the
-// handler returns), behind the mutex, so uses never overlap.
+// it is only used while the handler runs (finish() or discard() drop it
+// before the handler returns), behind the mutex, so uses never overlap.
 unsafe impl Send for State {}
 
 #[pyclass(module = "mod_wsgi_rs", frozen)]
@@ -47,14 +55,17 @@ impl StartResponse {
                 output: Some(Output { r, bb }),
                 status: None,
                 headers: Vec::new(),
-                headers_sent: false,
+                content_length: None,
+                sent: 0,
+                committed: false,
                 buffered: 0,
             }),
         }
     }
 
-    pub fn headers_sent(&self, py: Python<'_>) -> bool {
-        self.lock(py).headers_sent
+    /// Whether the response has started on the wire.
+    pub fn committed(&self, py: Python<'_>) -> bool {
+        self.lock(py).committed
     }
 
     fn lock<'a>(&'a self, py: Python<'_>) -> std::sync::MutexGuard<'a, State> {
@@ -64,20 +75,55 @@ impl StartResponse {
     }
 
     /// Appends body bytes; `flush` pushes them to the client now (a
-    /// streamed item), otherwise they may wait for more.
+    /// streamed item), otherwise they may wait for more. Bytes beyond a
+    /// declared Content-Length are dropped.
     pub fn send(&self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
         let mut state = self.lock(py);
-        let output = state.begin_body()?;
-        // SAFETY: the brigade and request are live (see State); with no
-        // flush callback apr_brigade_write only copies `data` into heap
-        // buckets, so it never touches the network.
-        unsafe {
-            ffi::apr_brigade_write(output.bb, None, std::ptr::null_mut(), data.as_ptr().cast(), data.len());
+        let output = state.body_output()?;
+        let data = &data[..state.allowed(data.len() as u64) as usize];
+        if !data.is_empty() {
+            // SAFETY: the brigade and request are live (see State); with no
+            // flush callback apr_brigade_write only copies `data` into heap
+            // buckets, so it never touches the network.
+            unsafe {
+                ffi::apr_brigade_write(output.bb, None, std::ptr::null_mut(), data.as_ptr().cast(), data.len());
+            }
         }
+        state.sent += data.len() as u64;
         state.buffered += data.len();
         if flush || state.buffered >= PASS_THRESHOLD {
             state.pass(py, flush)?;
         }
+        Ok(())
+    }
+
+    /// Appends a region of a regular file as a file bucket: Apache reads
+    /// it (or sendfile()s it) while writing, with no copy through Python.
+    pub fn send_file(&self, py: Python<'_>, region: FileRegion) -> PyResult<()> {
+        let mut state = self.lock(py);
+        let output = state.body_output()?;
+        let len = state.allowed(region.len);
+        if len > 0 {
+            let r = output.r;
+            // SAFETY: r and the brigade are live. The File is moved into the
+            // request pool, so the descriptor stays open until the pool is
+            // destroyed, which Apache does only after the response has been
+            // written (the end-of-request bucket follows the data). The
+            // apr_file_t made by apr_os_file_put does not own the
+            // descriptor, so it is closed exactly once, by the File.
+            unsafe {
+                let file = pool::alloc((*r).pool, region.file);
+                let mut fd = (*file).as_raw_fd();
+                let mut apr_file: *mut ffi::apr_file_t = std::ptr::null_mut();
+                let flags = (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32;
+                let status = ffi::apr_os_file_put(&mut apr_file, &mut fd, flags, (*r).pool);
+                if status != consts::APR_SUCCESS {
+                    return Err(PyOSError::new_err(format!("cannot hand the file to Apache (APR status {status})")));
+                }
+                ffi::apr_brigade_insert_file(output.bb, apr_file, region.offset as _, len as _, (*r).pool);
+            }
+        }
+        state.sent += len;
         Ok(())
     }
 
@@ -86,7 +132,7 @@ impl StartResponse {
     /// so Apache can compute Content-Length for a body it saw whole.
     pub fn finish(&self, py: Python<'_>) -> PyResult<()> {
         let mut state = self.lock(py);
-        let output = state.begin_body()?;
+        let output = state.body_output()?;
         // SAFETY: as in send(); the EOS bucket comes from the connection's
         // allocator and is owned by the brigade once appended.
         unsafe {
@@ -98,11 +144,28 @@ impl StartResponse {
         result
     }
 
-    /// Ends a response that failed after its headers were sent: the client
-    /// must see a truncated response, not a complete-looking one, so the
-    /// chunked encoding is left unterminated and the connection closed.
+    /// `(sent, declared)` when the application sent fewer body bytes than
+    /// the Content-Length it declared, for a response that has a body.
+    pub fn shortfall(&self, py: Python<'_>) -> Option<(u64, u64)> {
+        let state = self.lock(py);
+        let output = state.output.as_ref()?;
+        let declared = state.content_length?;
+        let (code, _) = state.status.as_ref()?;
+        // SAFETY: r is live while output is set (see State).
+        let head = unsafe { (*output.r).header_only } != 0;
+        let bodyless = head || matches!(code, 100..=199 | 204 | 304);
+        (!bodyless && state.sent < declared).then_some((state.sent, declared))
+    }
+
+    /// Ends a response that cannot be completed once it has started: the
+    /// client must see a truncated response, not a complete-looking one,
+    /// so the headers go out if they have not, the chunked encoding is left
+    /// unterminated and the connection closed.
     pub fn abort(&self, py: Python<'_>) {
         let mut state = self.lock(py);
+        if !state.committed && state.status.is_some() && state.output.is_some() {
+            let _ = state.pass(py, true);
+        }
         if let Some(output) = state.output.take() {
             // SAFETY: request and brigade are live; an error bucket with
             // 502 is Apache's signal (used by mod_proxy) that the body
@@ -120,49 +183,67 @@ impl StartResponse {
         }
     }
 
-    /// Forgets the request without sending anything (error before headers:
-    /// Apache sends the error page).
+    /// Forgets the response without sending it (an error before anything
+    /// went out: Apache sends its error page instead).
     pub fn discard(&self, py: Python<'_>) {
-        self.lock(py).output = None;
+        if let Some(output) = self.lock(py).output.take() {
+            // SAFETY: the brigade is live; its buckets are freed unsent.
+            unsafe { ffi::apr_brigade_cleanup(output.bb.cast()) };
+        }
     }
 }
 
 impl State {
-    /// The output, with the status and headers copied into the request
-    /// the first time body (or end of body) is sent.
-    fn begin_body(&mut self) -> PyResult<&Output> {
+    /// The output, once start_response has given a status.
+    fn body_output(&self) -> PyResult<&Output> {
         let Some(output) = self.output.as_ref() else {
             return Err(PyRuntimeError::new_err("the response has already been completed"));
         };
-        if !self.headers_sent {
-            let Some((code, line)) = &self.status else {
-                return Err(PyRuntimeError::new_err(
-                    "the application returned a body without calling start_response() first",
-                ));
-            };
-            let r = output.r;
-            // SAFETY: r is live; every string is copied into its pool, so
-            // Apache's tables never point at Rust memory.
-            unsafe {
-                (*r).status = i32::from(*code);
-                (*r).status_line = pool::strdup((*r).pool, line);
-                for (name, value) in &self.headers {
-                    let value_c = pool::strdup((*r).pool, value);
-                    if name.eq_ignore_ascii_case("content-type") {
-                        ffi::ap_set_content_type(r, value_c);
-                    } else {
-                        ffi::apr_table_add((*r).headers_out, pool::strdup((*r).pool, name), value_c);
-                    }
+        if self.status.is_none() {
+            return Err(PyRuntimeError::new_err(
+                "the application returned a body without calling start_response() first",
+            ));
+        }
+        Ok(output)
+    }
+
+    /// How many of `len` more body bytes fit the declared Content-Length.
+    fn allowed(&self, len: u64) -> u64 {
+        match self.content_length {
+            Some(declared) => len.min(declared.saturating_sub(self.sent)),
+            None => len,
+        }
+    }
+
+    /// Copies status and headers into the request (first pass only).
+    fn commit_headers(&mut self) {
+        let (Some(output), Some((code, line))) = (self.output.as_ref(), self.status.as_ref()) else {
+            return;
+        };
+        let r = output.r;
+        // SAFETY: r is live; every string is copied into its pool, so
+        // Apache's tables never point at Rust memory.
+        unsafe {
+            (*r).status = i32::from(*code);
+            (*r).status_line = pool::strdup((*r).pool, line);
+            for (name, value) in &self.headers {
+                let value_c = pool::strdup((*r).pool, value);
+                if name.eq_ignore_ascii_case("content-type") {
+                    ffi::ap_set_content_type(r, value_c);
+                } else {
+                    ffi::apr_table_add((*r).headers_out, pool::strdup((*r).pool, name), value_c);
                 }
             }
-            self.headers_sent = true;
         }
-        Ok(self.output.as_ref().expect("checked above"))
+        self.committed = true;
     }
 
     /// Passes the brigade down the output filters with the GIL released.
     fn pass(&mut self, py: Python<'_>, flush: bool) -> PyResult<()> {
-        let output = self.output.as_ref().expect("pass() follows begin_body()");
+        if !self.committed {
+            self.commit_headers();
+        }
+        let output = self.output.as_ref().expect("pass() follows body_output()");
         let (r, bb) = (SameThread(output.r), SameThread(output.bb));
         self.buffered = 0;
         let status = py.detach(move || {
@@ -181,7 +262,7 @@ impl State {
         if status == 0 {
             Ok(())
         } else {
-            Err(pyo3::exceptions::PyOSError::new_err(format!(
+            Err(PyOSError::new_err(format!(
                 "failed to write the response to the client (APR status {status}); \
                  the client probably disconnected"
             )))
@@ -202,9 +283,10 @@ impl StartResponse {
         let py = slf.py();
         let this = slf.get();
         let exc_info = exc_info.filter(|e| !e.is_none());
-        if this.lock(py).headers_sent {
+        if this.committed(py) {
             return match exc_info {
-                // PEP 3333: with headers out, re-raise the error given.
+                // PEP 3333: with the response started, re-raise the error
+                // given; the handler then cuts the response short.
                 Some(info) => Err(PyErr::from_value(info.get_item(1)?)),
                 None => Err(PyRuntimeError::new_err(
                     "start_response() called again after the response headers were sent",
@@ -217,10 +299,15 @@ impl StartResponse {
         let status = status.to_str()?.to_owned();
         let code = rules::parse_status(&status).map_err(PyValueError::new_err)?;
         let headers = parse_headers(response_headers)?;
+        let content_length = match headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+            Some((_, value)) => Some(rules::parse_content_length(value).map_err(PyValueError::new_err)?),
+            None => None,
+        };
         {
             let mut state = this.lock(py);
             state.status = Some((code, status));
             state.headers = headers;
+            state.content_length = content_length;
         }
         slf.getattr("write")
     }

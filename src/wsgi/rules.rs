@@ -52,12 +52,31 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Parses the value of a Content-Length header the application set; the
+/// handler holds the body to it, so it must be a plain decimal count.
+pub fn parse_content_length(value: &str) -> Result<u64, String> {
+    let digits = value.trim_matches([' ', '\t']);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("Content-Length {value:?} must be a non-negative decimal integer"));
+    }
+    digits.parse().map_err(|_| format!("Content-Length {value:?} is too large"))
+}
+
 fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn content_length_is_a_plain_decimal_count() {
+        assert_eq!(super::parse_content_length("0"), Ok(0));
+        assert_eq!(super::parse_content_length(" 1234 "), Ok(1234));
+        for bad in ["", "-1", "+1", "1.0", "0x10", "12 34", "abc", "99999999999999999999999"] {
+            assert!(super::parse_content_length(bad).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -18,19 +18,40 @@ struct LoadedScript {
 /// the GIL passes to another thread must not be loaded twice.
 static SCRIPTS: Mutex<BTreeMap<String, LoadedScript>> = Mutex::new(BTreeMap::new());
 
-/// The module for `path`, loading or reloading it if its mtime changed.
-pub fn load<'py>(py: Python<'py>, path: &str, mtime: i64) -> PyResult<Bound<'py, PyModule>> {
+/// The module for `path`. With `reload_mtime` (WSGIScriptReloading On,
+/// the default), a script whose mtime differs from the one it was loaded
+/// with is loaded again; with None it is loaded once per process.
+pub fn load<'py>(py: Python<'py>, path: &str, reload_mtime: Option<i64>) -> PyResult<Bound<'py, PyModule>> {
     // lock_py_attached waits with the GIL released, so a thread that holds
     // the lock and gives up the GIL inside the script cannot deadlock us.
     let mut scripts = SCRIPTS.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
     if let Some(loaded) = scripts.get(path) {
-        if loaded.mtime == mtime {
+        if reload_mtime.is_none_or(|mtime| mtime == loaded.mtime) {
             return Ok(loaded.module.bind(py).clone());
         }
     }
+    let mtime = match reload_mtime {
+        Some(mtime) => mtime,
+        None => file_mtime(path)?,
+    };
     let module = execute(py, path)?;
     scripts.insert(path.to_owned(), LoadedScript { mtime, module: module.clone().unbind() });
     Ok(module)
+}
+
+/// `WSGIImportScript`: loads `path` as a request for it later would, so
+/// that request finds it already loaded.
+pub fn preload(py: Python<'_>, path: &str) -> PyResult<()> {
+    let mtime = file_mtime(path)?;
+    load(py, path, Some(mtime)).map(drop)
+}
+
+/// A file's mtime in APR's unit (microseconds since the epoch), the value
+/// the directory walk puts in `r->finfo.mtime`.
+fn file_mtime(path: &str) -> PyResult<i64> {
+    let modified = std::fs::metadata(path)?.modified()?;
+    let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(since_epoch.as_micros() as i64)
 }
 
 /// A stable module name per path, so pickled objects and tracebacks
