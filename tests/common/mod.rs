@@ -1643,7 +1643,6 @@ pub fn validator_complaints(log: &str) -> Vec<String> {
             l.contains("AssertionError")
                 || l.contains("WSGIWarning")
                 || l.contains("Iterator garbage collected")
-                || l.contains("wsgiref/validate.py")
         })
         .map(str::to_string)
         .collect()
@@ -1685,5 +1684,16 @@ pub fn short(text: &str) -> String {
         format!("{t}...")
     } else {
         t
+    }
+}
+
+impl RawReply {
+    /// Parses the final response (after any 1xx) with the harness's parser.
+    pub fn response(&self) -> io::Result<Response> {
+        let (head, rest) = self.split_final().ok_or_else(|| bad(format!("no response head in {:?}", self.text())))?;
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(b"\r\n\r\n");
+        raw.extend_from_slice(&rest);
+        parse_response(&raw, false)
     }
 }
