@@ -127,7 +127,11 @@ fn run_case(c: Case) {
             let res = load(apache.port, &targets, 4, Duration::from_secs(10));
             eprintln!("[mod_python load {}] {} requests: {:?}", c.mpm.name(), res.total, res.counts);
             assert_eq!(res.error_count, 0, "errors: {:?}", res.errors);
-            assert_eq!(res.non_200(), 0, "non-200 answers: {:?}", res.counts);
+            if res.non_200() != 0 {
+                let log = apache.error_log();
+                let errors: Vec<&str> = log.lines().filter(|l| l.contains(":error]") || l.contains(":crit]")).collect();
+                panic!("non-200 answers: {:?}\nerror log lines:\n{}", res.counts, errors.join("\n"));
+            }
             assert!(res.ok_for("/mp") > 50, "too few /mp answers: {:?}", res.counts);
             assert!(res.ok_for("/hello") > 50, "too few /hello answers: {:?}", res.counts);
         });
