@@ -102,6 +102,26 @@ fn suite(mpm: Mpm) {
             let rr = RawReply { bytes: got, closed: true, reset: false };
             assert_eq!(rr.response().unwrap().text(), "first|second");
         });
+        c.run(&format!("write() streams: written data goes out before the app returns [{v}]"), || {
+            let mut s = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+            s.write_all(format!("GET /resp/write_slow HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", cl.host()).as_bytes())
+                .unwrap();
+            let t0 = Instant::now();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&got).contains("written-early|") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            let first_at = t0.elapsed();
+            assert!(first_at < Duration::from_millis(1200), "written data arrived after {first_at:?} (not streamed)");
+            let rest = read_until_close(&mut s, Duration::from_secs(10));
+            got.extend_from_slice(&rest.bytes);
+            let rr = RawReply { bytes: got, closed: true, reset: false };
+            assert_eq!(rr.response().unwrap().text(), "written-early|returned-late");
+        });
         c.run(&format!("write() [{v}]"), || {
             assert_eq!(ok_text(&cl, "/resp/write"), "w1-w2-end");
             assert_eq!(ok_text(&cl, "/resp/write_only"), "only-written");
@@ -196,13 +216,14 @@ fn suite(mpm: Mpm) {
             }
         });
         c.run(&format!("exception before headers -> 500 and traceback [{v}]"), || {
+            let mark = log_mark(&apache);
             let r = cl.get("/resp/exc_before");
             assert_eq!(r.status, 500, "{}", short(&r.text()));
-            wait_line(&apache, Duration::from_secs(5), &["RuntimeError: rp-before-headers", "[wsgi_rs:error]", "[client 127.0.0.1:"])
+            wait_line_after(&apache, mark, Duration::from_secs(5), &["RuntimeError: rp-before-headers", "[wsgi_rs:error]", "[client 127.0.0.1:"])
                 .unwrap();
             let log = apache.error_log();
             assert!(
-                log.lines().any(|l| l.contains(&format!("File \"{app}\"")) && l.contains("line ")),
+                log[mark..].lines().any(|l| l.contains(&format!("File \"{app}\"")) && l.contains("line ")),
                 "traceback should name {app}"
             );
         });
@@ -227,6 +248,7 @@ fn suite(mpm: Mpm) {
             let t = ok_text(&cl, "/resp/sr_after_output");
             assert!(t.starts_with("started|raised="), "{t}");
             assert_ne!(t, "started|raised=none", "second start_response after output must raise");
+            assert!(!t.contains("AssertionError"), "the validator objected: {t}");
         });
         c.run(&format!("exc_info before output: the new status wins [{v}]"), || {
             let r = cl.get("/resp/exc_info_before");
@@ -302,17 +324,23 @@ fn suite(mpm: Mpm) {
     }
     c.run("start_response error uncaught -> 500, traceback names the script and the type", || {
         for (case, exc) in [("status_short", "ValueError"), ("value_int", "TypeError")] {
+            let mark = log_mark(&apache);
             let r = apache.get(&format!("/bad/uncaught?case={case}"));
             assert_eq!(r.status, 500, "{case}: {}", short(&r.text()));
-            wait_line(&apache, Duration::from_secs(5), &[&format!("{exc}:"), "[wsgi_rs:error]"]).unwrap();
+            wait_line_after(&apache, mark, Duration::from_secs(5), &[&format!("{exc}:"), "[wsgi_rs:error]"]).unwrap();
+            let log = apache.error_log();
+            assert!(
+                log[mark..].lines().any(|l| l.contains(&format!("File \"{bad}\""))),
+                "traceback must name {bad}:\n{}",
+                &log[mark..]
+            );
         }
-        let log = apache.error_log();
-        assert!(log.lines().any(|l| l.contains(&format!("File \"{bad}\""))), "traceback must name {bad}");
     });
     c.run("non-bytes body item -> 500, TypeError naming the type", || {
+        let mark = log_mark(&apache);
         let r = apache.get("/bad/nonbytes");
         assert_eq!(r.status, 500, "{}", short(&r.text()));
-        let line = wait_line(&apache, Duration::from_secs(5), &["TypeError", "str"]).unwrap();
+        let line = wait_line_after(&apache, mark, Duration::from_secs(5), &["TypeError", "str"]).unwrap();
         assert!(line.contains("[wsgi_rs:error]"), "{line}");
     });
     c.run("validator raised nothing", || {

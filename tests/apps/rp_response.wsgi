@@ -77,6 +77,11 @@ def application(environ, start_response):
         write(b'w1-')
         write(b'w2-')
         return [b'end']
+    if path == '/write_slow':
+        write = start_response('200 OK', TEXT)
+        write(b'written-early|')
+        time.sleep(1.5)
+        return [b'returned-late']
     if path == '/write_only':
         write = start_response('200 OK', TEXT)
         write(b'only-written')

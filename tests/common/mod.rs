@@ -1697,3 +1697,21 @@ impl RawReply {
         parse_response(&raw, false)
     }
 }
+
+/// Current size of the error log, to look only at what a later request adds.
+pub fn log_mark(apache: &Apache) -> usize {
+    apache.error_log().len()
+}
+
+/// Like [`wait_line`] but only over the log written after `mark` (see [`log_mark`]).
+pub fn wait_line_after(apache: &Apache, mark: usize, timeout: Duration, needles: &[&str]) -> Result<String, String> {
+    let tail_of = |log: &str| log.get(mark..).unwrap_or("").to_string();
+    let (ok, log) =
+        apache.wait_log(timeout, |log| tail_of(log).lines().any(|l| needles.iter().all(|n| l.contains(n))));
+    let tail = tail_of(&log);
+    if ok {
+        Ok(tail.lines().find(|l| needles.iter().all(|n| l.contains(n))).unwrap().to_string())
+    } else {
+        Err(format!("no new log line with all of {needles:?}; new lines:\n{tail}"))
+    }
+}
