@@ -93,7 +93,7 @@ fn callable_object() {
     });
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]
@@ -129,7 +129,7 @@ fn application_group() {
     });
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn pass_authorization() {
     });
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ fn reloading(mpm: Mpm) {
     });
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn chunked_request() {
     }
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]
@@ -392,7 +392,7 @@ fn map_head_to_get() {
     }
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -432,7 +432,7 @@ fn import_script() {
     }
     finish_common(&mut c, &apache);
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]
@@ -455,7 +455,7 @@ fn import_script_failure_is_logged_and_child_serves() {
     });
     c.run("no crash", || assert_no_crash(&apache.error_log()));
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -512,5 +512,5 @@ fn bad_values_fail_config_test() {
             assert_eq!(code, 0, "apache2 -t should pass:\n{out}");
         });
     }
-    c.finish();
+    rp_finish(c);
 }

@@ -228,7 +228,7 @@ fn suite(mpm: Mpm) {
     });
     c.run("no crash", || assert_no_crash(&apache.error_log()));
     drop(apache);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]

@@ -354,7 +354,7 @@ fn suite(mpm: Mpm) {
     let mut c = Checks::new(format!("input {}", mpm.name()));
     fixed(&mut c, mpm);
     chunked(&mut c, mpm);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]

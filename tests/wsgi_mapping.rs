@@ -362,7 +362,7 @@ fn suite(mpm: Mpm) {
     handlers(&mut c, mpm);
     options(&mut c, mpm);
     vhosts(&mut c, mpm);
-    c.finish();
+    rp_finish(c);
 }
 
 #[test]

@@ -1715,3 +1715,14 @@ pub fn wait_line_after(apache: &Apache, mark: usize, timeout: Duration, needles:
         Err(format!("no new log line with all of {needles:?}; new lines:\n{tail}"))
     }
 }
+
+/// [`Checks::finish`], printing how many checks ran (visible with `--nocapture`).
+pub fn rp_finish(c: Checks) {
+    eprintln!(
+        "[checks] {}: {} passed, {} failed",
+        c.context,
+        c.passed.len(),
+        c.failures.len()
+    );
+    c.finish();
+}
