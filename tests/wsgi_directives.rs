@@ -116,12 +116,17 @@ fn application_group() {
     ));
     let apache = start(dir, &conf, "WSGIApplicationGroup");
     let mut c = Checks::new("WSGIApplicationGroup");
-    c.run("%{GLOBAL} in server, <VirtualHost>, <Directory> and .htaccess", || {
-        for (host, path) in [(None, "/env"), (Some(RP_VALIDATED_HOST), "/env"), (None, "/indir"), (None, "/ht")] {
+    for (what, host, path) in [
+        ("server", None, "/env"),
+        ("<VirtualHost> (validated app)", Some(RP_VALIDATED_HOST), "/env"),
+        ("<Directory>", None, "/indir"),
+        (".htaccess", None, "/ht"),
+    ] {
+        c.run(&format!("%{{GLOBAL}} accepted in {what}"), || {
             let j = envj(&apache, host, path, &[]);
             assert_eq!(j.get("environ").get("mod_wsgi.application_group").as_str(), "", "{path}");
-        }
-    });
+        });
+    }
     c.run("anything else in .htaccess -> 500 and the message in the log", || {
         let r = apache.get("/htbad");
         assert_eq!(r.status, 500, "{}", short(&r.text()));

@@ -245,3 +245,54 @@ fn environ_worker() {
 fn environ_prefork() {
     suite(Mpm::Prefork);
 }
+
+/// Over TLS (mod_ssl, a self-signed certificate, curl as the client): wsgi.url_scheme
+/// and REQUEST_SCHEME are https and HTTPS is set; plain HTTP beside it stays http.
+#[test]
+fn environ_over_tls() {
+    let dir = TestDir::new("wsgi-environ-tls");
+    let (app, wrapped) = rp_install(&dir, "rp_env.wsgi", &[]);
+    let key = dir.p("tls.key");
+    let crt = dir.p("tls.crt");
+    let st = std::process::Command::new("/usr/bin/openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-keyout", &key, "-out", &crt])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success(), "openssl req failed");
+    let tls_port = free_port();
+    let conf = Conf::new(Mpm::Event).module_before("ssl_module", "mod_ssl.so").extra(&format!(
+        "WSGIScriptAlias /env {app}\nListen 127.0.0.1:{tls_port}\n\
+         <VirtualHost 127.0.0.1:{tls_port}>\n  ServerName 127.0.0.1\n  SSLEngine on\n  SSLCertificateFile {crt}\n  SSLCertificateKeyFile {key}\n  WSGIScriptAlias /venv {wrapped}\n</VirtualHost>\n"
+    ));
+    let apache = rp_start(dir, &conf).unwrap_or_else(|e| panic!("[tls] {e}"));
+    let mut c = Checks::new("environ over TLS");
+    for (path, v) in [("/env/t", "plain"), ("/venv/t", "validated")] {
+        c.run(&format!("https keys [{v}]"), || {
+            let out = std::process::Command::new("/usr/bin/curl")
+                .args(["-sk", "--max-time", "10", &format!("https://127.0.0.1:{tls_port}{path}?q=1")])
+                .output()
+                .expect("curl");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let j = Json::parse(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", short(&text)));
+            let e = j.get("environ");
+            assert_eq!(e.get("wsgi.url_scheme").as_str(), "https");
+            assert_eq!(e.get("REQUEST_SCHEME").as_str(), "https");
+            assert!(e.has("HTTPS"), "HTTPS missing on TLS: {e}");
+            assert_eq!(j.get("types").get("HTTPS").as_str(), "str");
+            assert_eq!(e.get("SERVER_PORT").as_str(), tls_port.to_string());
+        });
+    }
+    c.run("plain HTTP beside it stays http", || {
+        let r = apache.get("/env");
+        assert_eq!(r.status, 200);
+        let e = r.json().get("environ").clone();
+        assert_eq!(e.get("wsgi.url_scheme").as_str(), "http");
+        assert!(!e.has("HTTPS"), "{e}");
+    });
+    c.run("no crash", || assert_no_crash(&apache.error_log()));
+    drop(apache);
+    rp_finish(c);
+}
