@@ -177,10 +177,23 @@ fn suite(mpm: Mpm) {
             }
         });
         c.run(&format!("wsgi.file_wrapper honours the app's Content-Length [{v}]"), || {
-            let r = raw_get(&cl, "GET", "/resp/fw_file_cl?n=1000");
-            assert!(r.closed, "no hang");
-            assert_eq!(r.header("content-length").as_deref(), Some("1000"));
-            assert!(r.after_head() == data[..1000], "expected exactly the first 1000 bytes, got {}", r.after_head().len());
+            for src in ["file", "bytesio"] {
+                let r = raw_get(&cl, "GET", &format!("/resp/fw_file_cl?n=1000&src={src}"));
+                assert!(r.closed, "no hang");
+                assert_eq!(r.header("content-length").as_deref(), Some("1000"), "{src}");
+                assert!(
+                    r.after_head() == data[..1000],
+                    "{src}: expected exactly the first 1000 bytes, got {}",
+                    r.after_head().len()
+                );
+            }
+        });
+        c.run(&format!("wsgi.file_wrapper: a file-like without fileno() is read in blksize blocks and closed [{v}]"), || {
+            let tok = token(mpm, via, "reader");
+            let r = cl.get(&format!("/resp/fw_reader?blk=3000&tok={tok}"));
+            assert_eq!(r.status, 200, "{}", short(&r.text()));
+            assert!(r.body == data, "body differs ({} bytes)", r.body.len());
+            assert_eq!(wait_closed(&cl, &tok), "reader closed; sizes asked 3000");
         });
         c.run(&format!("Content-Length: extra bytes are cut [{v}]"), || {
             let r = raw_get(&cl, "GET", "/resp/cl_extra");
@@ -202,9 +215,11 @@ fn suite(mpm: Mpm) {
             assert_eq!(r.status(), Some(200), "{}", r.text());
             assert_eq!(r.header("x-method").as_deref(), Some("HEAD"));
             assert!(r.after_head().is_empty(), "HEAD must not get a body: {:?}", r.text());
-            let r = raw_get(&cl, "HEAD", "/resp/gen");
-            assert_eq!(r.status(), Some(200));
-            assert!(r.after_head().is_empty(), "HEAD must not get a body: {:?}", r.text());
+            for p in ["/resp/gen", "/resp/fw_file", "/resp/fw_bytesio", "/resp/write"] {
+                let r = raw_get(&cl, "HEAD", p);
+                assert_eq!(r.status(), Some(200), "{p}");
+                assert!(r.after_head().is_empty(), "HEAD {p} must not get a body: {:?}", short(&r.text()));
+            }
         });
         c.run(&format!("204 and 304: no body even if the app yields one [{v}]"), || {
             for (p, code) in [("/resp/s204", 204), ("/resp/s304", 304)] {
@@ -312,6 +327,7 @@ fn suite(mpm: Mpm) {
         ("name_space", "ValueError"),
         ("name_colon", "ValueError"),
         ("name_crlf", "ValueError"),
+        ("name_empty", "ValueError"),
         ("status_bare", "none"),
         ("value_latin1", "none"),
     ];

@@ -28,6 +28,7 @@ CASES = {
     'name_space': ('200 OK', OK + [('X A', 'v')]),
     'name_colon': ('200 OK', OK + [('X:A', 'v')]),
     'name_crlf': ('200 OK', OK + [('X\r\nA', 'v')]),
+    'name_empty': ('200 OK', OK + [('', 'v')]),
     'value_latin1': ('200 OK', OK + [('X-A', 'caf\xe9')]),
 }
 

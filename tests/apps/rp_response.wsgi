@@ -43,6 +43,24 @@ class Body:
         _mark(self.tok, 'closed after %d items' % self.sent)
 
 
+class Reader:
+    """A file-like object with read() and close() only (no fileno): records the sizes
+    asked for and whether close() was called."""
+
+    def __init__(self, tok, data):
+        self.tok = tok
+        self.data = io.BytesIO(data)
+        self.asked = []
+
+    def read(self, n=-1):
+        self.asked.append(n)
+        return self.data.read(n)
+
+    def close(self):
+        sizes = sorted(set(self.asked))
+        _mark(self.tok, 'reader closed; sizes asked %s' % ','.join(str(x) for x in sizes))
+
+
 def _slow_gen():
     yield b'first|'
     time.sleep(1.5)
@@ -115,7 +133,16 @@ def application(environ, start_response):
         n = int(qs['n'][0])
         start_response('200 OK', [('Content-Type', 'application/octet-stream'),
                                   ('Content-Length', str(n))])
+        if qs.get('src', ['file'])[0] == 'bytesio':
+            with open(DATA_FILE, 'rb') as f:
+                return environ['wsgi.file_wrapper'](io.BytesIO(f.read()), 4096)
         return environ['wsgi.file_wrapper'](open(DATA_FILE, 'rb'), 4096)
+    if path == '/fw_reader':
+        blk = int(qs['blk'][0])
+        with open(DATA_FILE, 'rb') as f:
+            data = f.read()
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return environ['wsgi.file_wrapper'](Reader(tok, data), blk)
     if path == '/cl_extra':
         start_response('200 OK', TEXT + [('Content-Length', '5')])
         return [b'01234', b'56789']
