@@ -84,7 +84,8 @@ fn aliases(c: &mut Checks, mpm: Mpm) {
         )
     };
     let conf = Conf::new(mpm).extra(&format!(
-        "{}WSGIScriptAlias /noapp {noapp}\nWSGIScriptAlias /loadfail {loadfail}\nWSGIScriptAlias /missing {missing}\n{}",
+        "# Apache would merge the slashes itself; the module must cope with them.\nMergeSlashes Off\n\
+         {}WSGIScriptAlias /noapp {noapp}\nWSGIScriptAlias /loadfail {loadfail}\nWSGIScriptAlias /missing {missing}\n{}",
         table(false),
         rp_vhosts(&table(true))
     ));
