@@ -16,6 +16,22 @@ extern const char *wsgi_rs_add_server_line(cmd_parms *cmd, void *dir,
                                            const char *args);
 extern const char *wsgi_rs_set_dir_option(cmd_parms *cmd, void *dir,
                                           const char *arg);
+extern const char *wsgi_rs_set_interpreter_option(cmd_parms *cmd, void *dir,
+                                                  const char *arg);
+extern const char *wsgi_rs_reject_unsupported(cmd_parms *cmd, void *dir,
+                                              const char *args);
+
+/* Interpreter settings apply before Python starts, so only the main server
+ * may set them; the handler rejects <VirtualHost> as well. */
+#define INTERPRETER_OPTION(name, help) \
+    AP_INIT_TAKE1(name, wsgi_rs_set_interpreter_option, NULL, RSRC_CONF, help)
+
+/* mod_wsgi directives not implemented yet: recognised everywhere mod_wsgi
+ * accepts them, so the error says so instead of "Invalid command". */
+#define UNSUPPORTED(name) \
+    AP_INIT_RAW_ARGS(name, wsgi_rs_reject_unsupported, NULL, \
+                     RSRC_CONF | ACCESS_CONF | OR_ALL, \
+                     "a mod_wsgi directive mod_wsgi_rs does not support yet")
 
 const command_rec wsgi_rs_commands[] = {
     /* Interpreter settings apply before Python starts, so only the main
@@ -24,6 +40,28 @@ const command_rec wsgi_rs_commands[] = {
                   RSRC_CONF,
                   "Python optimisation level: 0, 1 (as python -O) or 2 "
                   "(as python -OO)"),
+
+    INTERPRETER_OPTION("WSGIPythonHome",
+                       "Virtual environment or Python prefix to run"),
+    INTERPRETER_OPTION("WSGIPythonPath",
+                       "Directories (separated by ':') put first on sys.path"),
+    INTERPRETER_OPTION("WSGIPythonHashSeed",
+                       "random, or a fixed hash seed from 0 to 4294967295"),
+    INTERPRETER_OPTION("WSGIPythonWarnings",
+                       "A warnings filter as for python -W (repeatable)"),
+    INTERPRETER_OPTION("WSGIDontWriteBytecode",
+                       "On or Off: do not write .pyc files (default Off)"),
+    INTERPRETER_OPTION("WSGIRestrictStdout",
+                       "On or Off: make sys.stdout unusable (default Off: "
+                       "it goes to the error log)"),
+    INTERPRETER_OPTION("WSGIRestrictStdin",
+                       "On or Off: make sys.stdin unusable (default Off)"),
+    INTERPRETER_OPTION("WSGIRestrictSignal",
+                       "On or Off: ignore signal.signal() from applications "
+                       "(default On)"),
+    INTERPRETER_OPTION("WSGIDestroyInterpreter",
+                       "On or Off: finalise Python when a child exits "
+                       "(default On)"),
 
     /* RAW_ARGS because mod_wsgi allows any number of key=value options
      * after the fixed arguments. Server and virtual-host level only. */
@@ -65,6 +103,36 @@ const command_rec wsgi_rs_commands[] = {
                   OR_FILEINFO,
                   "On, Off or Auto: run HEAD requests as GET (default "
                   "Auto: when output filters may need the body)"),
+    AP_INIT_TAKE1("WSGIProcessGroup", wsgi_rs_set_dir_option, NULL,
+                  ACCESS_CONF | RSRC_CONF,
+                  "Process group for the application; only %{GLOBAL} (this "
+                  "Apache child) is supported"),
+
+    UNSUPPORTED("WSGIAcceptMutex"),
+    UNSUPPORTED("WSGIAccessScript"),
+    UNSUPPORTED("WSGIAuthGroupScript"),
+    UNSUPPORTED("WSGIAuthUserScript"),
+    UNSUPPORTED("WSGICaseSensitivity"),
+    UNSUPPORTED("WSGIDaemonProcess"),
+    UNSUPPORTED("WSGIDispatchScript"),
+    UNSUPPORTED("WSGIEnableSendfile"),
+    UNSUPPORTED("WSGIErrorOverride"),
+    UNSUPPORTED("WSGIGroupAuthoritative"),
+    UNSUPPORTED("WSGIHandlerScript"),
+    UNSUPPORTED("WSGIIgnoreActivity"),
+    UNSUPPORTED("WSGILazyInitialization"),
+    UNSUPPORTED("WSGINewRelicConfigFile"),
+    UNSUPPORTED("WSGINewRelicEnvironment"),
+    UNSUPPORTED("WSGIPassApacheRequest"),
+    UNSUPPORTED("WSGIPythonEggs"),
+    UNSUPPORTED("WSGIRestrictEmbedded"),
+    UNSUPPORTED("WSGIRestrictProcess"),
+    UNSUPPORTED("WSGIServerMetrics"),
+    UNSUPPORTED("WSGISocketPrefix"),
+    UNSUPPORTED("WSGISocketRotation"),
+    UNSUPPORTED("WSGITrustedProxies"),
+    UNSUPPORTED("WSGITrustedProxyHeaders"),
+    UNSUPPORTED("WSGIVerboseDebugging"),
     { NULL }
 };
 

@@ -10,6 +10,8 @@ use std::fmt;
 pub struct ServerConfig {
     /// `WSGIPythonOptimize`; `None` when the directive was not given.
     pub python_optimize: Option<OptimizeLevel>,
+    /// The other interpreter directives (main server only).
+    pub interpreter: InterpreterConfig,
     /// `WSGIScriptAlias` and `WSGIScriptAliasMatch` entries in
     /// configuration order.
     pub script_aliases: Vec<ScriptAlias>,
@@ -27,6 +29,7 @@ impl ServerConfig {
         import_scripts.extend(vhost.import_scripts.iter().cloned());
         ServerConfig {
             python_optimize: vhost.python_optimize.or(base.python_optimize),
+            interpreter: base.interpreter.clone(),
             script_aliases,
             import_scripts,
         }
@@ -70,6 +73,157 @@ pub fn parse_python_optimize(value: &str) -> Result<OptimizeLevel, String> {
             value.escape_default()
         )),
     }
+}
+
+/// Interpreter settings, applied when Python starts in a child. All of
+/// them are main-server directives: one interpreter serves every host.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct InterpreterConfig {
+    /// `WSGIPythonHome`: a virtual environment or a Python prefix.
+    pub home: Option<String>,
+    /// `WSGIPythonPath`, split at colons.
+    pub path: Vec<String>,
+    /// `WSGIPythonHashSeed`.
+    pub hash_seed: Option<HashSeed>,
+    /// `WSGIPythonWarnings`, in configuration order.
+    pub warnings: Vec<String>,
+    /// `WSGIDontWriteBytecode` (default Off).
+    pub dont_write_bytecode: Option<bool>,
+    /// `WSGIRestrictStdout` (default Off: output goes to the error log).
+    pub restrict_stdout: Option<bool>,
+    /// `WSGIRestrictStdin` (default Off).
+    pub restrict_stdin: Option<bool>,
+    /// `WSGIRestrictSignal` (default On).
+    pub restrict_signal: Option<bool>,
+    /// `WSGIDestroyInterpreter` (default On).
+    pub destroy_interpreter: Option<bool>,
+}
+
+impl InterpreterConfig {
+    /// Sets one interpreter directive from its argument.
+    pub fn set(&mut self, directive: &str, value: &str) -> Result<(), String> {
+        match directive {
+            "WSGIPythonHome" => self.home = Some(parse_python_home(value)?),
+            "WSGIPythonPath" => self.path = parse_python_path(value)?,
+            "WSGIPythonHashSeed" => self.hash_seed = Some(parse_hash_seed(value)?),
+            "WSGIPythonWarnings" => self.warnings.push(parse_warning_filter(value)?),
+            "WSGIDontWriteBytecode" => self.dont_write_bytecode = Some(parse_flag(directive, value)?),
+            "WSGIRestrictStdout" => self.restrict_stdout = Some(parse_flag(directive, value)?),
+            "WSGIRestrictStdin" => self.restrict_stdin = Some(parse_flag(directive, value)?),
+            "WSGIRestrictSignal" => self.restrict_signal = Some(parse_flag(directive, value)?),
+            "WSGIDestroyInterpreter" => self.destroy_interpreter = Some(parse_flag(directive, value)?),
+            other => return Err(format!("{other}: not an interpreter directive")),
+        }
+        Ok(())
+    }
+
+    /// The directives given, as `Name value` strings (for the log line that
+    /// says which were not applied when another module owns Python).
+    pub fn given(&self) -> Vec<String> {
+        let on_off = |v: bool| if v { "On" } else { "Off" };
+        let mut given = Vec::new();
+        if let Some(home) = &self.home {
+            given.push(format!("WSGIPythonHome {home}"));
+        }
+        if !self.path.is_empty() {
+            given.push(format!("WSGIPythonPath {}", self.path.join(":")));
+        }
+        if let Some(seed) = &self.hash_seed {
+            given.push(format!("WSGIPythonHashSeed {seed}"));
+        }
+        for warning in &self.warnings {
+            given.push(format!("WSGIPythonWarnings {warning}"));
+        }
+        for (name, value) in [
+            ("WSGIDontWriteBytecode", self.dont_write_bytecode),
+            ("WSGIRestrictStdout", self.restrict_stdout),
+            ("WSGIRestrictStdin", self.restrict_stdin),
+            ("WSGIRestrictSignal", self.restrict_signal),
+            ("WSGIDestroyInterpreter", self.destroy_interpreter),
+        ] {
+            if let Some(v) = value {
+                given.push(format!("{name} {}", on_off(v)));
+            }
+        }
+        given
+    }
+}
+
+/// `WSGIPythonHashSeed`: `random` keeps hash randomisation on; a number
+/// fixes the seed (0 turns randomisation off), as PYTHONHASHSEED does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashSeed {
+    Random,
+    Fixed(u32),
+}
+
+impl fmt::Display for HashSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HashSeed::Random => f.write_str("random"),
+            HashSeed::Fixed(n) => n.fmt(f),
+        }
+    }
+}
+
+pub fn parse_hash_seed(value: &str) -> Result<HashSeed, String> {
+    if value == "random" {
+        return Ok(HashSeed::Random);
+    }
+    let number = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    match value.parse::<u32>() {
+        Ok(n) if number => Ok(HashSeed::Fixed(n)),
+        _ => Err(format!(
+            "WSGIPythonHashSeed: invalid value '{}'; expected random or an integer from 0 to 4294967295",
+            value.escape_default()
+        )),
+    }
+}
+
+/// `WSGIPythonHome`: an absolute path. Whether it holds a usable Python is
+/// checked when the interpreter starts, where the answer can be logged
+/// with what was found.
+pub fn parse_python_home(value: &str) -> Result<String, String> {
+    if !value.starts_with('/') {
+        return Err(format!("WSGIPythonHome: '{}' must be an absolute path", value.escape_default()));
+    }
+    let trimmed = value.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+}
+
+/// `WSGIPythonPath`: absolute directories separated by colons.
+pub fn parse_python_path(value: &str) -> Result<Vec<String>, String> {
+    let dirs: Vec<String> = value.split(':').filter(|d| !d.is_empty()).map(str::to_owned).collect();
+    if dirs.is_empty() {
+        return Err("WSGIPythonPath: expected one or more directories separated by ':'".to_owned());
+    }
+    if let Some(bad) = dirs.iter().find(|d| !d.starts_with('/')) {
+        return Err(format!("WSGIPythonPath: '{}' must be an absolute path", bad.escape_default()));
+    }
+    Ok(dirs)
+}
+
+/// `WSGIPythonWarnings`: a warnings filter as for `python -W`,
+/// `action:message:category:module:lineno` with everything after the
+/// action optional. The action and the line number are checked here; the
+/// category is resolved by Python when it starts.
+pub fn parse_warning_filter(value: &str) -> Result<String, String> {
+    const ACTIONS: [&str; 6] = ["default", "error", "ignore", "always", "module", "once"];
+    let fields: Vec<&str> = value.split(':').collect();
+    let error = |why: String| Err(format!("WSGIPythonWarnings: invalid filter '{}': {why}", value.escape_default()));
+    if fields.len() > 5 {
+        return error("expected at most 5 fields, action:message:category:module:lineno".to_owned());
+    }
+    let action = fields[0].trim();
+    if action.is_empty() || !ACTIONS.iter().any(|a| a.starts_with(action)) {
+        return error(format!("the action must be one of {}", ACTIONS.join(", ")));
+    }
+    if let Some(lineno) = fields.get(4).map(|l| l.trim()).filter(|l| !l.is_empty()) {
+        if lineno.parse::<u32>().is_err() {
+            return error(format!("line number '{lineno}' is not a non-negative integer"));
+        }
+    }
+    Ok(value.to_owned())
 }
 
 /// The one application group and process group this module has: the main
@@ -191,6 +345,27 @@ fn check_global_group(directive: &str, key: &str, value: &str) -> Result<(), Str
 /// `WSGIApplicationGroup`'s argument.
 pub fn parse_application_group(value: &str) -> Result<(), String> {
     check_global_group("WSGIApplicationGroup", "application group", value)
+}
+
+/// `WSGIProcessGroup`'s argument.
+pub fn parse_process_group(value: &str) -> Result<(), String> {
+    check_global_group("WSGIProcessGroup", "process group", value)
+}
+
+/// Why a mod_wsgi directive this module does not implement is refused.
+pub fn unsupported_directive_message(directive: &str) -> String {
+    let area = match directive {
+        "WSGIDaemonProcess" | "WSGIAcceptMutex" | "WSGILazyInitialization" | "WSGIRestrictProcess"
+        | "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" => "daemon mode",
+        "WSGIAccessScript" | "WSGIAuthUserScript" | "WSGIAuthGroupScript" | "WSGIGroupAuthoritative" => {
+            "access and authentication scripts"
+        }
+        _ => "this directive",
+    };
+    format!(
+        "{directive}: mod_wsgi_rs does not support {area} yet; remove the directive \
+         (the README lists the mod_wsgi directives mod_wsgi_rs supports)"
+    )
 }
 
 /// A callable name (`WSGICallableObject`, `callable-object=`).
@@ -585,6 +760,60 @@ mod tests {
         let from_alias = RequestSettings::resolve(Some(&alias), &dir);
         assert_eq!(from_alias.callable_object, "alias_app");
         assert!(!from_alias.pass_authorization);
+    }
+
+    #[test]
+    fn unsupported_directives_say_so() {
+        let daemon = unsupported_directive_message("WSGIDaemonProcess");
+        assert!(daemon.starts_with("WSGIDaemonProcess: mod_wsgi_rs does not support daemon mode yet"), "{daemon}");
+        let other = unsupported_directive_message("WSGIPythonEggs");
+        assert!(other.starts_with("WSGIPythonEggs: mod_wsgi_rs does not support this directive yet"), "{other}");
+        assert!(parse_process_group("%{GLOBAL}").is_ok());
+        assert!(parse_process_group("site").unwrap_err().contains("only %{GLOBAL} is supported"));
+    }
+
+    #[test]
+    fn hash_seed_is_random_or_a_u32() {
+        assert_eq!(parse_hash_seed("random"), Ok(HashSeed::Random));
+        assert_eq!(parse_hash_seed("0"), Ok(HashSeed::Fixed(0)));
+        assert_eq!(parse_hash_seed("4294967295"), Ok(HashSeed::Fixed(u32::MAX)));
+        for bad in ["4294967296", "-1", "+1", "Random", "", "1.0", "0x10", " 1"] {
+            let err = parse_hash_seed(bad).unwrap_err();
+            assert!(err.contains(&format!("'{}'", bad.escape_default())) && err.contains("0 to 4294967295"), "{err}");
+        }
+    }
+
+    #[test]
+    fn python_home_and_path_must_be_absolute() {
+        assert_eq!(parse_python_home("/srv/venv/"), Ok("/srv/venv".to_owned()));
+        assert!(parse_python_home("venv").unwrap_err().contains("absolute"));
+        assert_eq!(parse_python_path("/a:/b::/c"), Ok(vec!["/a".into(), "/b".into(), "/c".into()]));
+        assert!(parse_python_path("/a:b").unwrap_err().contains("'b' must be an absolute path"));
+        assert!(parse_python_path(":").is_err());
+    }
+
+    #[test]
+    fn warning_filters() {
+        for good in ["ignore", "ignore::DeprecationWarning", "error:::mod:12", "d", "once:msg"] {
+            assert_eq!(parse_warning_filter(good), Ok(good.to_owned()));
+        }
+        for bad in ["", "loud", "ignore::X:m:twelve", "a:b:c:d:e:f"] {
+            assert!(parse_warning_filter(bad).unwrap_err().starts_with("WSGIPythonWarnings: invalid filter"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interpreter_directives_dispatch_and_list_what_was_given() {
+        let mut c = InterpreterConfig::default();
+        c.set("WSGIPythonHome", "/srv/venv").unwrap();
+        c.set("WSGIPythonWarnings", "ignore").unwrap();
+        c.set("WSGIPythonWarnings", "error::UserWarning").unwrap();
+        c.set("WSGIRestrictSignal", "off").unwrap();
+        assert!(c.set("WSGIDestroyInterpreter", "maybe").unwrap_err().contains("expected On or Off"));
+        assert_eq!(
+            c.given(),
+            ["WSGIPythonHome /srv/venv", "WSGIPythonWarnings ignore", "WSGIPythonWarnings error::UserWarning", "WSGIRestrictSignal Off"]
+        );
     }
 
     #[test]

@@ -176,6 +176,7 @@ pub unsafe fn set_dir_option(cmd: *mut ffi::cmd_parms, dir: *mut c_void, arg: &s
             dir.callable_object = Some(config::parse_callable_object(arg).map_err(|e| format!("{name}: {e}"))?)
         }
         "WSGIApplicationGroup" => config::parse_application_group(arg)?,
+        "WSGIProcessGroup" => config::parse_process_group(arg)?,
         "WSGIPassAuthorization" => dir.pass_authorization = Some(config::parse_flag(&name, arg)?),
         "WSGIScriptReloading" => dir.script_reloading = Some(config::parse_flag(&name, arg)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(config::parse_flag(&name, arg)?),
@@ -183,4 +184,25 @@ pub unsafe fn set_dir_option(cmd: *mut ffi::cmd_parms, dir: *mut c_void, arg: &s
         other => return Err(format!("mod_wsgi_rs: no handler for {other}")),
     }
     Ok(())
+}
+
+/// The interpreter directives other than `WSGIPythonOptimize`.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of the directive being read.
+pub unsafe fn set_interpreter_option(cmd: *mut ffi::cmd_parms, arg: &str) -> Result<(), String> {
+    // SAFETY (whole function): forwarded from the caller.
+    unsafe { check_context(cmd, consts::GLOBAL_ONLY)? };
+    let name = unsafe { directive_name(cmd) };
+    unsafe { server_config_mut(cmd) }.interpreter.set(&name, arg)
+}
+
+/// mod_wsgi directives this module does not implement yet.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of the directive being read.
+pub unsafe fn reject_unsupported(cmd: *mut ffi::cmd_parms) -> String {
+    // SAFETY: forwarded from the caller.
+    let name = unsafe { directive_name(cmd) };
+    config::unsupported_directive_message(&name)
 }

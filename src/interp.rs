@@ -2,7 +2,8 @@
 //! the configuration (or finding that mod_python already did), giving each
 //! Apache thread one thread state for its whole life, and finalising.
 
-use crate::config::ServerConfig;
+use crate::config::{HashSeed, ServerConfig};
+use crate::python_home::{self, PythonHome};
 use crate::httpd::{consts, ffi, log};
 use pyo3::ffi as py;
 use pyo3::prelude::*;
@@ -64,7 +65,9 @@ pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_
         match initialise(cfg) {
             Ok(()) => {
                 let _ = INTERPRETER.set(Interpreter::Ours);
-                register_finalisation(pchild);
+                if cfg.interpreter.destroy_interpreter != Some(false) {
+                    register_finalisation(pchild);
+                }
                 log_started(cfg, s, pid);
                 return;
             }
@@ -85,26 +88,42 @@ pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_
 }
 
 fn directives_not_applied(cfg: &ServerConfig) -> String {
-    match cfg.python_optimize {
-        Some(level) => format!("WSGIPythonOptimize {level}"),
-        None => "none".to_owned(),
+    let mut given: Vec<String> = cfg.python_optimize.iter().map(|l| format!("WSGIPythonOptimize {l}")).collect();
+    given.extend(cfg.interpreter.given());
+    if given.is_empty() {
+        "none".to_owned()
+    } else {
+        given.join(", ")
     }
 }
 
+/// The Python version this module is linked against, as `"3.11"`.
+fn linked_python_version() -> String {
+    // SAFETY: Py_GetVersion may be called before initialisation; it returns
+    // a static NUL-terminated string such as "3.11.2 (main, ...)".
+    let full = unsafe { CStr::from_ptr(py::Py_GetVersion()) }.to_string_lossy();
+    full.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
 /// Starts CPython as `python -O`/`-OO` would, but without touching the
-/// process's signal handlers (Apache owns them) or argv.
+/// process's signal handlers (Apache owns them) or argv, and with the
+/// interpreter directives applied.
 fn initialise(cfg: &ServerConfig) -> Result<(), String> {
+    let settings = &cfg.interpreter;
+    let home = match &settings.home {
+        Some(home) => Some(python_home::check(home, &linked_python_version())?),
+        None => None,
+    };
     let mut config = MaybeUninit::<py::PyConfig>::uninit();
     // SAFETY: PyConfig_InitPythonConfig fully initialises the struct; the
-    // fields set next are plain ints; PyConfig_Clear frees what Init and
+    // int fields are set directly and the string fields through CPython's
+    // setters, which copy; PyConfig_Clear frees what Init, the setters and
     // Py_InitializeFromConfig allocated, whatever the outcome.
     let status = unsafe {
         py::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let config = config.assume_init_mut();
-        config.optimization_level = cfg.python_optimize.map_or(0, |l| l.get().into());
-        config.install_signal_handlers = 0;
-        config.parse_argv = 0;
-        let status = py::Py_InitializeFromConfig(config);
+        let status = configure(config, cfg, home.as_ref());
+        let status = if py::PyStatus_Exception(status) != 0 { status } else { py::Py_InitializeFromConfig(config) };
         py::PyConfig_Clear(config);
         status
     };
@@ -118,6 +137,76 @@ fn initialise(cfg: &ServerConfig) -> Result<(), String> {
     let main = unsafe { py::PyEval_SaveThread() };
     MAIN_THREAD_STATE.store(main, Ordering::Release);
     Ok(())
+}
+
+/// Fills the PyConfig fields the directives decide.
+///
+/// # Safety
+/// `config` must be initialised by PyConfig_InitPythonConfig.
+unsafe fn configure(config: &mut py::PyConfig, cfg: &ServerConfig, home: Option<&PythonHome>) -> py::PyStatus {
+    let settings = &cfg.interpreter;
+    config.optimization_level = cfg.python_optimize.map_or(0, |l| l.get().into());
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    if settings.dont_write_bytecode == Some(true) {
+        config.write_bytecode = 0;
+    }
+    match settings.hash_seed {
+        Some(HashSeed::Fixed(seed)) => {
+            config.use_hash_seed = 1;
+            config.hash_seed = seed.into();
+        }
+        // Randomised, as Python does by default (and unless PYTHONHASHSEED
+        // says otherwise, which PyConfig has already read).
+        Some(HashSeed::Random) | None => {}
+    }
+    let set_string = |config: &mut py::PyConfig, field: *mut *mut WideChar, value: &str| {
+        let value = std::ffi::CString::new(value).unwrap_or_default();
+        // SAFETY: field points into `config`; the setter decodes and copies.
+        unsafe { py::PyConfig_SetBytesString(config, field, value.as_ptr()) }
+    };
+    let status = match home {
+        // Started as the environment's interpreter, Python finds
+        // pyvenv.cfg beside it and sets sys.prefix to the environment, as
+        // running home/bin/python would.
+        Some(PythonHome::VirtualEnv(path)) => {
+            let field = &raw mut config.program_name;
+            set_string(config, field, &format!("{path}/bin/python"))
+        }
+        Some(PythonHome::Prefix(path)) => {
+            let field = &raw mut config.home;
+            set_string(config, field, path)
+        }
+        None => ok_status(),
+    };
+    // SAFETY: PyStatus_Exception only inspects the struct.
+    if unsafe { py::PyStatus_Exception(status) } != 0 {
+        return status;
+    }
+    for warning in &settings.warnings {
+        let wide = widen(warning);
+        // SAFETY: warnoptions is an initialised list; Append copies the
+        // NUL-terminated wide string.
+        let status = unsafe { py::PyWideStringList_Append(&mut config.warnoptions, wide.as_ptr()) };
+        // SAFETY: as above.
+        if unsafe { py::PyStatus_Exception(status) } != 0 {
+            return status;
+        }
+    }
+    ok_status()
+}
+
+/// C's wchar_t on Linux: a 32-bit int holding one code point.
+type WideChar = i32;
+
+/// A NUL-terminated wide string.
+fn widen(text: &str) -> Vec<WideChar> {
+    text.chars().map(|c| c as WideChar).chain(std::iter::once(0)).collect()
+}
+
+fn ok_status() -> py::PyStatus {
+    // SAFETY: PyStatus_Ok has no preconditions.
+    unsafe { py::PyStatus_Ok() }
 }
 
 fn describe_status(status: &py::PyStatus) -> String {
@@ -163,8 +252,39 @@ fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
     log::server(
         s,
         level_log,
-        &format!("Python {version} initialised in process {pid}; optimisation level {level} ({source})"),
+        &format!(
+            "Python {version} initialised in process {pid}; optimisation level {level} ({source}); {}",
+            describe_settings(cfg)
+        ),
     );
+}
+
+/// The other interpreter settings in effect, for the startup line.
+fn describe_settings(cfg: &ServerConfig) -> String {
+    let settings = &cfg.interpreter;
+    let home = match &settings.home {
+        Some(home) => python_home::check(home, &linked_python_version())
+            .map(|h| h.describe())
+            .unwrap_or_else(|e| e),
+        None => "default".to_owned(),
+    };
+    let path = if settings.path.is_empty() { "none".to_owned() } else { settings.path.join(":") };
+    let hash_seed = match settings.hash_seed {
+        Some(seed) => seed.to_string(),
+        None => "random".to_owned(),
+    };
+    let warnings = if settings.warnings.is_empty() { "none".to_owned() } else { settings.warnings.join(", ") };
+    let on_off = |v: Option<bool>, default: bool| if v.unwrap_or(default) { "On" } else { "Off" };
+    format!(
+        "home {home}; python path {path}; hash seed {hash_seed}; warnings {warnings}; \
+         dont write bytecode {}; restrict stdout {}; restrict stdin {}; restrict signal {}; \
+         destroy interpreter {}",
+        on_off(settings.dont_write_bytecode, false),
+        on_off(settings.restrict_stdout, false),
+        on_off(settings.restrict_stdin, false),
+        on_off(settings.restrict_signal, true),
+        on_off(settings.destroy_interpreter, true),
+    )
 }
 
 /// Runs `f` attached to the interpreter, or says why it cannot.

@@ -17,6 +17,7 @@ mod directives;
 mod httpd;
 #[cfg(not(test))]
 mod interp;
+mod python_home;
 
 #[cfg(not(test))]
 pub use entry_points::wsgi_rs_module;
@@ -164,6 +165,32 @@ mod entry_points {
             // and the live cmd_parms.
             let arg = unsafe { pool::str_from(arg) }.unwrap_or_default();
             directive_result(cmd, unsafe { directives::set_python_optimize(cmd, &arg) })
+        })
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_set_interpreter_option(
+        cmd: *mut ffi::cmd_parms,
+        _dir: *mut c_void,
+        arg: *const c_char,
+    ) -> *const c_char {
+        guarded("an interpreter directive", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the directive's argument as a C string
+            // and the live cmd_parms.
+            let arg = unsafe { pool::str_from(arg) }.unwrap_or_default();
+            directive_result(cmd, unsafe { directives::set_interpreter_option(cmd, &arg) })
+        })
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_reject_unsupported(
+        cmd: *mut ffi::cmd_parms,
+        _dir: *mut c_void,
+        _args: *const c_char,
+    ) -> *const c_char {
+        guarded("an unsupported directive", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the live cmd_parms.
+            directive_result(cmd, Err(unsafe { directives::reject_unsupported(cmd) }))
         })
     }
 

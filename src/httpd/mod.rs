@@ -56,6 +56,7 @@ pub mod consts {
     pub const APR_HOOK_REALLY_FIRST: c_int = ffi::APR_HOOK_REALLY_FIRST;
     pub const APLOG_CRIT: c_int = ffi::APLOG_CRIT as c_int;
     pub const APLOG_ERR: c_int = ffi::APLOG_ERR as c_int;
+    pub const APLOG_WARNING: c_int = ffi::APLOG_WARNING as c_int;
     pub const APLOG_NOTICE: c_int = ffi::APLOG_NOTICE as c_int;
     pub const APLOG_INFO: c_int = ffi::APLOG_INFO as c_int;
     pub const GLOBAL_ONLY: u32 = ffi::GLOBAL_ONLY;

@@ -14,6 +14,20 @@ pub fn strdup(pool: *mut ffi::apr_pool_t, s: &str) -> *mut c_char {
     unsafe { ffi::apr_pstrmemdup(pool, bytes.as_ptr().cast(), len) }
 }
 
+/// Copies text whose characters are all below U+0100 into `pool` as
+/// Latin-1 bytes, the encoding HTTP header fields are sent in (PEP 3333
+/// native strings). Characters above U+00FF, which callers have already
+/// rejected, and NULs are not copied.
+pub fn latin1_dup(pool: *mut ffi::apr_pool_t, s: &str) -> *mut c_char {
+    let bytes: Vec<u8> = s
+        .chars()
+        .filter_map(|c| u8::try_from(u32::from(c)).ok())
+        .take_while(|&b| b != 0)
+        .collect();
+    // SAFETY: as in strdup: a live pool and `bytes.len()` readable bytes.
+    unsafe { ffi::apr_pstrmemdup(pool, bytes.as_ptr().cast(), bytes.len()) }
+}
+
 /// Reads a C string Apache owns. Invalid UTF-8 is replaced rather than
 /// rejected: these are paths, URIs and names we only log or compare.
 ///

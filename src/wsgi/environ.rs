@@ -68,8 +68,13 @@ fn mpm_model() -> (bool, bool) {
 /// # Safety
 /// `r` must be the live request being handled.
 pub unsafe fn prepare(r: *mut ffi::request_rec) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { ffi::ap_add_common_vars(r) };
+    // SAFETY: guaranteed by the caller. The CGI variables include
+    // PATH_TRANSLATED, which applications written for CGI still read;
+    // SCRIPT_NAME and PATH_INFO are replaced in build().
+    unsafe {
+        ffi::ap_add_common_vars(r);
+        ffi::ap_add_cgi_vars(r);
+    }
 }
 
 /// The environ dict for request `r`.

@@ -31,6 +31,11 @@ impl Drop for CurrentRequest {
     }
 }
 
+/// The request the calling thread is running the application for.
+pub fn current_request() -> Option<*mut ffi::request_rec> {
+    Some(CURRENT_REQUEST.with(Cell::get)).filter(|r| !r.is_null())
+}
+
 /// Whose output an [`ErrorLog`] carries.
 enum Owner {
     /// `wsgi.errors` of one request: logged with that request while it
@@ -73,7 +78,7 @@ impl ErrorLog {
     fn emit(&self, text: &str) {
         let r = match &self.owner {
             Owner::Request(slot) => slot.get(),
-            Owner::Process => Some(CURRENT_REQUEST.with(Cell::get)).filter(|r| !r.is_null()),
+            Owner::Process => current_request(),
         };
         match r {
             Some(r) => log::request(r, consts::APLOG_ERR, text),
@@ -164,15 +169,6 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
         Ok(lines.concat())
     });
     formatted.unwrap_or_else(|_| err.to_string())
-}
-
-/// Points sys.stdout and sys.stderr at the error log (print() in an
-/// application would otherwise write to Apache's stderr, or nowhere).
-pub fn redirect_std_streams(py: Python<'_>, s: *mut ffi::server_rec) -> PyResult<()> {
-    let stream = Bound::new(py, ErrorLog::for_process(s))?;
-    let sys = py.import("sys")?;
-    sys.setattr("stdout", &stream)?;
-    sys.setattr("stderr", &stream)
 }
 
 /// Logs `headline` and then the traceback of `err`, tied to request `r`.

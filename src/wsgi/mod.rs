@@ -20,6 +20,8 @@ mod response;
 mod script;
 #[cfg(not(test))]
 mod startup;
+#[cfg(not(test))]
+mod std_streams;
 
 #[cfg(not(test))]
 pub use handler::{handle, translate_name};

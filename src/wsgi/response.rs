@@ -221,17 +221,18 @@ impl State {
             return;
         };
         let r = output.r;
-        // SAFETY: r is live; every string is copied into its pool, so
-        // Apache's tables never point at Rust memory.
+        // SAFETY: r is live; every string is copied into its pool (as the
+        // Latin-1 bytes the header is sent as), so Apache's tables never
+        // point at Rust memory.
         unsafe {
             (*r).status = i32::from(*code);
-            (*r).status_line = pool::strdup((*r).pool, line);
+            (*r).status_line = pool::latin1_dup((*r).pool, line);
             for (name, value) in &self.headers {
-                let value_c = pool::strdup((*r).pool, value);
+                let value_c = pool::latin1_dup((*r).pool, value);
                 if name.eq_ignore_ascii_case("content-type") {
                     ffi::ap_set_content_type(r, value_c);
                 } else {
-                    ffi::apr_table_add((*r).headers_out, pool::strdup((*r).pool, name), value_c);
+                    ffi::apr_table_add((*r).headers_out, pool::latin1_dup((*r).pool, name), value_c);
                 }
             }
         }

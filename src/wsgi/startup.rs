@@ -1,16 +1,20 @@
 //! What each child does with Python once the interpreter is up, before it
 //! serves requests.
 
-use super::errors::{format_exception, redirect_std_streams};
-use super::script;
+use super::errors::{format_exception, current_request};
+use super::{script, std_streams};
+use crate::config::InterpreterConfig;
 use crate::directives::server_config;
 use crate::httpd::{consts, ffi, log};
 use crate::interp;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
 use std::collections::BTreeSet;
 
-/// Sends print() output to the error log (only in an interpreter this
-/// module started: mod_python's belongs to mod_python) and loads the
-/// `WSGIImportScript` scripts of the main server and every virtual host.
+/// Applies the interpreter directives that act on a running Python (only
+/// in an interpreter this module started: mod_python's belongs to
+/// mod_python), then loads the `WSGIImportScript` scripts of the main
+/// server and every virtual host.
 ///
 /// # Safety
 /// `s` must be the main server_rec passed to child_init.
@@ -25,25 +29,80 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
             server = (*server).next;
         }
     }
+    // SAFETY: s is the main server; its config was created by us.
+    let settings = unsafe { &server_config(s).interpreter };
     let own_interpreter = interp::is_ours();
     let outcome = interp::with_python(|py| {
+        let log_failure = |what: &str, err: PyErr| {
+            log::server(s, consts::APLOG_ERR, &format!("{what}\n{}", format_exception(py, &err)));
+        };
         if own_interpreter {
-            if let Err(err) = redirect_std_streams(py, s) {
-                let text = format!("cannot send sys.stdout and sys.stderr to the error log\n{}", format_exception(py, &err));
-                log::server(s, consts::APLOG_ERR, &text);
+            if let Err(err) = std_streams::install(py, s, settings) {
+                log_failure("cannot set up sys.stdout, sys.stderr and sys.stdin", err);
+            }
+            if let Err(err) = prepend_python_path(py, settings) {
+                log_failure("cannot apply WSGIPythonPath", err);
+            }
+            if settings.restrict_signal != Some(false) {
+                if let Err(err) = restrict_signal(py) {
+                    log_failure("cannot apply WSGIRestrictSignal", err);
+                }
             }
         }
         for path in &scripts {
             match script::preload(py, path) {
                 Ok(()) => log::server(s, consts::APLOG_INFO, &format!("imported WSGI script {path}")),
-                Err(err) => {
-                    let text = format!("failed to import WSGI script {path} (WSGIImportScript)\n{}", format_exception(py, &err));
-                    log::server(s, consts::APLOG_ERR, &text);
-                }
+                Err(err) => log_failure(&format!("failed to import WSGI script {path} (WSGIImportScript)"), err),
             }
         }
     });
     if let (Err(reason), false) = (outcome, scripts.is_empty()) {
         log::server(s, consts::APLOG_ERR, &format!("WSGIImportScript not run: Python is not available in this process ({reason})"));
     }
+}
+
+/// `WSGIPythonPath`: each directory is added as a site directory (so its
+/// .pth files are processed), and everything that added is moved to the
+/// front of sys.path, ahead of the standard library and site-packages.
+fn prepend_python_path(py: Python<'_>, settings: &InterpreterConfig) -> PyResult<()> {
+    if settings.path.is_empty() {
+        return Ok(());
+    }
+    let sys_path = py.import("sys")?.getattr("path")?.cast_into::<PyList>()?;
+    let before: Vec<String> = sys_path.extract()?;
+    let site = py.import("site")?;
+    for dir in &settings.path {
+        site.call_method1("addsitedir", (dir,))?;
+    }
+    let after: Vec<String> = sys_path.extract()?;
+    let added = after.iter().filter(|p| !before.contains(p));
+    let reordered: Vec<&String> = added.chain(before.iter()).collect();
+    sys_path.call_method1("__setitem__", (pyo3::types::PySlice::full(py), reordered))?;
+    Ok(())
+}
+
+/// `WSGIRestrictSignal On` (the default): signal handlers belong to
+/// Apache, so `signal.signal()` from an application is ignored with a
+/// warning in the log, and returns the handler in place.
+fn restrict_signal(py: Python<'_>) -> PyResult<()> {
+    let signal = py.import("signal")?;
+    let original = signal.getattr("getsignal")?.unbind();
+    let replacement = pyo3::types::PyCFunction::new_closure(
+        py,
+        Some(c"signal"),
+        Some(c"Ignored in mod_wsgi_rs (WSGIRestrictSignal On): signal handlers belong to Apache."),
+        move |args, _kwargs| -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            let signum = args.get_item(0)?;
+            let message = format!(
+                "signal.signal({signum}, ...) ignored: Apache owns signal handlers (WSGIRestrictSignal On)"
+            );
+            match current_request() {
+                Some(r) => log::request(r, consts::APLOG_WARNING, &message),
+                None => log::server(std::ptr::null(), consts::APLOG_WARNING, &message),
+            }
+            Ok(original.bind(py).call1((signum,))?.unbind())
+        },
+    )?;
+    signal.setattr("signal", replacement)
 }

@@ -831,7 +831,7 @@ pub fn parse_init_line(line: &str) -> Option<InitLine> {
     let lvl_s: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     let optimize = lvl_s.parse().ok()?;
     let rest = rest[lvl_s.len()..].strip_prefix(" (")?;
-    let end = rest.rfind(')')?;
+    let end = rest.find(')')?;
     let source = rest[..end].to_string();
     let t = line.find("[wsgi_rs:")? + "[wsgi_rs:".len();
     let level_tag: String = line[t..].chars().take_while(|&c| c != ']').collect();

@@ -1,0 +1,1093 @@
+//! Conformance against mod_wsgi: the catalogue in `tests/conformance/cases.rs` (apps in
+//! `tests/conformance/apps/`) is sent, request by request, to two private Apaches that
+//! share one generated configuration apart from the module line: one runs mod_wsgi_rs,
+//! the other Debian's mod_wsgi 4.9.4 (`/usr/lib/apache2/modules/mod_wsgi.so`, package
+//! libapache2-mod-wsgi-py3) with `WSGIApplicationGroup %{GLOBAL}`.
+//!
+//! For every request the suite compares status, headers (names case-insensitively, order
+//! only among repeated headers), whether the response was complete or cut, and the body;
+//! env.wsgi's JSON report of the environ is compared key by key. What legitimately varies
+//! between two servers is normalised first (Date, Server, Keep-Alive, ports, the
+//! ServerRoot path, per-request ids). Every remaining difference fails the test unless the
+//! [`DELIBERATE`] table lists it; that table is mirrored in docs/COMPATIBILITY.md.
+//!
+//! Run: `cargo test --release --test conformance -- --test-threads=2`
+//! (needs libapache2-mod-wsgi-py3; the test fails if mod_wsgi.so is missing). Each MPM
+//! writes its full report to `target/conformance-<mpm>.txt`; `CONFORMANCE_ONLY=name,...`
+//! runs only the named cases.
+mod common;
+#[path = "conformance/cases.rs"]
+mod cases;
+
+use cases::{Case, Cmp, Req};
+use common::*;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const MOD_WSGI_SO: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+// ---------------------------------------------------------------------------------------
+// deliberate differences
+
+/// A difference between mod_wsgi_rs and mod_wsgi that is intended.
+struct Deliberate {
+    /// the cases it applies to; `&["*"]` for every case
+    cases: &'static [&'static str],
+    /// what differs: `environ:KEY` (both have the key, with different values),
+    /// `environ-missing:KEY` (only mod_wsgi has it), `environ-extra:KEY` (only
+    /// mod_wsgi_rs has it), `header:NAME`, `reason`, `body`, `framing` (one server sent
+    /// a Content-Length, the other a chunked or close-delimited body; `framing:list-body`
+    /// when the application returned a list or tuple) or `response`
+    /// (status or completeness differ, so the whole response is shown); a trailing `*`
+    /// matches any suffix
+    item: &'static str,
+    reason: &'static str,
+}
+
+/// Every entry is mirrored, with the same reason, in docs/COMPATIBILITY.md.
+const DELIBERATE: &[Deliberate] = &[
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.version",
+        reason: "mod_wsgi_rs is not mod_wsgi and does not claim a mod_wsgi version; it \
+                 reports its own in mod_wsgi_rs.version",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-extra:mod_wsgi_rs.version",
+        reason: "the version of mod_wsgi_rs itself, under a key of its own",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ:SERVER_SOFTWARE",
+        reason: "each module adds its own product token to Apache's server banner \
+                 (mod_wsgi/4.9.4 Python/3.11 there, mod_wsgi_rs/VERSION Python/3.11 here)",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.listener_host",
+        reason: "mod_wsgi-specific diagnostic key (daemon-mode plumbing); not part of the \
+                 WSGI environ mod_wsgi_rs provides",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.listener_port",
+        reason: "mod_wsgi-specific diagnostic key (daemon-mode plumbing); not part of the \
+                 WSGI environ mod_wsgi_rs provides",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.enable_sendfile",
+        reason: "mod_wsgi-specific key for its WSGIEnableSendfile directive; mod_wsgi_rs \
+                 always lets Apache send real files",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.ignore_activity",
+        reason: "mod_wsgi daemon-mode inactivity-timeout flag; there is no daemon mode",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.request_handler",
+        reason: "mod_wsgi-specific key naming the Apache handler; mod_wsgi_rs has one handler",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.handler_script",
+        reason: "mod_wsgi-specific key for its WSGIHandlerScript directive, which mod_wsgi_rs \
+                 does not implement",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.request_start",
+        reason: "mod_wsgi timing/metrics key (microsecond timestamps); mod_wsgi_rs does not \
+                 collect request metrics",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.script_start",
+        reason: "mod_wsgi timing/metrics key (microsecond timestamps); mod_wsgi_rs does not \
+                 collect request metrics",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.thread_id",
+        reason: "mod_wsgi request-thread counter used by its metrics; mod_wsgi_rs does not \
+                 collect request metrics",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.thread_requests",
+        reason: "mod_wsgi per-thread request counter used by its metrics; mod_wsgi_rs does \
+                 not collect request metrics",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.total_requests",
+        reason: "mod_wsgi per-process request counter used by its metrics; mod_wsgi_rs does \
+                 not collect request metrics",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "framing:list-body",
+        reason: "a list or tuple body is complete when the application returns it, so \
+                 mod_wsgi_rs hands it to Apache in one piece and Apache announces its length \
+                 (as for a static file); mod_wsgi 4.9 passes each item on as it goes and the \
+                 body is sent chunked. The bytes are the same",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ:wsgi.errors",
+        reason: "mod_wsgi's wsgi.errors is an io.TextIOWrapper, so it also has read(), \
+                 readline(), readlines(), iteration and close(), which only raise or do \
+                 nothing useful there; mod_wsgi_rs's has write(), writelines(), flush() (PEP \
+                 3333) and fileno(), which raises OSError (io.UnsupportedOperation) as mod_wsgi's does",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.script_name",
+        reason: "mod_wsgi's private copy of SCRIPT_NAME; applications read SCRIPT_NAME",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ-missing:mod_wsgi.path_info",
+        reason: "mod_wsgi's private copy of PATH_INFO; applications read PATH_INFO",
+    },
+    Deliberate {
+        cases: &["input-read-none"],
+        item: "body",
+        reason: "wsgi.input.read(None) reads everything, as read() and read(-1) do and as \
+                 io streams do; mod_wsgi 4.9 raises TypeError",
+    },
+    Deliberate {
+        cases: &["out-status-bare"],
+        item: "response",
+        reason: "a bare status \"200\" is accepted (Apache adds the reason phrase), as \
+                 mod_wsgi 6.x does; mod_wsgi 4.9 raises and answers 500",
+    },
+    Deliberate {
+        cases: &["err-header-name-colon"],
+        item: "response",
+        reason: "mod_wsgi 4.9 lets a header name with ':' through and Apache's HTTP filter \
+                 then aborts the response (AH02429; the client gets a 500 whose body is cut \
+                 short); mod_wsgi_rs rejects the name in start_response (ValueError) and \
+                 sends a complete 500",
+    },
+    Deliberate {
+        cases: &["*"],
+        item: "environ:apache.version",
+        reason: "mod_wsgi reports the Apache version it was compiled against (2.4.55 for \
+                 Debian's 4.9.4 build); mod_wsgi_rs reports the version of the running server",
+    },
+    Deliberate {
+        cases: &["out-exc-info-after-output", "out-start-response-after-output"],
+        item: "response",
+        reason: "when the application raises after part of the body was sent, mod_wsgi_rs \
+                 cuts the connection, so the client can tell the response is incomplete; \
+                 mod_wsgi 4.9 appends Apache's HTML 500 page to the partial body and ends the \
+                 response normally, so the client sees a complete 200",
+    },
+    Deliberate {
+        cases: &["input-short-body"],
+        item: "response",
+        reason: "when the request body cannot be read (the client stopped sending, a \
+                 timeout, a body Apache rejects), that failure decides the response (400, \
+                 408 or 413) and whatever the application answers after catching the OSError \
+                 is not sent; mod_wsgi 4.9 sends the application's answer",
+    },
+    Deliberate {
+        cases: &["input-over-limit"],
+        item: "framing",
+        reason: "the 413 for a body over LimitRequestBody is Apache's own error page in both; \
+                 mod_wsgi 4.9 sends it without a Content-Length (the body ends when the \
+                 connection closes), mod_wsgi_rs with one. Status and body are the same",
+    },
+];
+
+/// environ keys whose value changes from request to request (or server to server) by
+/// nature: only their presence and type are compared.
+const VARYING_KEYS: &[&str] = &[
+    "REMOTE_PORT",
+    "mod_wsgi.request_id",
+    "mod_wsgi.request_start",
+    "mod_wsgi.script_start",
+    "mod_wsgi.queue_start",
+    "mod_wsgi.thread_id",
+    "mod_wsgi.thread_requests",
+    "mod_wsgi.total_requests",
+    "UNIQUE_ID",
+];
+
+/// Response headers that vary between any two servers: not compared.
+const VARYING_HEADERS: &[&str] = &["date", "server", "keep-alive"];
+
+fn deliberate_for(case: &str, item: &str) -> Option<&'static Deliberate> {
+    // "#2 status" (second request of a case) matches the entry for "status".
+    let item = match item.split_once(' ') {
+        Some((n, rest)) if n.starts_with('#') => rest,
+        _ => item,
+    };
+    DELIBERATE.iter().find(|d| {
+        d.cases.iter().any(|c| *c == "*" || *c == case)
+            && match d.item.strip_suffix('*') {
+                Some(prefix) => item.starts_with(prefix),
+                None => d.item == item,
+            }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// the two servers
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    Ours,
+    Theirs,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Ours => "mod_wsgi_rs",
+            Side::Theirs => "mod_wsgi",
+        }
+    }
+}
+
+/// Installs the catalogue's apps into `dir` and returns the part of the config both
+/// servers share.
+fn install(dir: &TestDir) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/apps");
+    let data_dir = dir.mkdir("data").to_string_lossy().into_owned();
+    let state_dir = dir.mkdir_www("state").to_string_lossy().into_owned();
+    dir.write("data/blob.bin", cases::binary_body(300_000));
+    dir.mkdir("scripts");
+    let mut names: Vec<_> = std::fs::read_dir(&src)
+        .unwrap_or_else(|e| panic!("read {}: {e}", src.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in &names {
+        let text = std::fs::read_to_string(src.join(name)).unwrap();
+        let text = text.replace("@@DATA_DIR@@", &data_dir).replace("@@STATE_DIR@@", &state_dir);
+        assert!(!text.contains("@@"), "unreplaced placeholder in {name}");
+        dir.write(&format!("apps/{name}"), &text);
+        if name == "env.wsgi" {
+            dir.write("scripts/env.wsgi", &text);
+        }
+    }
+    for name in ["handler", "handler-noexec"] {
+        dir.write(&format!("{name}/env.wsgi"), std::fs::read(dir.path().join("apps/env.wsgi")).unwrap());
+    }
+    // @@DIR@@ and @@PORT@@ are filled in by the harness.
+    r#"TypesConfig /dev/null
+SetEnv CONFORMANCE_VAR "set by SetEnv"
+WSGIScriptAlias /env @@DIR@@/apps/env.wsgi
+WSGIScriptAlias /input @@DIR@@/apps/input.wsgi
+WSGIScriptAlias /limited @@DIR@@/apps/input.wsgi
+<Location /limited>
+    LimitRequestBody 100
+</Location>
+WSGIScriptAlias /out @@DIR@@/apps/out.wsgi
+WSGIScriptAlias /err @@DIR@@/apps/err.wsgi
+WSGIScriptAlias /noapp @@DIR@@/apps/noapp.wsgi
+WSGIScriptAlias /broken @@DIR@@/apps/broken.wsgi
+WSGIScriptAlias /missing @@DIR@@/apps/does-not-exist.wsgi
+WSGIScriptAlias /scripts/ @@DIR@@/scripts/
+WSGIScriptAlias /authenv @@DIR@@/apps/env.wsgi pass-authorization=On
+WSGIScriptAlias /callable @@DIR@@/apps/noapp.wsgi callable-object=not_the_application
+WSGIScriptAliasMatch ^/match/([a-z]+) @@DIR@@/apps/$1.wsgi
+# Scripts found through the handler rather than an alias.
+Alias /handler/ @@DIR@@/handler/
+Alias /handler-noexec/ @@DIR@@/handler-noexec/
+<Directory @@DIR@@/handler>
+    Options +ExecCGI
+    AddHandler wsgi-script .wsgi
+</Directory>
+<Directory @@DIR@@/handler-noexec>
+    AddHandler wsgi-script .wsgi
+</Directory>
+# Both servers read chunked request bodies (a module that does not know
+# WSGIChunkedRequest skips it, and its chunked cases then show the gap).
+<IfDirective WSGIChunkedRequest>
+    WSGIChunkedRequest On
+</IfDirective>
+# The first virtual host is the default one and sees the aliases above; the second
+# mounts an application at / (its own alias comes before the main server's).
+<VirtualHost 127.0.0.1:@@PORT@@>
+    ServerName 127.0.0.1
+</VirtualHost>
+<VirtualHost 127.0.0.1:@@PORT@@>
+    ServerName rootmount.test
+    WSGIScriptAlias / @@DIR@@/apps/env.wsgi
+</VirtualHost>
+"#
+    .to_string()
+}
+
+fn modules(conf: Conf) -> Conf {
+    conf.module_before("alias_module", "mod_alias.so")
+        .module_before("mime_module", "mod_mime.so")
+        .module_before("env_module", "mod_env.so")
+}
+
+fn start(side: Side, mpm: Mpm) -> Apache {
+    let dir = TestDir::new(&format!("conformance-{}-{}", mpm.name(), side.label()));
+    let wsgi = install(&dir);
+    let conf = match side {
+        Side::Ours => modules(Conf::new(mpm)).extra(&wsgi),
+        Side::Theirs => {
+            assert!(
+                Path::new(MOD_WSGI_SO).exists(),
+                "{MOD_WSGI_SO} is missing: apt-get install libapache2-mod-wsgi-py3"
+            );
+            modules(Conf::new(mpm))
+                .without_wsgi()
+                .extra(&format!("LoadModule wsgi_module {MOD_WSGI_SO}\nWSGIApplicationGroup %{{GLOBAL}}\n"))
+                .extra(&wsgi)
+        }
+    };
+    Apache::start(dir, &conf, &[])
+}
+
+/// `cargo test --test conformance` does not rebuild the module (a cdylib that no test
+/// links against): when a source file is newer than the built .so, build it first.
+fn ensure_module_fresh() {
+    static DONE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if *done || std::env::var_os("MOD_WSGI_RS_SO").is_some() {
+        return;
+    }
+    *done = true;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let so = root.join("target/release/libmod_wsgi_rs.so");
+    let built = std::fs::metadata(&so).and_then(|m| m.modified()).ok();
+    fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+        let mut best = None;
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let p = e.path();
+            let t = if p.is_dir() { newest(&p) } else { e.metadata().ok()?.modified().ok() };
+            best = best.max(t);
+        }
+        best
+    }
+    let sources = [root.join("src"), root.join("apxs")]
+        .iter()
+        .filter_map(|d| newest(d))
+        .chain(["Cargo.toml", "Cargo.lock", "build.rs"].iter().filter_map(|f| {
+            std::fs::metadata(root.join(f)).and_then(|m| m.modified()).ok()
+        }))
+        .max();
+    if built.is_some() && built >= sources {
+        return;
+    }
+    eprintln!("[conformance] {} is missing or older than the sources: cargo build --release", so.display());
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let st = std::process::Command::new(cargo)
+        .args(["build", "--release"])
+        .current_dir(root)
+        .status()
+        .expect("run cargo build --release");
+    assert!(st.success(), "cargo build --release failed");
+}
+
+// ---------------------------------------------------------------------------------------
+// raw HTTP
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Complete,
+    /// the connection ended before the announced body was complete
+    Truncated(String),
+    /// no (parsable) response at all
+    NoResponse(String),
+}
+
+impl Outcome {
+    fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Truncated(_) => "truncated",
+            Outcome::NoResponse(_) => "no response",
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Complete => "complete".into(),
+            Outcome::Truncated(why) => format!("truncated ({why})"),
+            Outcome::NoResponse(why) => format!("no response ({why})"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Observed {
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    outcome: Outcome,
+    /// interim (1xx) responses before the final one
+    interim: Vec<u16>,
+}
+
+fn request_bytes(req: &Req, port: u16, close: bool) -> Vec<u8> {
+    let mut head = format!("{} {} {}\r\n", req.method, req.target, req.version);
+    if !req.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        let _ = write!(head, "Host: 127.0.0.1:{port}\r\n");
+    }
+    for (k, v) in &req.headers {
+        let _ = write!(head, "{k}: {v}\r\n");
+    }
+    if req.auto_length {
+        let _ = write!(head, "Content-Length: {}\r\n", req.body.len());
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&req.body);
+    bytes
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn no_response(why: String) -> Observed {
+    Observed {
+        status: 0,
+        reason: String::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        outcome: Outcome::NoResponse(why),
+        interim: Vec::new(),
+    }
+}
+
+/// Sends `req` and the requests pipelined after it on one connection (the last one
+/// with `Connection: close`), reads until the server closes it, and returns one
+/// observation per request.
+fn exchange(port: u16, req: &Req) -> Vec<Observed> {
+    let all: Vec<&Req> = std::iter::once(req).chain(req.pipeline.iter()).collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => return vec![no_response(format!("connect: {e}"))],
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut bytes = Vec::new();
+    for (i, r) in all.iter().enumerate() {
+        bytes.extend(request_bytes(r, port, i + 1 == all.len()));
+    }
+    // A server may answer before reading the whole body; keep reading what it sent.
+    let write_err = s.write_all(&bytes).and_then(|_| s.flush()).err();
+    if req.half_close {
+        let _ = s.shutdown(Shutdown::Write);
+    }
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut end_note = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                end_note = Some(match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
+                    _ => format!("{e}"),
+                });
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            end_note = Some("response took over 30 s".into());
+            break;
+        }
+    }
+    let _ = s.shutdown(Shutdown::Both);
+    if raw.is_empty() {
+        let why = match (write_err, end_note) {
+            (Some(w), _) => format!("write: {w}"),
+            (None, Some(n)) => n,
+            (None, None) => "closed without a status line".into(),
+        };
+        return vec![no_response(why)];
+    }
+    let mut out = Vec::new();
+    let mut rest: &[u8] = &raw;
+    for r in &all {
+        if rest.is_empty() {
+            out.push(no_response("connection closed before this response".into()));
+            break;
+        }
+        let (o, used) = parse_one(rest, &r.method, end_note.as_deref());
+        let stop = o.outcome != Outcome::Complete;
+        out.push(o);
+        rest = &rest[used..];
+        if stop {
+            break;
+        }
+    }
+    if !rest.is_empty() {
+        if let Some(last) = out.last_mut() {
+            if last.outcome == Outcome::Complete {
+                last.outcome = Outcome::Truncated(format!("{} unexpected bytes after the response", rest.len()));
+            }
+        }
+    }
+    out
+}
+
+/// Parses one response from the start of `data`; returns it and the bytes it used.
+fn parse_one(data: &[u8], method: &str, end_note: Option<&str>) -> (Observed, usize) {
+    let note = || end_note.map(|n| format!(", {n}")).unwrap_or_default();
+    let mut pos = 0;
+    let mut interim = Vec::new();
+    loop {
+        let rest = &data[pos..];
+        let Some(end) = find(rest, b"\r\n\r\n") else {
+            return (
+                no_response(format!("no end of headers in {:?}", String::from_utf8_lossy(rest))),
+                data.len(),
+            );
+        };
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("").to_string();
+        let mut parts = status_line.splitn(3, ' ');
+        let proto = parts.next().unwrap_or("");
+        let status: Option<u16> = parts.next().and_then(|s| s.parse().ok());
+        let reason = parts.next().unwrap_or("").to_string();
+        let Some(status) = status.filter(|_| proto.starts_with("HTTP/")) else {
+            return (no_response(format!("bad status line {status_line:?}")), data.len());
+        };
+        pos += end + 4;
+        if (100..200).contains(&status) && status != 101 {
+            interim.push(status);
+            continue;
+        }
+        let body_bytes = &data[pos..];
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let header = |n: &str| {
+            headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone())
+        };
+        let mut o = Observed {
+            status,
+            reason,
+            headers: headers.clone(),
+            body: Vec::new(),
+            outcome: Outcome::Complete,
+            interim,
+        };
+        if method == "HEAD" || status == 204 || status == 304 {
+            return (o, pos);
+        }
+        let chunked = header("transfer-encoding").map(|v| v.to_ascii_lowercase().contains("chunked"));
+        if chunked == Some(true) {
+            let (body, used) = dechunk(body_bytes);
+            o.body = body;
+            match used {
+                Some(used) => return (o, pos + used),
+                None => {
+                    o.outcome = Outcome::Truncated(format!("chunked body without its last chunk{}", note()));
+                    return (o, data.len());
+                }
+            }
+        }
+        if let Some(cl) = header("content-length") {
+            let n: usize = cl.parse().unwrap_or(usize::MAX);
+            if body_bytes.len() < n {
+                o.outcome = Outcome::Truncated(format!("{} of {cl} bytes{}", body_bytes.len(), note()));
+                o.body = body_bytes.to_vec();
+                return (o, data.len());
+            }
+            o.body = body_bytes[..n].to_vec();
+            return (o, pos + n);
+        }
+        o.body = body_bytes.to_vec();
+        if let Some(n) = end_note {
+            o.outcome = Outcome::Truncated(format!("body read until close ended by: {n}"));
+        }
+        return (o, data.len());
+    }
+}
+
+/// Decodes a chunked body; returns the data and, if the last chunk (and the blank line
+/// after it) was seen, how many bytes the chunked body took.
+fn dechunk(all: &[u8]) -> (Vec<u8>, Option<usize>) {
+    let mut out = Vec::new();
+    let mut data = all;
+    loop {
+        let Some(eol) = find(data, b"\r\n") else { return (out, None) };
+        let line = String::from_utf8_lossy(&data[..eol]).into_owned();
+        let Ok(size) = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16) else {
+            return (out, None);
+        };
+        data = &data[eol + 2..];
+        if size == 0 {
+            // trailers (none expected) end with a blank line
+            let Some(end) = find(data, b"\r\n") else { return (out, None) };
+            let mut after = &data[end + 2..];
+            let mut used = all.len() - after.len();
+            if end != 0 {
+                let Some(e2) = find(data, b"\r\n\r\n") else { return (out, None) };
+                after = &data[e2 + 4..];
+                used = all.len() - after.len();
+            }
+            return (out, Some(used));
+        }
+        if data.len() < size + 2 {
+            out.extend_from_slice(&data[..size.min(data.len())]);
+            return (out, None);
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// normalising and comparing
+
+struct Norm {
+    dir: String,
+    port: u16,
+}
+
+impl Norm {
+    fn of(a: &Apache) -> Norm {
+        Norm { dir: a.dir.path().display().to_string(), port: a.port }
+    }
+    fn text(&self, s: &str) -> String {
+        let p = self.port.to_string();
+        let mut s = s.replace(&self.dir, "@@DIR@@");
+        for pre in [":", "Port "] {
+            s = s.replace(&format!("{pre}{p}"), &format!("{pre}PORT"));
+        }
+        if s == p {
+            s = "PORT".into();
+        }
+        s
+    }
+    fn bytes(&self, b: &[u8]) -> Vec<u8> {
+        match std::str::from_utf8(b) {
+            Ok(s) => self.text(s).into_bytes(),
+            Err(_) => b.to_vec(),
+        }
+    }
+}
+
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100000001b3))
+}
+
+fn show_body(b: &[u8]) -> String {
+    if b.len() <= 400 {
+        format!("{:?}", String::from_utf8_lossy(b))
+    } else {
+        format!(
+            "{} bytes (fnv {:016x}), starts {:?}",
+            b.len(),
+            fnv(b),
+            String::from_utf8_lossy(&b[..120])
+        )
+    }
+}
+
+fn show_headers(h: &BTreeMap<String, Vec<String>>) -> String {
+    h.iter().map(|(k, v)| format!("{k}: {}", v.join(" | "))).collect::<Vec<_>>().join("; ")
+}
+
+fn header_map(o: &Observed, n: &Norm) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in &o.headers {
+        let k = k.to_ascii_lowercase();
+        if VARYING_HEADERS.contains(&k.as_str()) {
+            continue;
+        }
+        m.entry(k).or_default().push(n.text(v));
+    }
+    m
+}
+
+fn summary(o: &Observed, n: &Norm) -> String {
+    format!(
+        "{} {} [{}]; headers: {}; {}body: {}",
+        o.status,
+        o.reason,
+        o.outcome.describe(),
+        show_headers(&header_map(o, n)),
+        if o.outcome == Outcome::Complete { "" } else { "partial " },
+        show_body(&n.bytes(&o.body))
+    )
+}
+
+struct Diff {
+    item: String,
+    ours: String,
+    theirs: String,
+}
+
+/// env.wsgi's report, normalised: key -> (type, value).
+fn environ_report(o: &Observed, n: &Norm) -> Option<BTreeMap<String, (String, String)>> {
+    if o.status != 200 || o.outcome != Outcome::Complete {
+        return None;
+    }
+    let j = Json::parse(std::str::from_utf8(&o.body).ok()?).ok()?;
+    let Json::Obj(members) = j else { return None };
+    let mut m = BTreeMap::new();
+    for (k, v) in members {
+        let ty = v.get("type").as_str().to_string();
+        let value = match v.get("value") {
+            Json::Str(s) => format!("{:?}", n.text(s)),
+            other => other.to_string(),
+        };
+        m.insert(k, (ty, value));
+    }
+    Some(m)
+}
+
+fn compare(cmp: Cmp, req: &Req, ours: &Observed, on: &Norm, theirs: &Observed, tn: &Norm) -> Vec<Diff> {
+    let mut diffs = Vec::new();
+    if ours.status != theirs.status || ours.outcome.kind() != theirs.outcome.kind() {
+        diffs.push(Diff { item: "response".into(), ours: summary(ours, on), theirs: summary(theirs, tn) });
+        return diffs;
+    }
+    if ours.interim != theirs.interim {
+        diffs.push(Diff {
+            item: "interim".into(),
+            ours: format!("{:?}", ours.interim),
+            theirs: format!("{:?}", theirs.interim),
+        });
+    }
+    if ours.reason != theirs.reason {
+        diffs.push(Diff { item: "reason".into(), ours: ours.reason.clone(), theirs: theirs.reason.clone() });
+    }
+    let (mut oh, mut th) = (header_map(ours, on), header_map(theirs, tn));
+    let reports = match cmp {
+        Cmp::Environ if ours.outcome == Outcome::Complete => {
+            environ_report(ours, on).zip(environ_report(theirs, tn))
+        }
+        _ => None,
+    };
+    if reports.is_some() {
+        // The report's length follows its keys, which are compared one by one below.
+        oh.remove("content-length");
+        th.remove("content-length");
+    }
+    // How the body is delimited, as one item rather than two header differences.
+    let framing = |h: &mut BTreeMap<String, Vec<String>>| {
+        let te = h.remove("transfer-encoding");
+        let cl = h.remove("content-length");
+        match (te, cl) {
+            (Some(te), _) => format!("Transfer-Encoding: {}", te.join(", ")),
+            (None, Some(cl)) => format!("Content-Length: {}", cl.join(", ")),
+            (None, None) => "neither (ends at close)".to_string(),
+        }
+    };
+    let (of, tf) = (framing(&mut oh), framing(&mut th));
+    if of != tf {
+        let kind = |f: &str| f.split(':').next().unwrap_or("").to_string();
+        let item = if kind(&of) == kind(&tf) {
+            "header:content-length"
+        } else if req.returns_list() {
+            "framing:list-body"
+        } else {
+            "framing"
+        };
+        diffs.push(Diff { item: item.into(), ours: of, theirs: tf });
+    }
+    let names: std::collections::BTreeSet<&String> = oh.keys().chain(th.keys()).collect();
+    for name in names {
+        let (a, b) = (oh.get(name), th.get(name));
+        if a != b {
+            let show = |v: Option<&Vec<String>>| v.map(|v| v.join(" | ")).unwrap_or_else(|| "(absent)".into());
+            diffs.push(Diff { item: format!("header:{name}"), ours: show(a), theirs: show(b) });
+        }
+    }
+    // A cut response's body depends on buffering: only complete bodies are compared.
+    if ours.outcome != Outcome::Complete {
+        return diffs;
+    }
+    if let Some((a, b)) = reports {
+        {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let (x, y) = (a.get(k), b.get(k));
+                let same = match (x, y) {
+                    (Some(x), Some(y)) if VARYING_KEYS.contains(&k.as_str()) => x.0 == y.0,
+                    (x, y) => x == y,
+                };
+                if !same {
+                    let item = match (x, y) {
+                        (Some(_), Some(_)) => format!("environ:{k}"),
+                        (None, _) => format!("environ-missing:{k}"),
+                        (_, None) => format!("environ-extra:{k}"),
+                    };
+                    let show = |v: Option<&(String, String)>| {
+                        v.map(|(t, v)| format!("{t} {v}")).unwrap_or_else(|| "(absent)".into())
+                    };
+                    diffs.push(Diff { item, ours: show(x), theirs: show(y) });
+                }
+            }
+            return diffs;
+        }
+    }
+    let (a, b) = (on.bytes(&ours.body), tn.bytes(&theirs.body));
+    if a != b {
+        diffs.push(Diff { item: "body".into(), ours: show_body(&a), theirs: show_body(&b) });
+    }
+    diffs
+}
+
+// ---------------------------------------------------------------------------------------
+// the run
+
+struct CaseResult {
+    name: &'static str,
+    what: &'static str,
+    requests: Vec<String>,
+    unexpected: Vec<Diff>,
+    accepted: Vec<(Diff, &'static Deliberate)>,
+    /// one line per request: what each server answered
+    seen: Vec<String>,
+    elapsed: Duration,
+}
+
+fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
+    let (on, tn) = (Norm::of(ours), Norm::of(theirs));
+    let mut res = CaseResult {
+        name: case.name,
+        what: case.what,
+        requests: case.reqs.iter().map(|r| r.describe()).collect(),
+        unexpected: Vec::new(),
+        accepted: Vec::new(),
+        seen: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let t0 = Instant::now();
+    for (i, req) in case.reqs.iter().enumerate() {
+        let (oa, ob) = std::thread::scope(|s| {
+            let a = s.spawn(|| exchange(ours.port, req));
+            let b = s.spawn(|| exchange(theirs.port, req));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let label = |j: usize| {
+            if case.reqs.len() > 1 || !req.pipeline.is_empty() {
+                format!("#{} ", if req.pipeline.is_empty() { i + 1 } else { j + 1 })
+            } else {
+                String::new()
+            }
+        };
+        let none = no_response("no response on this connection".into());
+        let sent: Vec<&Req> = std::iter::once(req).chain(req.pipeline.iter()).collect();
+        for j in 0..oa.len().max(ob.len()) {
+            let (a, b) = (oa.get(j).unwrap_or(&none), ob.get(j).unwrap_or(&none));
+            res.seen_one(&label(j), a, b);
+            for mut d in compare(case.cmp, sent[j.min(sent.len() - 1)], a, &on, b, &tn) {
+                d.item = format!("{}{}", label(j), d.item);
+                match deliberate_for(case.name, &d.item) {
+                    Some(del) => res.accepted.push((d, del)),
+                    None => res.unexpected.push(d),
+                }
+            }
+        }
+    }
+    res.elapsed = t0.elapsed();
+    res
+}
+
+impl CaseResult {
+    fn seen_one(&mut self, label: &str, a: &Observed, b: &Observed) {
+        let brief = |o: &Observed| {
+            let interim: String = o.interim.iter().map(|s| format!("{s}+")).collect();
+            format!("{interim}{} {} {}B", o.status, o.outcome.kind(), o.body.len())
+        };
+        self.seen.push(format!("{label}{} | {}", brief(a), brief(b)));
+    }
+}
+
+fn crash_lines(log: &str) -> Vec<String> {
+    let markers = ["Fatal Python error", "exit signal", "Segmentation fault", "AH00052", "panicked at"];
+    log.lines().filter(|l| markers.iter().any(|m| l.contains(m))).map(str::to_string).collect()
+}
+
+fn conformance(mpm: Mpm) {
+    let only: Option<Vec<String>> = std::env::var("CONFORMANCE_ONLY")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let catalogue: Vec<Case> = cases::catalogue()
+        .into_iter()
+        .filter(|c| only.as_ref().map_or(true, |o| o.iter().any(|n| n == c.name)))
+        .collect();
+    let mut names = std::collections::HashSet::new();
+    for c in &catalogue {
+        assert!(names.insert(c.name), "duplicate case name {}", c.name);
+    }
+
+    ensure_module_fresh();
+    let ours = start(Side::Ours, mpm);
+    let theirs = start(Side::Theirs, mpm);
+    // The reference must work, or every case would compare two failures.
+    let probe = exchange(theirs.port, &Req::new("GET", "/env")).remove(0);
+    assert!(
+        probe.status == 200 && probe.outcome == Outcome::Complete,
+        "mod_wsgi does not serve /env ({} {}): the reference server is broken\n{}",
+        probe.status,
+        probe.outcome.describe(),
+        theirs.error_log()
+    );
+    let started = Instant::now();
+    let results: Vec<CaseResult> = catalogue.iter().map(|c| run_case(c, &ours, &theirs)).collect();
+    let elapsed = started.elapsed();
+
+    let mut report = String::new();
+    let failing: Vec<&CaseResult> = results.iter().filter(|r| !r.unexpected.is_empty()).collect();
+    let deliberate_only = results.iter().filter(|r| r.unexpected.is_empty() && !r.accepted.is_empty()).count();
+    let _ = writeln!(
+        report,
+        "conformance on {}: {} cases in {:.1} s; {} identical, {} differ only deliberately, {} differ",
+        mpm.name(),
+        results.len(),
+        elapsed.as_secs_f64(),
+        results.len() - failing.len() - deliberate_only,
+        deliberate_only,
+        failing.len()
+    );
+    for r in &failing {
+        let _ = writeln!(report, "\n=== {} ({})", r.name, r.what);
+        for q in &r.requests {
+            let _ = writeln!(report, "    request: {q}");
+        }
+        for d in &r.unexpected {
+            let _ = writeln!(report, "  - {}\n      mod_wsgi_rs: {}\n      mod_wsgi:    {}", d.item, d.ours, d.theirs);
+        }
+    }
+    let mut listing = String::from("\nan example of each deliberate difference:\n");
+    let mut cases_listing = String::new();
+    let _ = writeln!(cases_listing, "\nevery case (mod_wsgi_rs | mod_wsgi: status, outcome, body bytes):");
+    for r in &results {
+        let verdict = if !r.unexpected.is_empty() {
+            "DIFFERS"
+        } else if !r.accepted.is_empty() {
+            "deliberate"
+        } else {
+            "same"
+        };
+        let _ = writeln!(
+            cases_listing,
+            "  {:<36} {:<10} {:>5} ms  {}",
+            r.name,
+            verdict,
+            r.elapsed.as_millis(),
+            r.seen.join(" ; ")
+        );
+    }
+    let mut used: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    let mut example: BTreeMap<usize, &Diff> = BTreeMap::new();
+    for r in &results {
+        for (diff, del) in &r.accepted {
+            let i = DELIBERATE.iter().position(|d| std::ptr::eq(d, *del)).unwrap();
+            let cases = used.entry(i).or_default();
+            if cases.last() != Some(&r.name) {
+                cases.push(r.name);
+            }
+            example.entry(i).or_insert(diff);
+        }
+    }
+    let _ = writeln!(report, "\ndeliberate differences seen (DELIBERATE table):");
+    for (i, cases) in &used {
+        let d = &DELIBERATE[*i];
+        let _ = writeln!(report, "  - {} in {} case(s): {}", d.item, cases.len(), d.reason);
+        let e = example[i];
+        let cut = |s: &str| s.chars().take(160).collect::<String>();
+        let _ = writeln!(
+            listing,
+            "  {} (e.g. {}):\n      mod_wsgi_rs: {}\n      mod_wsgi:    {}",
+            d.item,
+            cases[0],
+            cut(&e.ours),
+            cut(&e.theirs)
+        );
+    }
+    let unseen: Vec<&str> =
+        (0..DELIBERATE.len()).filter(|i| !used.contains_key(i)).map(|i| DELIBERATE[i].item).collect();
+    if !unseen.is_empty() {
+        let _ = writeln!(report, "\nDELIBERATE entries that matched nothing in this run: {unseen:?}");
+    }
+    let crashes_ours = crash_lines(&ours.error_log());
+    let crashes_theirs = crash_lines(&theirs.error_log());
+    if !crashes_ours.is_empty() || !crashes_theirs.is_empty() {
+        let _ = writeln!(
+            report,
+            "\ncrash markers in the error logs:\n  mod_wsgi_rs: {:?}\n  mod_wsgi: {:?}",
+            crashes_ours, crashes_theirs
+        );
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/conformance-{}.txt", mpm.name()));
+    let _ = std::fs::write(&out, format!("{report}{listing}{cases_listing}"));
+    eprintln!("{report}");
+    assert!(
+        failing.is_empty() && crashes_ours.is_empty(),
+        "{} of {} conformance cases differ from mod_wsgi on {} (see above, or {})",
+        failing.len(),
+        results.len(),
+        mpm.name(),
+        out.display()
+    );
+}
+
+#[test]
+fn catalogue_is_large_enough() {
+    let c = cases::catalogue();
+    assert!(c.len() >= 40, "the catalogue must hold at least 40 cases, has {}", c.len());
+    for d in DELIBERATE {
+        assert!(!d.reason.is_empty());
+    }
+}
+
+/// Every entry of [`DELIBERATE`] is listed in docs/COMPATIBILITY.md by its item.
+#[test]
+fn deliberate_table_is_documented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/COMPATIBILITY.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut missing = Vec::new();
+    for d in DELIBERATE {
+        let mut names = vec![d.item];
+        if d.cases.len() <= 4 {
+            names.extend(d.cases.iter().filter(|c| **c != "*"));
+        }
+        missing.extend(names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))));
+    }
+    assert!(
+        missing.is_empty(),
+        "{} does not name these items or cases of the DELIBERATE table (in backticks): {missing:?}",
+        path.display()
+    );
+}
+
+#[test]
+fn conformance_event() {
+    conformance(Mpm::Event);
+}
+
+#[test]
+fn conformance_worker() {
+    conformance(Mpm::Worker);
+}
+
+#[test]
+fn conformance_prefork() {
+    conformance(Mpm::Prefork);
+}
