@@ -382,10 +382,9 @@ impl Call<'_, '_> {
             let bytes = item.cast::<PyBytes>().map_err(|_| {
                 PyTypeError::new_err(format!("response body items must be bytes, not {}", type_name(&item)))
             })?;
-            let data = bytes.as_bytes();
             // Headers wait for the first non-empty item (PEP 3333).
-            if !data.is_empty() {
-                self.sender.send(py, data, streamed)?;
+            if !bytes.as_bytes().is_empty() {
+                self.sender.send(py, bytes, streamed)?;
             }
         }
         Ok(())
