@@ -314,6 +314,11 @@ impl Call<'_, '_> {
     }
 
     fn close(&self, result: &Bound<'_, PyAny>) {
+        // Lists and tuples have no close(); asking would build and discard
+        // an AttributeError on every request.
+        if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+            return;
+        }
         let closed = match result.getattr_opt("close") {
             Ok(Some(close)) => close.call0().map(drop),
             Ok(None) => Ok(()),
