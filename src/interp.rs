@@ -131,6 +131,22 @@ fn initialise(cfg: &ServerConfig) -> Result<(), String> {
     if unsafe { py::PyStatus_Exception(status) } != 0 {
         return Err(describe_status(&status));
     }
+    // threading records the thread that first imports it as the main
+    // thread, and Py_FinalizeEx waits for that thread to finish. Imported
+    // later from an Apache worker thread (logging, Flask and Django all do),
+    // it would name a thread that never ends, and the child would hang at
+    // exit until Apache killed it. Importing it here names this thread,
+    // the one that finalises.
+    // SAFETY: this thread holds the GIL right after a successful init; the
+    // returned module reference is released at once.
+    unsafe {
+        let threading = py::PyImport_ImportModule(c"threading".as_ptr());
+        if threading.is_null() {
+            py::PyErr_Clear();
+        } else {
+            py::Py_DecRef(threading);
+        }
+    }
     // The initialising thread holds the GIL; hand it back so any Apache
     // thread can take it, and keep this thread state for finalisation.
     // SAFETY: this thread holds the GIL right after a successful init.
