@@ -38,7 +38,7 @@ LOGLEVEL ?= warn wsgi_rs:info
 DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
                python3.11 python3.11-dev python3.11-venv \
                libapache2-mod-python libapache2-mod-wsgi-py3 \
-               wrk curl ca-certificates
+               wrk curl openssl ca-certificates
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600

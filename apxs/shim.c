@@ -88,8 +88,10 @@ const command_rec wsgi_rs_commands[] = {
                   ACCESS_CONF | RSRC_CONF,
                   "Interpreter for the application; only %{GLOBAL} (the "
                   "main interpreter) is supported"),
+    /* OR_AUTHCFG alone means <Directory>/<Location> and .htaccess only;
+     * mod_wsgi also allows the server and virtual-host level. */
     AP_INIT_TAKE1("WSGIPassAuthorization", wsgi_rs_set_dir_option, NULL,
-                  OR_AUTHCFG,
+                  OR_AUTHCFG | RSRC_CONF,
                   "On or Off: whether applications see the Authorization "
                   "header (default Off)"),
     AP_INIT_TAKE1("WSGIScriptReloading", wsgi_rs_set_dir_option, NULL,

@@ -5,7 +5,7 @@ use super::environ::{self, EnvironSettings};
 use super::errors::{log_exception, CurrentRequest, ErrorLog};
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
-use super::response::StartResponse;
+use super::response::{FinalPass, StartResponse};
 use super::{script, type_name};
 use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
 use crate::directives::{dir_config, server_config, slot};
@@ -114,7 +114,15 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: r stays live for the whole call.
         unsafe { run(py, r, &script, reload_mtime, &environ_settings) }
     });
-    outcome.unwrap_or_else(|reason| {
+    outcome.map(|(status, final_pass)| {
+        // A failure here means the client has gone; Apache's own handlers
+        // do not report that either.
+        if let Some(final_pass) = final_pass {
+            final_pass.send();
+        }
+        status
+    })
+    .unwrap_or_else(|reason| {
         log::request(
             r,
             consts::APLOG_ERR,
@@ -189,12 +197,13 @@ unsafe fn run(
     script: &str,
     reload_mtime: Option<i64>,
     settings: &EnvironSettings<'_>,
-) -> c_int {
+) -> (c_int, Option<FinalPass>) {
+    let failed = |status| (status, None);
     let module = match script::load(py, script, reload_mtime) {
         Ok(module) => module,
         Err(err) => {
             log_exception(py, r, &format!("failed to load WSGI script {script}"), &err);
-            return consts::HTTP_INTERNAL_SERVER_ERROR;
+            return failed(consts::HTTP_INTERNAL_SERVER_ERROR);
         }
     };
     let callable = settings.callable_object;
@@ -206,11 +215,11 @@ unsafe fn run(
                 consts::APLOG_ERR,
                 &format!("target WSGI script {script} does not contain WSGI application '{callable}'"),
             );
-            return consts::HTTP_NOT_FOUND;
+            return failed(consts::HTTP_NOT_FOUND);
         }
         Err(err) => {
             log_exception(py, r, &format!("failed to look up '{callable}' in WSGI script {script}"), &err);
-            return consts::HTTP_INTERNAL_SERVER_ERROR;
+            return failed(consts::HTTP_INTERNAL_SERVER_ERROR);
         }
     };
     let objects = (|| -> PyResult<_> {
@@ -224,20 +233,20 @@ unsafe fn run(
         Ok(objects) => objects,
         Err(err) => {
             log_exception(py, r, &format!("cannot prepare the request for {script}"), &err);
-            return consts::HTTP_INTERNAL_SERVER_ERROR;
+            return failed(consts::HTTP_INTERNAL_SERVER_ERROR);
         }
     };
     // SAFETY: r is live and environ::prepare ran.
     let environ =
         unsafe { environ::build(py, r, settings, input.clone().into_any(), errors.clone().into_any()) };
-    let status = match environ {
+    let outcome = match environ {
         Ok(environ) => {
             let call = Call { py, r, script, input: input.get(), sender: start_response.get() };
             call.respond(&application, environ.into_any(), &start_response)
         }
         Err(err) => {
             log_exception(py, r, &format!("cannot build the environ for {script}"), &err);
-            consts::HTTP_INTERNAL_SERVER_ERROR
+            failed(consts::HTTP_INTERNAL_SERVER_ERROR)
         }
     };
     // The application may keep these objects; from now on they refuse
@@ -245,7 +254,7 @@ unsafe fn run(
     input.get().finish();
     errors.get().finish();
     start_response.get().discard(py);
-    status
+    outcome
 }
 
 /// One call of the application and everything it returns.
@@ -263,7 +272,7 @@ impl Call<'_, '_> {
         application: &Bound<'_, PyAny>,
         environ: Bound<'_, PyAny>,
         start_response: &Bound<'_, StartResponse>,
-    ) -> c_int {
+    ) -> (c_int, Option<FinalPass>) {
         let py = self.py;
         let headline = format!("exception raised by WSGI script {}", self.script);
         let result = application.call1((environ, start_response));
@@ -283,13 +292,13 @@ impl Call<'_, '_> {
             if let Ok(result) = &result {
                 self.close(result);
             }
-            return self.give_up(status);
+            return (self.give_up(status), None);
         }
         let result = match result {
             Ok(result) => result,
             Err(err) => {
                 log_exception(py, self.r, &headline, &err);
-                return self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR);
+                return (self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR), None);
             }
         };
         let sent = self.send_body(&result);
@@ -299,7 +308,7 @@ impl Call<'_, '_> {
             Ok(()) => self.finish(),
             Err(err) => {
                 log_exception(py, self.r, &headline, &err);
-                self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR)
+                (self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR), None)
             }
         }
     }
@@ -329,8 +338,9 @@ impl Call<'_, '_> {
         }
     }
 
-    /// Completes a body the application returned without error.
-    fn finish(&self) -> c_int {
+    /// Completes a body the application returned without error; the last
+    /// brigade is left for the handler to send without the GIL.
+    fn finish(&self) -> (c_int, Option<FinalPass>) {
         let py = self.py;
         if let Some((sent, declared)) = self.sender.shortfall(py) {
             log::request(
@@ -343,14 +353,14 @@ impl Call<'_, '_> {
                 ),
             );
             self.sender.abort(py);
-            return consts::OK;
+            return (consts::OK, None);
         }
         match self.sender.finish(py) {
-            Ok(()) => consts::OK,
+            Ok(final_pass) => (consts::OK, Some(final_pass)),
             Err(err) => {
                 let headline = format!("cannot complete the response of WSGI script {}", self.script);
                 log_exception(py, self.r, &headline, &err);
-                self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR)
+                (self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR), None)
             }
         }
     }

@@ -128,20 +128,26 @@ impl StartResponse {
     }
 
     /// Ends a successful response: headers if none went out yet (empty
-    /// body), then whatever is buffered, then end-of-stream, in one pass
-    /// so Apache can compute Content-Length for a body it saw whole.
-    pub fn finish(&self, py: Python<'_>) -> PyResult<()> {
+    /// body), then whatever is buffered, then end-of-stream. The brigade
+    /// is returned rather than passed, so the handler can send it after
+    /// letting go of the GIL: one GIL hand-off fewer per request, and
+    /// Apache sees the whole of a list body at once and can compute its
+    /// Content-Length.
+    pub fn finish(&self, py: Python<'_>) -> PyResult<FinalPass> {
         let mut state = self.lock(py);
         let output = state.body_output()?;
+        let (r, bb) = (output.r, output.bb);
         // SAFETY: as in send(); the EOS bucket comes from the connection's
         // allocator and is owned by the brigade once appended.
         unsafe {
-            let alloc = (*(*output.r).connection).bucket_alloc;
-            ffi::wsgi_rs_brigade_append(output.bb, ffi::apr_bucket_eos_create(alloc));
+            let alloc = (*(*r).connection).bucket_alloc;
+            ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_eos_create(alloc));
         }
-        let result = state.pass(py, false);
+        if !state.committed {
+            state.commit_headers();
+        }
         state.output = None;
-        result
+        Ok(FinalPass { r, bb })
     }
 
     /// `(sent, declared)` when the application sent fewer body bytes than
@@ -190,6 +196,27 @@ impl StartResponse {
             // SAFETY: the brigade is live; its buckets are freed unsent.
             unsafe { ffi::apr_brigade_cleanup(output.bb.cast()) };
         }
+    }
+}
+
+/// The last brigade of a response, to be passed once the application's
+/// objects are done with the request.
+pub struct FinalPass {
+    r: *mut ffi::request_rec,
+    bb: *mut ffi::apr_bucket_brigade,
+}
+
+// SAFETY: the pointers are only used by send(), on the thread that runs
+// the handler, after every Python object has released the request.
+unsafe impl Send for FinalPass {}
+
+impl FinalPass {
+    /// Passes the brigade down the output filters. Call without the GIL:
+    /// this may wait for a slow client.
+    pub fn send(self) -> ffi::apr_status_t {
+        // SAFETY: the request and its brigade are live until the handler
+        // returns, and nothing else touches them after finish().
+        unsafe { ffi::ap_pass_brigade((*self.r).output_filters, self.bb) }
     }
 }
 

@@ -1401,6 +1401,332 @@ fn parse_string(b: &[u8], i: &mut usize) -> Result<String, String> {
     }
 }
 
+// =======================================================================================
+// Request-path contract helpers (tests/wsgi_*.rs). Additive section; the apps live in
+// tests/apps/rp_*.
+// =======================================================================================
+
+/// Host name of the virtual host that serves every app a second time, wrapped in
+/// `wsgiref.validate.validator` (see tests/apps/rp_validated.wsgi).
+pub const RP_VALIDATED_HOST: &str = "validated.test";
+
+/// Which copy of an app a request goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// the app itself, on the default virtual host
+    Plain,
+    /// the app wrapped in wsgiref.validate.validator, on `validated.test`
+    Validated,
+}
+
+impl Via {
+    pub const BOTH: [Via; 2] = [Via::Plain, Via::Validated];
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Plain => "plain",
+            Via::Validated => "validated",
+        }
+    }
+}
+
+/// Sends requests to one server through one [`Via`].
+#[derive(Clone, Copy)]
+pub struct Client<'a> {
+    pub apache: &'a Apache,
+    pub via: Via,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(apache: &'a Apache, via: Via) -> Client<'a> {
+        Client { apache, via }
+    }
+    /// The Host header value for this client.
+    pub fn host(&self) -> String {
+        match self.via {
+            Via::Plain => format!("127.0.0.1:{}", self.apache.port),
+            Via::Validated => format!("{RP_VALIDATED_HOST}:{}", self.apache.port),
+        }
+    }
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        let host = self.host();
+        let mut h: Vec<(&str, &str)> = vec![("Host", host.as_str())];
+        h.extend_from_slice(headers);
+        self.apache.request(method, path, &h, body)
+    }
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+    /// Sends `head` (request line and headers, without Host and without the blank line)
+    /// plus `body` over a raw socket and reads until EOF or `timeout`.
+    pub fn raw(&self, head: &str, body: &[u8], timeout: Duration) -> RawReply {
+        let mut req = String::new();
+        let mut lines = head.trim_end().split("\r\n");
+        req.push_str(lines.next().unwrap());
+        req.push_str("\r\n");
+        let _ = write!(req, "Host: {}\r\n", self.host());
+        for l in lines {
+            req.push_str(l);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        let mut all = req.into_bytes();
+        all.extend_from_slice(body);
+        raw_exchange(self.apache.port, &all, timeout)
+    }
+}
+
+/// What a raw exchange read.
+#[derive(Debug, Clone)]
+pub struct RawReply {
+    pub bytes: Vec<u8>,
+    /// true if the server closed the connection (EOF or reset) before the timeout
+    pub closed: bool,
+    /// true if the read ended with a connection reset
+    pub reset: bool,
+}
+
+impl RawReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+    /// Status code of the (last non-1xx) status line.
+    pub fn status(&self) -> Option<u16> {
+        let (h, _) = self.split_final()?;
+        h.split(' ').nth(1)?.parse().ok()
+    }
+    /// The final (non-1xx) head and everything after it.
+    pub fn split_final(&self) -> Option<(String, Vec<u8>)> {
+        let mut data: &[u8] = &self.bytes;
+        loop {
+            let end = find(data, b"\r\n\r\n")?;
+            let head = String::from_utf8_lossy(&data[..end]).into_owned();
+            let rest = &data[end + 4..];
+            let code: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            if (100..200).contains(&code) {
+                data = rest;
+                continue;
+            }
+            return Some((head, rest.to_vec()));
+        }
+    }
+    pub fn head(&self) -> String {
+        self.split_final().map(|(h, _)| h).unwrap_or_default()
+    }
+    /// The bytes after the final head, undecoded.
+    pub fn after_head(&self) -> Vec<u8> {
+        self.split_final().map(|(_, b)| b).unwrap_or_default()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.head();
+        head.split("\r\n").skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            if k.trim().eq_ignore_ascii_case(name) {
+                Some(v.trim().to_string())
+            } else {
+                None
+            }
+        })
+    }
+    pub fn is_chunked(&self) -> bool {
+        self.header("transfer-encoding").map(|v| v.to_ascii_lowercase().contains("chunked")).unwrap_or(false)
+    }
+}
+
+/// Writes `request` to 127.0.0.1:port, then reads until EOF, reset or `timeout`.
+pub fn raw_exchange(port: u16, request: &[u8], timeout: Duration) -> RawReply {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).expect("write request");
+    read_until_close(&mut s, timeout)
+}
+
+/// Reads from `s` until EOF, reset or `timeout` (total).
+pub fn read_until_close(s: &mut TcpStream, timeout: Duration) -> RawReply {
+    let deadline = Instant::now() + timeout;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return RawReply { bytes, closed: false, reset: false };
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return RawReply { bytes, closed: true, reset: false },
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                return RawReply { bytes, closed: false, reset: false }
+            }
+            Err(_) => return RawReply { bytes, closed: true, reset: true },
+        }
+    }
+}
+
+/// Encodes `body` as HTTP/1.1 chunks of at most `size` bytes, with the last chunk.
+pub fn chunk_encode(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(size.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Installs `tests/apps/<name>` at `apps/<name>` (placeholders replaced) and a validator
+/// wrapper for it at `apps/validated/<name>`; returns (app path, wrapper path).
+pub fn rp_install(dir: &TestDir, name: &str, subs: &[(&str, &str)]) -> (String, String) {
+    rp_install_to(dir, name, &format!("apps/{name}"), subs)
+}
+
+/// Like [`rp_install`] with an explicit destination (relative to the dir); the wrapper
+/// goes to `validated/<dest>`.
+pub fn rp_install_to(dir: &TestDir, name: &str, dest: &str, subs: &[(&str, &str)]) -> (String, String) {
+    let app = dir.install_app_to(name, dest, subs).to_string_lossy().into_owned();
+    let wrapper = rp_wrapper(dir, &app, &format!("validated/{dest}"), "application");
+    (app, wrapper)
+}
+
+/// Writes a validator wrapper (tests/apps/rp_validated.wsgi) at `dest` that serves
+/// `callable` of the script `target`.
+pub fn rp_wrapper(dir: &TestDir, target: &str, dest: &str, callable: &str) -> String {
+    dir.install_app_to("rp_validated.wsgi", dest, &[("TARGET", target), ("CALLABLE", callable)])
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Config text: a default virtual host (`127.0.0.1`) that inherits the main server's
+/// directives, and the `validated.test` virtual host holding `validated` (aliases to
+/// the validator wrappers), both on the test port.
+pub fn rp_vhosts(validated: &str) -> String {
+    format!(
+        "<VirtualHost 127.0.0.1:@@PORT@@>\n    ServerName 127.0.0.1\n</VirtualHost>\n\
+         <VirtualHost 127.0.0.1:@@PORT@@>\n    ServerName {RP_VALIDATED_HOST}\n{}\n</VirtualHost>\n",
+        validated
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// Starts httpd; a failure to start comes back as Err with the reason (the config
+/// may use directives the module does not know yet), so callers can fail each of
+/// their checks with it instead of aborting the whole test.
+pub fn rp_start(dir: TestDir, conf: &Conf) -> Result<Apache, String> {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Apache::start(dir, conf, &[])));
+    r.map_err(|e| {
+        let msg = if let Some(s) = e.downcast_ref::<String>() {
+            s.clone()
+        } else if let Some(s) = e.downcast_ref::<&str>() {
+            s.to_string()
+        } else {
+            "panic".to_string()
+        };
+        // keep the interesting part: the error lines
+        let short: Vec<&str> = msg
+            .lines()
+            .filter(|l| l.contains("rror") || l.contains("Invalid") || l.contains("exited"))
+            .take(8)
+            .collect();
+        format!("httpd failed to start: {}", short.join(" | "))
+    })
+}
+
+/// Markers of wsgiref.validate complaints in an error log.
+pub fn validator_complaints(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains("AssertionError")
+                || l.contains("WSGIWarning")
+                || l.contains("Iterator garbage collected")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until the error log has a line containing every string in `needles`;
+/// returns that line.
+pub fn wait_line(apache: &Apache, timeout: Duration, needles: &[&str]) -> Result<String, String> {
+    let (ok, log) = apache.wait_log(timeout, |log| log.lines().any(|l| needles.iter().all(|n| l.contains(n))));
+    if ok {
+        Ok(log.lines().find(|l| needles.iter().all(|n| l.contains(n))).unwrap().to_string())
+    } else {
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        Err(format!(
+            "no log line with all of {needles:?}; last lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ))
+    }
+}
+
+/// Sets a file's mtime to `secs` seconds after its current mtime (via touch(1)).
+pub fn bump_mtime(path: &str, secs: i64) {
+    let meta = fs::metadata(path).unwrap();
+    let m = meta.modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let st = Command::new("/usr/bin/touch")
+        .arg("-m")
+        .arg("-d")
+        .arg(format!("@{}", m + secs))
+        .arg(path)
+        .status()
+        .expect("touch");
+    assert!(st.success());
+}
+
+/// The first 200 characters of a response text, for assertion messages.
+pub fn short(text: &str) -> String {
+    let t: String = text.chars().take(200).collect();
+    if t.len() < text.len() {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
+
+impl RawReply {
+    /// Parses the final response (after any 1xx) with the harness's parser.
+    pub fn response(&self) -> io::Result<Response> {
+        let (head, rest) = self.split_final().ok_or_else(|| bad(format!("no response head in {:?}", self.text())))?;
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(b"\r\n\r\n");
+        raw.extend_from_slice(&rest);
+        parse_response(&raw, false)
+    }
+}
+
+/// Current size of the error log, to look only at what a later request adds.
+pub fn log_mark(apache: &Apache) -> usize {
+    apache.error_log().len()
+}
+
+/// Like [`wait_line`] but only over the log written after `mark` (see [`log_mark`]).
+pub fn wait_line_after(apache: &Apache, mark: usize, timeout: Duration, needles: &[&str]) -> Result<String, String> {
+    let tail_of = |log: &str| log.get(mark..).unwrap_or("").to_string();
+    let (ok, log) =
+        apache.wait_log(timeout, |log| tail_of(log).lines().any(|l| needles.iter().all(|n| l.contains(n))));
+    let tail = tail_of(&log);
+    if ok {
+        Ok(tail.lines().find(|l| needles.iter().all(|n| l.contains(n))).unwrap().to_string())
+    } else {
+        Err(format!("no new log line with all of {needles:?}; new lines:\n{tail}"))
+    }
+}
+
+/// [`Checks::finish`], printing how many checks ran (visible with `--nocapture`).
+pub fn rp_finish(c: Checks) {
+    eprintln!(
+        "[checks] {}: {} passed, {} failed",
+        c.context,
+        c.passed.len(),
+        c.failures.len()
+    );
+    c.finish();
+}
+
 // ---------------------------------------------------------------------------------------
 // real frameworks: a cached virtual environment, and HTTP form/cookie helpers
 // (used by tests/frameworks.rs)

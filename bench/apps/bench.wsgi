@@ -1,0 +1,30 @@
+# The benchmark application: one script, one case per PATH_INFO, so every
+# server under test loads the same code.
+import os
+
+HELLO = b"Hello world\n"
+CHUNK = b"x" * 99 + b"\n"
+MIB = b"y" * (1024 * 1024)
+FILE = os.path.join(os.path.dirname(__file__), "..", "static", "1mib.bin")
+
+
+def application(environ, start_response):
+    case = environ.get("PATH_INFO", "")
+    if case == "/yields":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (CHUNK for _ in range(100))
+    if case == "/1mib":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [MIB]
+    if case == "/file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(FILE, "rb"), 65536)
+    if case == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(HELLO)))])
+    return [HELLO]

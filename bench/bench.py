@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks of mod_wsgi_rs, mod_wsgi, mod_python and a static file.
+
+Each server is a private Apache started from one generated configuration that
+differs only in the module lines. wrk runs against them in alternation (A B C D,
+then D C B A, ...) so that drift on a shared machine hits every server alike.
+Results, with the ratios to mod_wsgi and to the static file from the same run,
+are written as Markdown (BENCHMARKS.md by default).
+
+    python3 bench/bench.py                 # the full run (about 25 minutes)
+    python3 bench/bench.py --quick         # 2 reps of 3 s, for a smoke test
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(REPO, "bench")
+MODULES = "/usr/lib/apache2/modules"
+APACHE = "/usr/sbin/apache2"
+OUR_SO = os.path.join(REPO, "target", "release", "libmod_wsgi_rs.so")
+
+# (case, path under the WSGI mount, static path to compare with or None,
+#  wrk script or None)
+CASES = [
+    ("hello", "/hello", "/hello.txt", None),
+    ("100 x 100 B yields", "/yields", None, None),
+    ("1 MiB body", "/1mib", "/1mib.bin", None),
+    ("file_wrapper 1 MiB", "/file", "/1mib.bin", None),
+    ("64 KiB POST echo", "/echo", None, "post.lua"),
+]
+FLASK_CASE = ("Flask hello", "/hello", None, None)
+
+# Apache starts with the environment a system service has, so that no
+# python3 from a developer's PATH is picked up by mod_python.
+APACHE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+SERVERS = ["mod_wsgi_rs", "mod_wsgi", "mod_python", "static"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mpm_lines(mpm):
+    lines = [f"LoadModule mpm_{mpm}_module {MODULES}/mod_mpm_{mpm}.so"]
+    if mpm == "prefork":
+        lines += ["StartServers 4", "MinSpareServers 4", "MaxSpareServers 8",
+                  "MaxRequestWorkers 64"]
+    else:
+        lines += ["StartServers 2", "ThreadsPerChild 32", "MaxRequestWorkers 64",
+                  "MinSpareThreads 64", "MaxSpareThreads 128"]
+    return lines
+
+
+class Server:
+    """One private Apache serving the benchmark apps with one module."""
+
+    def __init__(self, kind, mpm, work, flask_venv):
+        self.kind, self.mpm = kind, mpm
+        self.root = os.path.join(work, f"{kind}-{mpm}")
+        os.makedirs(os.path.join(self.root, "logs"))
+        self.port = free_port()
+        self.flask = flask_venv if kind in ("mod_wsgi_rs", "mod_wsgi") else None
+        apps = os.path.join(work, "apps")
+        static = os.path.join(work, "static")
+        conf = [
+            f"ServerRoot {self.root}",
+            f"Listen 127.0.0.1:{self.port}",
+            f"PidFile {self.root}/logs/httpd.pid",
+            f"ErrorLog {self.root}/logs/error.log",
+            "LogLevel warn",
+            "ServerName localhost",
+            "User www-data",
+            "Group www-data",
+            "KeepAlive On",
+            "MaxKeepAliveRequests 0",
+            "MaxConnectionsPerChild 0",
+            "EnableSendfile On",
+            *mpm_lines(mpm),
+            f"LoadModule authz_core_module {MODULES}/mod_authz_core.so",
+            f"DocumentRoot {static}",
+            f"<Directory {work}>",
+            "    Require all granted",
+            "</Directory>",
+        ]
+        script = f"{apps}/bench.wsgi"
+        if kind == "mod_wsgi_rs":
+            conf += [f"LoadModule wsgi_rs_module {OUR_SO}", f"WSGIScriptAlias /app {script}"]
+        elif kind == "mod_wsgi":
+            conf += [f"LoadModule wsgi_module {MODULES}/mod_wsgi.so",
+                     "WSGIApplicationGroup %{GLOBAL}", f"WSGIScriptAlias /app {script}"]
+        elif kind == "mod_python":
+            conf += [f"LoadModule python_module {MODULES}/mod_python.so",
+                     "<Location /app>", "    SetHandler mod_python",
+                     "    PythonHandler mp_bench", f"    PythonPath \"['{apps}'] + sys.path\"",
+                     "</Location>"]
+        if self.flask:
+            conf += [f"WSGIPythonHome {self.flask}",
+                     f"WSGIScriptAlias /flask {apps}/flask_bench.wsgi"]
+        self.conf = os.path.join(self.root, "httpd.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        self.startup_seconds = None
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def hello_path(self):
+        return "/hello.txt" if self.kind == "static" else "/app/hello"
+
+    def start(self):
+        began = time.monotonic()
+        subprocess.run([APACHE, "-f", self.conf, "-k", "start"], check=True, env=APACHE_ENV)
+        deadline = began + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url(self.hello_path()), timeout=2) as r:
+                    if r.status == 200:
+                        self.startup_seconds = time.monotonic() - began
+                        return
+            except OSError:
+                time.sleep(0.005)
+        raise SystemExit(f"{self.kind}: no 200 within 30 s; see {self.root}/logs/error.log")
+
+    def parent_pid(self):
+        with open(f"{self.root}/logs/httpd.pid") as f:
+            return int(f.read())
+
+    def children(self):
+        parent = self.parent_pid()
+        kids = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == parent:
+                        kids.append(int(pid))
+                except OSError:
+                    pass
+        return kids
+
+    def cpu_seconds(self):
+        """utime + stime of every child, in seconds."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.children():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+        return total / ticks
+
+    def child_rss_mib(self):
+        sizes = []
+        for pid in self.children():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            sizes.append(int(line.split()[1]) / 1024)
+            except OSError:
+                pass
+        return statistics.mean(sizes) if sizes else 0.0
+
+    def stop(self):
+        subprocess.run([APACHE, "-f", self.conf, "-k", "stop"], check=False, env=APACHE_ENV)
+        pid_file = f"{self.root}/logs/httpd.pid"
+        deadline = time.monotonic() + 15
+        while os.path.exists(pid_file) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def run_wrk(url, connections, seconds, script):
+    threads = min(2, connections)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script:
+        cmd += ["-s", os.path.join(BENCH, script)]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    lat = {p: to_ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    return {"rps": rps, "requests": requests, "p50": lat.get("50"), "p99": lat.get("99"),
+            "bad": int(bad.group(1)) if bad else 0, "errors": errors.group(1) if errors else ""}
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def measure(server, path, connections, seconds, script):
+    before = server.cpu_seconds()
+    result = run_wrk(server.url(path), connections, seconds, script)
+    after = server.cpu_seconds()
+    result["cpu_ms_per_1k"] = (after - before) * 1000 / max(result["requests"], 1) * 1000
+    return result
+
+
+def summarise(samples):
+    rps = [s["rps"] for s in samples]
+    return {
+        "rps": statistics.median(rps), "min": min(rps), "max": max(rps),
+        "p50": statistics.median(s["p50"] for s in samples),
+        "p99": statistics.median(s["p99"] for s in samples),
+        "cpu": statistics.median(s["cpu_ms_per_1k"] for s in samples),
+        "bad": sum(s["bad"] for s in samples),
+        "errors": "; ".join(s["errors"] for s in samples if s["errors"]),
+    }
+
+
+def prepare_work(work):
+    shutil.copytree(os.path.join(BENCH, "apps"), os.path.join(work, "apps"))
+    static = os.path.join(work, "static")
+    shutil.copytree(os.path.join(BENCH, "static"), static)
+    with open(os.path.join(static, "1mib.bin"), "wb") as f:
+        f.write(b"y" * (1024 * 1024))
+    subprocess.run(["chmod", "-R", "a+rX", work], check=True)
+
+
+def run(args):
+    work = tempfile.mkdtemp(prefix="wsgi-rs-bench-")
+    os.chmod(work, 0o755)
+    prepare_work(work)
+    plans = [("event", CASES + ([FLASK_CASE] if args.flask_venv else []), [1, 32]),
+             ("prefork", CASES[:1], [32])]
+    results = {}
+    servers_info = {}
+    for mpm, cases, conns in plans:
+        servers = [Server(kind, mpm, work, args.flask_venv) for kind in SERVERS]
+        try:
+            for s in servers:
+                s.start()
+            for s in servers:
+                for _ in range(3):
+                    run_wrk(s.url(s.hello_path()), 8, 1, None)
+                servers_info[(mpm, s.kind)] = (s.startup_seconds, s.child_rss_mib())
+            for case, path, static_path, script in cases:
+                for c in conns:
+                    samples = {s.kind: [] for s in servers}
+                    for rep in range(args.reps):
+                        order = servers if rep % 2 == 0 else list(reversed(servers))
+                        for s in order:
+                            target = target_path(s.kind, case, path, static_path)
+                            if target is None:
+                                continue
+                            samples[s.kind].append(measure(s, target, c, args.seconds, script))
+                    results[(mpm, case, c)] = {k: summarise(v) for k, v in samples.items() if v}
+                    print(f"{mpm} {case} c{c}: " + ", ".join(
+                        f"{k} {v['rps']:.0f}/s" for k, v in results[(mpm, case, c)].items()), flush=True)
+        finally:
+            for s in servers:
+                s.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    return results, servers_info
+
+
+def target_path(kind, case, path, static_path):
+    if kind == "static":
+        return static_path
+    if kind == "mod_python":
+        return "/app/hello" if case == "hello" else None
+    if case == FLASK_CASE[0]:
+        return "/flask/" if kind in ("mod_wsgi_rs", "mod_wsgi") else None
+    return "/app" + path
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def report(results, servers_info, args, started):
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run on {started:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({platform.machine()}); "
+        f"{apache_version()}; Python {python_version()}.",
+        "",
+        f"Command: `{' '.join(['python3', 'bench/bench.py'] + sys.argv[1:])}`",
+        f"({args.reps} alternating reps of {args.seconds} s per server and case; medians, with "
+        "the min-max of req/s; wrk with 2 threads, keep-alive.)",
+        "",
+        "Ratios are against mod_wsgi 4.9.4 (embedded, `WSGIApplicationGroup %{GLOBAL}`) and "
+        "against Apache serving the same bytes as a static file, from the same run. "
+        "CPU is user+system time of the Apache children per 1,000 requests.",
+        "",
+    ]
+    for (mpm, case, c), by_server in results.items():
+        lines += [f"## {case}, {mpm} MPM, {c} connection{'s' if c > 1 else ''}", "",
+                  "| server | req/s (min-max) | p50 ms | p99 ms | CPU ms / 1k req | vs mod_wsgi | vs static |",
+                  "|---|---|---|---|---|---|---|"]
+        ref = by_server.get("mod_wsgi", {}).get("rps")
+        static = by_server.get("static", {}).get("rps")
+        for kind, r in by_server.items():
+            flag = f" ({r['bad']} non-2xx)" if r["bad"] else ""
+            lines.append(
+                f"| {kind}{flag} | {r['rps']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['p50']:.2f} | "
+                f"{r['p99']:.2f} | {r['cpu']:.1f} | {ratio(r['rps'], ref)} | {ratio(r['rps'], static)} |")
+        lines.append("")
+    lines += ["## Start-up and memory", "",
+              "| MPM | server | start to first 200 (s) | RSS per child after warm-up (MiB) |",
+              "|---|---|---|---|"]
+    for (mpm, kind), (startup, rss) in servers_info.items():
+        lines.append(f"| {mpm} | {kind} | {startup:.3f} | {rss:.1f} |")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += targets(results, servers_info)
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+def targets(results, servers_info):
+    def get(case, c, kind, key="rps", mpm="event"):
+        return results.get((mpm, case, c), {}).get(kind, {}).get(key)
+
+    rows = []
+
+    def row(name, value, goal, higher=True):
+        met = value is not None and (value >= goal if higher else value <= goal)
+        shown = f"{value:.2f}x" if value is not None else "-"
+        rows.append(f"| {name} | {shown} | {'yes' if met else 'no'} |")
+
+    def rel(a, b):
+        return a / b if a and b else None
+
+    row("hello c32 vs mod_wsgi >= 1.4x", rel(get("hello", 32, "mod_wsgi_rs"), get("hello", 32, "mod_wsgi")), 1.4)
+    row("hello c32 vs static >= 0.9x", rel(get("hello", 32, "mod_wsgi_rs"), get("hello", 32, "static")), 0.9)
+    row("hello CPU per request vs mod_wsgi <= 0.7x",
+        rel(get("hello", 32, "mod_wsgi_rs", "cpu"), get("hello", 32, "mod_wsgi", "cpu")), 0.7, higher=False)
+    row("100 x 100 B yields c32 vs mod_wsgi >= 4x",
+        rel(get("100 x 100 B yields", 32, "mod_wsgi_rs"), get("100 x 100 B yields", 32, "mod_wsgi")), 4)
+    row("1 MiB body c32 vs mod_wsgi >= 1.2x",
+        rel(get("1 MiB body", 32, "mod_wsgi_rs"), get("1 MiB body", 32, "mod_wsgi")), 1.2)
+    row("file_wrapper 1 MiB c32 vs static >= 0.9x",
+        rel(get("file_wrapper 1 MiB", 32, "mod_wsgi_rs"), get("file_wrapper 1 MiB", 32, "static")), 0.9)
+    row("64 KiB POST echo c32 vs mod_wsgi >= 1.2x",
+        rel(get("64 KiB POST echo", 32, "mod_wsgi_rs"), get("64 KiB POST echo", 32, "mod_wsgi")), 1.2)
+    ours, theirs = servers_info.get(("event", "mod_wsgi_rs")), servers_info.get(("event", "mod_wsgi"))
+    if ours and theirs:
+        row("child RSS vs mod_wsgi <= 1.0x", rel(ours[1], theirs[1]), 1.0, higher=False)
+        row("start to first 200 vs mod_wsgi <= 1.0x", rel(ours[0], theirs[0]), 1.0, higher=False)
+    return rows
+
+
+def apache_version():
+    out = subprocess.run([APACHE, "-v"], capture_output=True, text=True).stdout
+    return out.splitlines()[0].replace("Server version: ", "") if out else "Apache"
+
+
+def python_version():
+    return subprocess.run(["/usr/bin/python3.11", "-c", "import sys; print(sys.version.split()[0])"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="2 reps of 3 s")
+    parser.add_argument("--flask-venv", help="a venv with Flask, for the Flask hello case")
+    parser.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.seconds = 2, 3
+    if not os.path.exists(OUR_SO):
+        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
+    started = datetime.datetime.utcnow()
+    results, servers_info = run(args)
+    report(results, servers_info, args, started)
+
+
+if __name__ == "__main__":
+    main()

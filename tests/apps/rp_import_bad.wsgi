@@ -1,0 +1,2 @@
+# An import script that fails while loading.
+raise RuntimeError('rp-import-script-failed')
