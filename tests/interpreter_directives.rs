@@ -864,3 +864,29 @@ fn mod_python_notice_lists_every_directive_given() {
     assert_eq!(listed.trim_end(), directives.join(", "), "{line}");
     assert_no_crash(&log);
 }
+
+/// Only the action is checked when Apache reads the configuration; an unknown category
+/// is Python's to judge when it starts: it reports the filter as ignored (in the error
+/// log, which is the child's stderr) and the other filters still apply.
+#[test]
+fn unknown_warning_category_is_reported_by_python_and_ignored() {
+    let dir = TestDir::new("interp-warn-category");
+    let p = start_probe(
+        "warn-category",
+        Mpm::Event,
+        dir,
+        "WSGIPythonWarnings error::NoSuchWarning\nWSGIPythonWarnings error::UserWarning\n",
+    );
+    let want = "Invalid -W option ignored: unknown warning category: 'NoSuchWarning'";
+    let (found, log) = p.apache.wait_log(Duration::from_secs(5), |l| l.contains(want));
+    assert!(found, "expected {want:?} in:\n{log}");
+    assert_startup_settings(&log, &[("warnings", "error::NoSuchWarning, error::UserWarning")]);
+    let info = p.info();
+    assert_eq!(
+        info.get("warnoptions").str_list(),
+        vec!["error::NoSuchWarning".to_string(), "error::UserWarning".to_string()]
+    );
+    let w = p.json("/warn");
+    assert!(w.get("raised").as_bool(), "{w}");
+    assert_no_crash(&p.apache.error_log());
+}
