@@ -583,16 +583,28 @@ fn fixed_hash_seed_across_children_and_restarts_and_atexit_on_stop() {
     let info = p.info();
     assert_eq!(info.get("hash_abc").as_str().parse::<i64>().unwrap(), expected);
 
+    // The children of the first generation left at the graceful restart, finalising
+    // Python on the way: their atexit handlers ran.
+    let atexit = p.apache.dir.path().join("state/atexit.txt");
+    let read_atexit = || -> Vec<u32> {
+        fs::read_to_string(&atexit).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+    };
+    let gone = wait_for(Duration::from_secs(10), || {
+        let live = p.apache.child_pids();
+        let exited: Vec<u32> = before.iter().copied().filter(|b| !live.contains(b)).collect();
+        (exited.len() == before.len()).then_some(exited)
+    })
+    .unwrap_or_else(|| panic!("first-generation children {before:?} still alive: {:?}", p.apache.child_pids()));
+    let ran = read_atexit();
+    for pid in &gone {
+        assert!(ran.contains(pid), "child {pid} left at the graceful restart without its atexit handler: {ran:?}");
+    }
+
     // Stop: each child that ran the startup script runs its atexit handler.
     let live_before_stop = p.apache.child_pids();
     assert!(!live_before_stop.is_empty());
     p.apache.stop();
-    let atexit = p.apache.dir.path().join("state/atexit.txt");
-    let pids: Vec<u32> = fs::read_to_string(&atexit)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
+    let pids = read_atexit();
     let recorded: Vec<u32> = read_pairs(&hashes).iter().map(|(p, _)| *p).collect();
     for live in &live_before_stop {
         if recorded.contains(live) {
@@ -889,4 +901,40 @@ fn unknown_warning_category_is_reported_by_python_and_ignored() {
     let w = p.json("/warn");
     assert!(w.get("raised").as_bool(), "{w}");
     assert_no_crash(&p.apache.error_log());
+}
+
+/// WSGIDestroyInterpreter On (the default) under the threaded MPMs: Python is finalised
+/// after the worker threads are gone, and atexit handlers run in every child.
+fn atexit_runs_at_stop(mpm: Mpm) {
+    let dir = TestDir::new(&format!("interp-atexit-{}", mpm.name()));
+    let state = dir.mkdir_www("state").to_string_lossy().into_owned();
+    let startup = dir.install_app("interp_startup.py", &[("STATE_DIR", &state)]);
+    let mut p = start_probe("atexit", mpm, dir, &format!("WSGIImportScript {}\n", startup.display()));
+    // Some requests first, so worker threads have attached to Python.
+    for _ in 0..10 {
+        let _ = p.info();
+    }
+    let hashes = p.apache.dir.path().join("state/hashes.txt");
+    let started: Vec<u32> = read_pairs(&hashes).iter().map(|(pid, _)| *pid).collect();
+    assert!(!started.is_empty());
+    p.apache.stop();
+    let ran: Vec<u32> = fs::read_to_string(p.apache.dir.path().join("state/atexit.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for pid in &started {
+        assert!(ran.contains(pid), "[{}] child {pid} did not run its atexit handler at stop: {ran:?}", mpm.name());
+    }
+    assert_no_crash(&p.apache.error_log());
+}
+
+#[test]
+fn atexit_runs_at_stop_event() {
+    atexit_runs_at_stop(Mpm::Event);
+}
+
+#[test]
+fn atexit_runs_at_stop_worker() {
+    atexit_runs_at_stop(Mpm::Worker);
 }
