@@ -389,7 +389,7 @@ fn django_checks(site: &Site, level: u8, checks: &mut Checks) {
 
 fn run_level(level: u8) {
     let started = Instant::now();
-    let site = start_site(level);
+    let mut site = start_site(level);
     let setup = started.elapsed();
     let mut checks = Checks::new(format!("WSGIPythonOptimize {level}"));
     flask_checks(&site, level, &mut checks);
@@ -399,6 +399,22 @@ fn run_level(level: u8) {
         assert_no_crash(&log);
         assert!(!log.contains("Python failed to initialise"), "{log}");
         assert!(!log.contains("cannot run WSGI script"), "{log}");
+    });
+    // Stopping: the children (which imported threading on worker threads, through
+    // logging) must exit on SIGTERM rather than be killed by Apache.
+    let t = Instant::now();
+    site.apache.stop();
+    let took = t.elapsed();
+    let log = site.apache.error_log();
+    checks.run("children exit promptly when Apache stops", || {
+        let kills: Vec<&str> = log.lines().filter(|l| l.contains("AH00045") || l.contains("AH00046")).collect();
+        assert!(
+            kills.is_empty(),
+            "children did not exit on SIGTERM (stop took {:.1} s):\n{}",
+            took.as_secs_f64(),
+            kills.join("\n")
+        );
+        assert!(took < Duration::from_secs(5), "stop took {:.1} s", took.as_secs_f64());
     });
     eprintln!(
         "[frameworks] level {level}: setup {:.1} s, total {:.1} s",

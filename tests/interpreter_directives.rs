@@ -938,3 +938,60 @@ fn atexit_runs_at_stop_event() {
 fn atexit_runs_at_stop_worker() {
     atexit_runs_at_stop(Mpm::Worker);
 }
+
+/// Stops Apache and returns how long it took and the error log.
+fn timed_stop(apache: &mut Apache) -> (Duration, String) {
+    let t = Instant::now();
+    apache.stop();
+    (t.elapsed(), apache.error_log())
+}
+
+/// A threaded MPM where an application imports `threading` (as `logging`, Flask and
+/// Django do) on a worker thread during a request: the children must still exit
+/// promptly when Apache stops, running their atexit handlers (WSGIDestroyInterpreter
+/// On), rather than hanging until Apache kills them (AH00045/AH00046).
+fn children_exit_after_threading_import(mpm: Mpm, module: &str) {
+    let dir = TestDir::new(&format!("interp-exit-{}-{module}", mpm.name()));
+    let state = dir.mkdir_www("state").to_string_lossy().into_owned();
+    let startup = dir.install_app("interp_startup.py", &[("STATE_DIR", &state)]);
+    let mut p = start_probe("exit", mpm, dir, &format!("WSGIImportScript {}\n", startup.display()));
+    for _ in 0..4 {
+        let r = p.json(&format!("/import?{module}"));
+        assert!(r.get("ok").as_bool(), "{r}");
+    }
+    let started: Vec<u32> =
+        read_pairs(&p.apache.dir.path().join("state/hashes.txt")).iter().map(|(pid, _)| *pid).collect();
+    let (took, log) = timed_stop(&mut p.apache);
+    let kills: Vec<&str> = log.lines().filter(|l| l.contains("AH00045") || l.contains("AH00046")).collect();
+    assert!(
+        kills.is_empty(),
+        "[{} import {module}] children did not exit on SIGTERM (stop took {:.1} s):\n{}",
+        mpm.name(),
+        took.as_secs_f64(),
+        kills.join("\n")
+    );
+    assert!(took < Duration::from_secs(5), "[{} import {module}] stop took {:.1} s", mpm.name(), took.as_secs_f64());
+    let ran: Vec<u32> = fs::read_to_string(p.apache.dir.path().join("state/atexit.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for pid in &started {
+        assert!(ran.contains(pid), "[{} import {module}] child {pid} did not run its atexit handler: {ran:?}", mpm.name());
+    }
+}
+
+#[test]
+fn children_exit_promptly_after_a_request_imported_threading_event() {
+    children_exit_after_threading_import(Mpm::Event, "threading");
+}
+
+#[test]
+fn children_exit_promptly_after_a_request_imported_logging_worker() {
+    children_exit_after_threading_import(Mpm::Worker, "logging");
+}
+
+#[test]
+fn children_exit_promptly_after_a_request_imported_logging_prefork() {
+    children_exit_after_threading_import(Mpm::Prefork, "logging");
+}
