@@ -43,7 +43,7 @@ DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600
 
-.PHONY: all deps build test run install uninstall clean
+.PHONY: all deps build test run bench install uninstall clean
 
 # deps must finish before anything is built, also under make -j.
 .NOTPARALLEL:
@@ -76,6 +76,11 @@ test: deps build
 
 run: deps build
 	PORT='$(PORT)' APP='$(APP)' SO='$(SO)' MPM='$(MPM)' LOGLEVEL='$(LOGLEVEL)' tools/run.sh
+
+# Side-by-side benchmarks (about 25 minutes); writes BENCHMARKS.md.
+# BENCH_ARGS=--quick for a short smoke run.
+bench: deps build
+	python3 bench/bench.py $(BENCH_ARGS)
 
 install: $(SO)
 	@test -n '$(LIBEXECDIR)' -a -n '$(SYSCONFDIR)' || \

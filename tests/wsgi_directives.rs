@@ -28,14 +28,6 @@ fn envj(apache: &Apache, host: Option<&str>, path: &str, headers: &[(&str, &str)
     r.json()
 }
 
-fn finish_common(c: &mut Checks, apache: &Apache) {
-    c.run("validator raised nothing", || {
-        let v = validator_complaints(&apache.error_log());
-        assert!(v.is_empty(), "validator complaints:\n{}", v.join("\n"));
-    });
-    c.run("no crash", || assert_no_crash(&apache.error_log()));
-}
-
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -91,7 +83,7 @@ fn callable_object() {
         let want = format!("target WSGI script {nosuch} does not contain WSGI application 'nosuch'");
         wait_line(&apache, Duration::from_secs(5), &[&want]).unwrap();
     });
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }
@@ -135,7 +127,7 @@ fn application_group() {
         }
         wait_line(&apache, Duration::from_secs(5), &["WSGIApplicationGroup not allowed here"]).unwrap();
     });
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }
@@ -181,7 +173,7 @@ fn pass_authorization() {
         let e = envj(&apache, None, "/ht", &auth).get("environ").clone();
         assert_eq!(e.get("HTTP_AUTHORIZATION").as_str(), "Bearer rp-token-123");
     });
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }
@@ -278,7 +270,7 @@ fn reloading(mpm: Mpm) {
         }
         assert!(seen_old_pid, "no response came from a process that served v1 before (single-child config)");
     });
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }
@@ -343,7 +335,7 @@ fn chunked_request() {
             assert_eq!(r.json().get("len").as_i64(), 5);
         });
     }
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }
@@ -398,7 +390,7 @@ fn map_head_to_get() {
             assert_eq!(r.text(), "head-body-must-not-be-sent");
         });
     }
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }
@@ -438,7 +430,7 @@ fn import_script() {
             assert!(b.starts_with("imported=yes"), "{b}");
         });
     }
-    finish_common(&mut c, &apache);
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }

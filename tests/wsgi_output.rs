@@ -81,11 +81,7 @@ fn suite(mpm: Mpm) {
             }
         });
     }
-    c.run("validator raised nothing", || {
-        let v = validator_complaints(&apache.error_log());
-        assert!(v.is_empty(), "validator complaints:\n{}", v.join("\n"));
-    });
-    c.run("no crash", || assert_no_crash(&apache.error_log()));
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }

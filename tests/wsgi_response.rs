@@ -359,11 +359,7 @@ fn suite(mpm: Mpm) {
         let line = wait_line_after(&apache, mark, Duration::from_secs(5), &["TypeError", "str"]).unwrap();
         assert!(line.contains("[wsgi_rs:error]"), "{line}");
     });
-    c.run("validator raised nothing", || {
-        let v = validator_complaints(&apache.error_log());
-        assert!(v.is_empty(), "validator complaints:\n{}", v.join("\n"));
-    });
-    c.run("no crash", || assert_no_crash(&apache.error_log()));
+    rp_final_checks(&mut c, &apache);
     drop(apache);
     rp_finish(c);
 }

@@ -7,7 +7,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::ffi::{c_char, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use pyo3::sync::PyOnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 /// What the configuration contributes to the environ of one request.
 pub struct EnvironSettings<'a> {
@@ -88,7 +90,7 @@ pub unsafe fn build<'py>(
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = PyDict::new(py);
+    let environ = template(py)?.copy()?;
     // SAFETY (whole block): r is live; every pointer read is a field Apache
     // filled for this request, and table entries are NUL-terminated.
     unsafe {
@@ -105,7 +107,7 @@ pub unsafe fn build<'py>(
             if HIDDEN.iter().any(|h| h.as_bytes() == key) {
                 continue;
             }
-            environ.set_item(latin1(py, key), c_latin1(py, entry.val))?;
+            environ.set_item(key_string(py, key), c_latin1(py, entry.val))?;
         }
         if settings.pass_authorization {
             let auth = ffi::apr_table_get((*r).headers_in, c"Authorization".as_ptr());
@@ -119,7 +121,6 @@ pub unsafe fn build<'py>(
         // SCRIPT_NAME is the URI without PATH_INFO; both are already
         // percent-decoded by Apache.
         let script_name = uri.strip_suffix(&*path_info).unwrap_or(&uri);
-        environ.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
         match settings.method {
             Some(method) => environ.set_item("REQUEST_METHOD", method)?,
             None => environ.set_item("REQUEST_METHOD", c_latin1(py, (*r).method))?,
@@ -136,23 +137,55 @@ pub unsafe fn build<'py>(
         .get_item("HTTPS")?
         .map(|v| v.extract::<String>().unwrap_or_default().eq_ignore_ascii_case("on"))
         .unwrap_or(false);
-    let (multithread, multiprocess) = mpm_model();
-    environ.set_item("wsgi.version", (1, 0))?;
     environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
     environ.set_item("wsgi.input", input)?;
-    environ.set_item("wsgi.input_terminated", true)?;
     environ.set_item("wsgi.errors", errors)?;
-    environ.set_item("wsgi.multithread", multithread)?;
-    environ.set_item("wsgi.multiprocess", multiprocess)?;
-    environ.set_item("wsgi.run_once", false)?;
-    environ.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
-    environ.set_item("mod_wsgi.process_group", "")?;
-    environ.set_item("mod_wsgi.application_group", "")?;
     environ.set_item("mod_wsgi.callable_object", settings.callable_object)?;
     environ.set_item("mod_wsgi.script_reloading", if settings.script_reloading { "1" } else { "0" })?;
-    environ.set_item("apache.version", apache_version())?;
-    environ.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
     Ok(environ)
+}
+
+/// The keys every environ has with the same value, built once per process;
+/// each request starts from a copy (a C-level dict copy, cheaper than
+/// setting the keys one by one).
+fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+    TEMPLATE
+        .get_or_try_init(py, || {
+            let (multithread, multiprocess) = mpm_model();
+            let t = PyDict::new(py);
+            t.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
+            t.set_item("wsgi.version", (1, 0))?;
+            t.set_item("wsgi.input_terminated", true)?;
+            t.set_item("wsgi.multithread", multithread)?;
+            t.set_item("wsgi.multiprocess", multiprocess)?;
+            t.set_item("wsgi.run_once", false)?;
+            t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+            t.set_item("mod_wsgi.process_group", "")?;
+            t.set_item("mod_wsgi.application_group", "")?;
+            t.set_item("apache.version", apache_version())?;
+            t.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
+            Ok(t.unbind())
+        })
+        .map(|t| t.bind(py))
+}
+
+/// The str for an environ key from Apache's tables. The same few dozen
+/// names come with every request, so their strings are made once and
+/// reused; the cache is bounded, since clients choose header names.
+fn key_string<'py>(py: Python<'py>, key: &[u8]) -> Bound<'py, PyString> {
+    const MAX_CACHED: usize = 512;
+    static KEYS: Mutex<BTreeMap<Vec<u8>, Py<PyString>>> = Mutex::new(BTreeMap::new());
+    // Only used with the GIL held, so the lock is never contended.
+    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(cached) = keys.get(key) {
+        return cached.bind(py).clone();
+    }
+    let made = latin1(py, key);
+    if keys.len() < MAX_CACHED {
+        keys.insert(key.to_vec(), made.clone().unbind());
+    }
+    made
 }
 
 /// Apache's own version as `(major, minor, patch)`.

@@ -314,6 +314,11 @@ impl Call<'_, '_> {
     }
 
     fn close(&self, result: &Bound<'_, PyAny>) {
+        // Lists and tuples have no close(); asking would build and discard
+        // an AttributeError on every request.
+        if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+            return;
+        }
         let closed = match result.getattr_opt("close") {
             Ok(Some(close)) => close.call0().map(drop),
             Ok(None) => Ok(()),
@@ -382,10 +387,9 @@ impl Call<'_, '_> {
             let bytes = item.cast::<PyBytes>().map_err(|_| {
                 PyTypeError::new_err(format!("response body items must be bytes, not {}", type_name(&item)))
             })?;
-            let data = bytes.as_bytes();
             // Headers wait for the first non-empty item (PEP 3333).
-            if !data.is_empty() {
-                self.sender.send(py, data, streamed)?;
+            if !bytes.as_bytes().is_empty() {
+                self.sender.send(py, bytes, streamed)?;
             }
         }
         Ok(())

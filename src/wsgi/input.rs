@@ -62,14 +62,15 @@ impl Input {
             .get()
             .ok_or_else(|| PyOSError::new_err("wsgi.input used after the request finished"))?;
         let start = body.buffered.len();
-        body.buffered.resize(start + BLOCK, 0);
-        let buf = SameThread(body.buffered[start..].as_mut_ptr());
+        body.buffered.reserve(BLOCK);
+        let buf = SameThread(body.buffered.spare_capacity_mut().as_mut_ptr());
         let r = SameThread(r);
         let (status, len, eos) = py.detach(move || {
             let r = r.get();
             // SAFETY: r is live (the slot is set only while the handler
             // runs). The brigade lives in the request pool; flatten copies
-            // at most BLOCK bytes into the BLOCK bytes reserved at `buf`.
+            // at most BLOCK bytes into the BLOCK bytes of spare capacity
+            // reserved at `buf`.
             unsafe {
                 let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
                 let status = ffi::ap_get_brigade(
@@ -92,19 +93,20 @@ impl Input {
             }
         });
         if status != consts::APR_SUCCESS {
-            body.buffered.truncate(start);
             let failure = read_failure(status);
             body.failure = Some(failure.clone());
             return Err(PyOSError::new_err(failure.1));
         }
-        body.buffered.truncate(start + len);
+        // SAFETY: flatten initialised `len` (at most BLOCK) bytes of the
+        // spare capacity.
+        unsafe { body.buffered.set_len(start + len) };
         body.finished = eos;
         Ok(len > 0 || !eos)
     }
 
     /// Up to `limit` bytes (all if None), ending after the first newline
     /// when `line` is set.
-    fn take(&self, py: Python<'_>, limit: Option<usize>, line: bool) -> PyResult<Vec<u8>> {
+    fn take<'py>(&self, py: Python<'py>, limit: Option<usize>, line: bool) -> PyResult<Bound<'py, PyBytes>> {
         // Waiting with the GIL released: the holder may itself be waiting
         // for the GIL after reading from the client.
         let mut body = self.body.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
@@ -118,15 +120,26 @@ impl Input {
             let enough = limit.is_some_and(|n| available >= n);
             if newline.is_some() || enough {
                 let end = newline.unwrap_or(available).min(limit.unwrap_or(available));
-                return Ok(body.buffered.drain(..end).collect());
+                return Ok(take_front(py, &mut body.buffered, end));
             }
             scanned = available;
             if !self.fill(py, &mut body)? {
                 let end = limit.unwrap_or(available).min(available);
-                return Ok(body.buffered.drain(..end).collect());
+                return Ok(take_front(py, &mut body.buffered, end));
             }
         }
     }
+}
+
+/// The first `end` bytes of `buffered` as a bytes object, removed from it.
+fn take_front<'py>(py: Python<'py>, buffered: &mut Vec<u8>, end: usize) -> Bound<'py, PyBytes> {
+    let bytes = PyBytes::new(py, &buffered[..end]);
+    if end == buffered.len() {
+        buffered.clear();
+    } else {
+        buffered.drain(..end);
+    }
+    bytes
 }
 
 fn size_limit(size: Option<isize>) -> Option<usize> {
@@ -137,14 +150,12 @@ fn size_limit(size: Option<isize>) -> Option<usize> {
 impl Input {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let data = self.take(py, size_limit(size), false)?;
-        Ok(PyBytes::new(py, &data))
+        self.take(py, size_limit(size), false)
     }
 
     #[pyo3(signature = (size=None))]
     fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let data = self.take(py, size_limit(size), true)?;
-        Ok(PyBytes::new(py, &data))
+        self.take(py, size_limit(size), true)
     }
 
     #[pyo3(signature = (hint=None))]
@@ -154,11 +165,11 @@ impl Input {
         let mut total = 0;
         loop {
             let line = self.take(py, None, true)?;
-            if line.is_empty() {
+            if line.as_bytes().is_empty() {
                 break;
             }
-            total += line.len();
-            lines.push(PyBytes::new(py, &line));
+            total += line.as_bytes().len();
+            lines.push(line);
             if hint.is_some_and(|h| total >= h) {
                 break;
             }
@@ -172,7 +183,7 @@ impl Input {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let line = self.take(py, None, true)?;
-        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+        Ok((!line.as_bytes().is_empty()).then_some(line))
     }
 
     /// PEP 3333 says applications should not close the input; some do

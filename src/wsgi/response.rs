@@ -15,6 +15,10 @@ use std::sync::Mutex;
 /// on, so small writes become few large network writes.
 const PASS_THRESHOLD: usize = 64 * 1024;
 
+/// Body items at least this large are handed to Apache in place rather
+/// than copied.
+const ZERO_COPY_MIN: usize = 32 * 1024;
+
 struct Output {
     r: *mut ffi::request_rec,
     bb: *mut ffi::apr_bucket_brigade,
@@ -33,6 +37,9 @@ struct State {
     /// then on the response can only be completed or cut short.
     committed: bool,
     buffered: usize,
+    /// Bytes objects that buckets in the brigade point into; released
+    /// once a flush has written them.
+    pinned: Vec<Py<PyBytes>>,
 }
 
 // SAFETY: `output` points at the request being handled and its brigade;
@@ -59,6 +66,7 @@ impl StartResponse {
                 sent: 0,
                 committed: false,
                 buffered: 0,
+                pinned: Vec::new(),
             }),
         }
     }
@@ -76,18 +84,35 @@ impl StartResponse {
 
     /// Appends body bytes; `flush` pushes them to the client now (a
     /// streamed item), otherwise they may wait for more. Bytes beyond a
-    /// declared Content-Length are dropped.
-    pub fn send(&self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
+    /// declared Content-Length are dropped. Large items are not copied:
+    /// Apache reads them from the bytes object, which is kept alive until
+    /// a flush has written them.
+    pub fn send(&self, py: Python<'_>, bytes: &Bound<'_, PyBytes>, flush: bool) -> PyResult<()> {
         let mut state = self.lock(py);
         let output = state.body_output()?;
+        let data = bytes.as_bytes();
         let data = &data[..state.allowed(data.len() as u64) as usize];
-        if !data.is_empty() {
+        let zero_copy = data.len() >= ZERO_COPY_MIN;
+        if zero_copy {
+            // SAFETY: the brigade and request are live (see State). The
+            // immortal bucket points into the bytes object's buffer, which
+            // is immutable and stays alive in `pinned` until a flush has
+            // written the bucket (or the request's brigade is dropped).
+            unsafe {
+                let alloc = (*(*output.r).connection).bucket_alloc;
+                let bucket = ffi::apr_bucket_immortal_create(data.as_ptr().cast(), data.len(), alloc);
+                ffi::wsgi_rs_brigade_append(output.bb, bucket);
+            }
+        } else if !data.is_empty() {
             // SAFETY: the brigade and request are live (see State); with no
             // flush callback apr_brigade_write only copies `data` into heap
             // buckets, so it never touches the network.
             unsafe {
                 ffi::apr_brigade_write(output.bb, None, std::ptr::null_mut(), data.as_ptr().cast(), data.len());
             }
+        }
+        if zero_copy {
+            state.pinned.push(bytes.clone().unbind());
         }
         state.sent += data.len() as u64;
         state.buffered += data.len();
@@ -138,16 +163,21 @@ impl StartResponse {
         let output = state.body_output()?;
         let (r, bb) = (output.r, output.bb);
         // SAFETY: as in send(); the EOS bucket comes from the connection's
-        // allocator and is owned by the brigade once appended.
+        // allocator and is owned by the brigade once appended. With buckets
+        // pointing into Python objects, a flush makes the pass write
+        // everything before returning, so the objects can go after.
         unsafe {
             let alloc = (*(*r).connection).bucket_alloc;
+            if !state.pinned.is_empty() {
+                ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_flush_create(alloc));
+            }
             ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_eos_create(alloc));
         }
         if !state.committed {
             state.commit_headers();
         }
         state.output = None;
-        Ok(FinalPass { r, bb })
+        Ok(FinalPass { r, bb, pinned: std::mem::take(&mut state.pinned) })
     }
 
     /// `(sent, declared)` when the application sent fewer body bytes than
@@ -169,7 +199,10 @@ impl StartResponse {
     /// unterminated and the connection closed.
     pub fn abort(&self, py: Python<'_>) {
         let mut state = self.lock(py);
-        if !state.committed && state.status.is_some() && state.output.is_some() {
+        // Whatever the application produced goes out first (headers too, if
+        // they have not), with a flush, so that no bucket still points into
+        // a Python object once the response is cut.
+        if state.status.is_some() && state.output.is_some() {
             let _ = state.pass(py, true);
         }
         if let Some(output) = state.output.take() {
@@ -204,6 +237,9 @@ impl StartResponse {
 pub struct FinalPass {
     r: *mut ffi::request_rec,
     bb: *mut ffi::apr_bucket_brigade,
+    /// Dropped after the pass, without the GIL: pyo3 defers the decrefs
+    /// to the next time a thread holds it.
+    pinned: Vec<Py<PyBytes>>,
 }
 
 // SAFETY: the pointers are only used by send(), on the thread that runs
@@ -216,7 +252,9 @@ impl FinalPass {
     pub fn send(self) -> ffi::apr_status_t {
         // SAFETY: the request and its brigade are live until the handler
         // returns, and nothing else touches them after finish().
-        unsafe { ffi::ap_pass_brigade((*self.r).output_filters, self.bb) }
+        let status = unsafe { ffi::ap_pass_brigade((*self.r).output_filters, self.bb) };
+        drop(self.pinned);
+        status
     }
 }
 
@@ -288,6 +326,10 @@ impl State {
             }
         });
         if status == 0 {
+            // A flush has written every bucket, pinned ones included.
+            if flush {
+                self.pinned.clear();
+            }
             Ok(())
         } else {
             Err(PyOSError::new_err(format!(
@@ -345,7 +387,7 @@ impl StartResponse {
         let bytes = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data))))?;
-        self.send(py, bytes.as_bytes(), true)
+        self.send(py, bytes, true)
     }
 }
 

@@ -1123,13 +1123,7 @@ impl Checks {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
             Ok(()) => self.passed.push(name.to_string()),
             Err(e) => {
-                let msg = if let Some(s) = e.downcast_ref::<String>() {
-                    s.clone()
-                } else if let Some(s) = e.downcast_ref::<&str>() {
-                    s.to_string()
-                } else {
-                    "panic".to_string()
-                };
+                let msg = panic_message(&*e);
                 self.failures.push(format!("[{}] {name}: {msg}", self.context));
             }
         }
@@ -1619,13 +1613,7 @@ pub fn rp_vhosts(validated: &str) -> String {
 pub fn rp_start(dir: TestDir, conf: &Conf) -> Result<Apache, String> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Apache::start(dir, conf, &[])));
     r.map_err(|e| {
-        let msg = if let Some(s) = e.downcast_ref::<String>() {
-            s.clone()
-        } else if let Some(s) = e.downcast_ref::<&str>() {
-            s.to_string()
-        } else {
-            "panic".to_string()
-        };
+        let msg = panic_message(&*e);
         // keep the interesting part: the error lines
         let short: Vec<&str> = msg
             .lines()
@@ -1725,6 +1713,27 @@ pub fn rp_finish(c: Checks) {
         c.failures.len()
     );
     c.finish();
+}
+
+/// The checks every request-path test group ends with: the validator
+/// wrapper complained about nothing, and nothing crashed.
+pub fn rp_final_checks(c: &mut Checks, apache: &Apache) {
+    c.run("validator raised nothing", || {
+        let v = validator_complaints(&apache.error_log());
+        assert!(v.is_empty(), "validator complaints:\n{}", v.join("\n"));
+    });
+    c.run("no crash", || assert_no_crash(&apache.error_log()));
+}
+
+/// The text of a caught panic.
+pub fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = e.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = e.downcast_ref::<&str>() {
+        s.to_string()
+    } else {
+        "panic".to_string()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
