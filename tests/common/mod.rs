@@ -1735,3 +1735,258 @@ pub fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
         "panic".to_string()
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// real frameworks: a cached virtual environment, and HTTP form/cookie helpers
+// (used by tests/frameworks.rs)
+
+/// FNV-1a, 64 bit: a hash that stays the same across Rust releases (for cache keys).
+pub fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// How the cached framework venv is made; part of its cache key, so changing the
+/// recipe builds a new one.
+const VENV_RECIPE: &str = "python3.11 -m venv; pip install -r; compileall -o 0 -o 1 -o 2; v1";
+
+/// A virtual environment made by `/usr/bin/python3.11 -m venv` with the pinned
+/// `requirements` installed from PyPI with pip, byte-compiled for optimisation levels
+/// 0, 1 and 2 (the Apache user cannot write caches into it). Cached in
+/// `target/framework-venvs/<hash of requirements and recipe>/` between runs; built under
+/// an exclusive file lock, so concurrent tests and test binaries build it once.
+pub fn cached_venv(requirements: &Path) -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut guard = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.as_ref() {
+        return p.clone();
+    }
+    let req = fs::read(requirements)
+        .unwrap_or_else(|e| panic!("read {}: {e}", requirements.display()));
+    let mut key_material = req.clone();
+    key_material.extend_from_slice(VENV_RECIPE.as_bytes());
+    let key = format!("{:016x}", fnv1a64(&key_material));
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/framework-venvs");
+    fs::create_dir_all(&base).unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(base.join(".lock"))
+        .unwrap();
+    lock.lock().expect("lock target/framework-venvs/.lock");
+    let venv = base.join(&key);
+    let marker = venv.join(".complete");
+    if !marker.is_file() {
+        let started = Instant::now();
+        eprintln!("[harness] building the framework venv {} (pip from PyPI)", venv.display());
+        let _ = fs::remove_dir_all(&venv);
+        let run = |program: &Path, args: &[&str]| {
+            let out = clean_env_command(&program.to_string_lossy(), &[("HOME", "/tmp")])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+            assert!(
+                out.status.success(),
+                "{} {args:?} failed:\n{}\n{}",
+                program.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let venv_s = venv.to_string_lossy().into_owned();
+        run(Path::new("/usr/bin/python3.11"), &["-m", "venv", &venv_s]);
+        let py = venv.join("bin/python");
+        run(
+            &py,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--no-cache-dir",
+                "-r",
+                &requirements.to_string_lossy(),
+            ],
+        );
+        let site = venv.join("lib/python3.11/site-packages");
+        run(&py, &["-m", "compileall", "-q", "-o", "0", "-o", "1", "-o", "2", &site.to_string_lossy()]);
+        let secs = started.elapsed().as_secs_f64();
+        fs::write(&marker, format!("built in {secs:.1} s\n")).unwrap();
+        eprintln!("[harness] framework venv built in {secs:.1} s");
+    }
+    drop(lock);
+    *guard = Some(venv.clone());
+    venv
+}
+
+/// Copies a directory tree (files 0644, directories 0755), skipping `__pycache__`.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    fs::set_permissions(dst, fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("read_dir {}: {e}", src.display())) {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "__pycache__" {
+            continue;
+        }
+        let to = dst.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            fs::copy(entry.path(), &to).unwrap();
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+/// chown -R www-data (when running as root; otherwise makes the tree world-writable).
+pub fn chown_www_recursive(path: &Path) {
+    if running_as_root() {
+        let st = Command::new("/bin/chown")
+            .arg("-R")
+            .arg(format!("{WWW_UID}:{WWW_GID}"))
+            .arg(path)
+            .status()
+            .expect("run chown");
+        assert!(st.success(), "chown -R www-data {}", path.display());
+    } else {
+        let st = Command::new("/bin/chmod").arg("-R").arg("a+rwX").arg(path).status().unwrap();
+        assert!(st.success());
+    }
+}
+
+/// Runs a program with a clean environment plus `env` in `cwd`; panics with its output
+/// unless it succeeds. Returns stdout.
+pub fn run_ok(program: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
+    let out = clean_env_command(program, env)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// SHA-256 of `data` as lowercase hex, computed by coreutils' sha256sum.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("/usr/bin/sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run sha256sum");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// Deterministic bytes that are not trivially compressible and contain CR, LF and
+/// dashes (the characters multipart parsers look for).
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for b in x.to_le_bytes() {
+            if v.len() < len {
+                v.push(b);
+            }
+        }
+    }
+    // Sprinkle in sequences that look like the start of a boundary.
+    let mut i = 1000;
+    while i + 8 < len {
+        v[i..i + 6].copy_from_slice(b"\r\n--\r\n");
+        i += 65_537;
+    }
+    v
+}
+
+/// `application/x-www-form-urlencoded` encoding of `pairs`.
+pub fn form_urlencode(pairs: &[(&str, &str)]) -> String {
+    fn enc(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+                b' ' => out.push('+'),
+                _ => {
+                    let _ = write!(out, "%{b:02X}");
+                }
+            }
+        }
+        out
+    }
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// A part of a multipart/form-data body.
+pub enum Part<'a> {
+    Field(&'a str, &'a str),
+    /// (field name, file name, content type, data)
+    File(&'a str, &'a str, &'a str, &'a [u8]),
+}
+
+/// A multipart/form-data body and its Content-Type header value.
+pub fn multipart_body(parts: &[Part<'_>]) -> (Vec<u8>, String) {
+    let boundary = "----mod-wsgi-rs-test-boundary-7d1f3a";
+    let mut body = Vec::new();
+    for p in parts {
+        let _ = write!(body, "--{boundary}\r\n");
+        match p {
+            Part::Field(name, value) => {
+                let _ = write!(body, "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+            }
+            Part::File(name, filename, ctype, data) => {
+                let _ = write!(
+                    body,
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                     Content-Type: {ctype}\r\n\r\n"
+                );
+                body.extend_from_slice(data);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    let _ = write!(body, "--{boundary}--\r\n");
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// The `name=value` pairs a response sets with Set-Cookie.
+pub fn set_cookies(r: &Response) -> Vec<(String, String)> {
+    r.headers_all("set-cookie")
+        .iter()
+        .filter_map(|h| {
+            let first = h.split(';').next()?;
+            let (k, v) = first.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The value of cookie `name` set by `r`; panics with the headers if absent.
+pub fn set_cookie(r: &Response, name: &str) -> String {
+    set_cookies(r)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no Set-Cookie for {name:?} in {:?}", r.headers))
+}
