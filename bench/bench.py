@@ -323,6 +323,12 @@ def report(results, servers_info, args, started):
         lines.append(f"| {mpm} | {kind} | {startup:.3f} | {rss:.1f} |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += targets(results, servers_info)
+    # The profile notes are written by hand (bench/analysis.md) and kept
+    # with the tables they explain.
+    analysis = os.path.join(BENCH, "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            lines += ["", f.read().rstrip()]
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

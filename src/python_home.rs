@@ -153,6 +153,12 @@ mod tests {
     }
 
     #[test]
+    fn description_for_the_startup_line() {
+        assert_eq!(PythonHome::VirtualEnv("/srv/venv".into()).describe(), "/srv/venv (virtual environment)");
+        assert_eq!(PythonHome::Prefix("/usr".into()).describe(), "/usr (Python prefix)");
+    }
+
+    #[test]
     fn version_comparison() {
         assert!(same_minor_version("3.11.2", "3.11"));
         assert!(same_minor_version("3.11", "3.11"));
