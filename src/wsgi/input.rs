@@ -16,6 +16,9 @@ const BLOCK: usize = 64 * 1024;
 struct Body {
     /// Read from the client but not yet returned (readline's lookahead).
     buffered: Vec<u8>,
+    /// Body bytes still to come, when the request declared a
+    /// Content-Length (None for chunked bodies).
+    remaining: Option<u64>,
     finished: bool,
     /// Why reading failed: the status the handler should end with and the
     /// reason, kept so the handler can tell the application's own errors
@@ -31,9 +34,12 @@ pub struct Input {
 
 impl Input {
     pub fn new(r: *mut ffi::request_rec) -> Self {
+        // SAFETY: r is the live request; ap_setup_client_block has set
+        // read_chunked and, for a declared length, remaining.
+        let remaining = unsafe { ((*r).read_chunked == 0).then(|| (*r).remaining.max(0) as u64) };
         Self {
             request: RequestSlot::new(r),
-            body: Mutex::new(Body { buffered: Vec::new(), finished: false, failure: None }),
+            body: Mutex::new(Body { buffered: Vec::new(), remaining, finished: false, failure: None }),
         }
     }
 
@@ -46,62 +52,110 @@ impl Input {
         self.body.lock().unwrap_or_else(|e| e.into_inner()).failure.clone()
     }
 
-    /// Reads what the input filters have (up to BLOCK bytes) into
-    /// `body.buffered`; false at the end of the body. The HTTP input filter
-    /// sends `100 Continue` on the first read if the client asked for it,
+    /// Reads up to `max` (> 0) bytes of the body into `dest` with the GIL
+    /// released; 0 at the end of the body. The HTTP input filter sends
+    /// `100 Continue` on the first read if the client asked for it,
     /// de-chunks, and enforces LimitRequestBody.
-    fn fill(&self, py: Python<'_>, body: &mut Body) -> PyResult<bool> {
+    ///
+    /// # Safety
+    /// `dest` must be valid for writes of `max` bytes, and not be memory
+    /// another thread may touch while the GIL is released.
+    unsafe fn read_into(&self, py: Python<'_>, body: &mut Body, dest: *mut u8, max: usize) -> PyResult<usize> {
         if let Some((_, reason)) = &body.failure {
             return Err(PyOSError::new_err(reason.clone()));
-        }
-        if body.finished {
-            return Ok(false);
         }
         let r = self
             .request
             .get()
             .ok_or_else(|| PyOSError::new_err("wsgi.input used after the request finished"))?;
-        let start = body.buffered.len();
-        body.buffered.reserve(BLOCK);
-        let buf = SameThread(body.buffered.spare_capacity_mut().as_mut_ptr());
-        let r = SameThread(r);
-        let (status, len, eos) = py.detach(move || {
-            let r = r.get();
-            // SAFETY: r is live (the slot is set only while the handler
-            // runs). The brigade lives in the request pool; flatten copies
-            // at most BLOCK bytes into the BLOCK bytes of spare capacity
-            // reserved at `buf`.
-            unsafe {
-                let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-                let status = ffi::ap_get_brigade(
-                    (*r).input_filters,
-                    bb,
-                    consts::AP_MODE_READBYTES,
-                    consts::APR_BLOCK_READ,
-                    BLOCK as ffi::apr_off_t,
-                );
-                let mut len = BLOCK;
-                let eos = ffi::wsgi_rs_brigade_ends_with_eos(bb) != 0;
-                if status == consts::APR_SUCCESS {
-                    let flat = ffi::apr_brigade_flatten(bb, buf.get().cast(), &mut len);
-                    if flat != consts::APR_SUCCESS {
+        let (r, dest) = (SameThread(r), SameThread(dest));
+        while !body.finished {
+            let (status, len, eos) = py.detach(move || {
+                let r = r.get();
+                // SAFETY: r is live (the slot is set only while the handler
+                // runs). The brigade lives in the request pool; a READBYTES
+                // read returns at most `max` bytes, and flatten copies at
+                // most `max` into `dest`, which the caller vouches for.
+                unsafe {
+                    let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+                    let status = ffi::ap_get_brigade(
+                        (*r).input_filters,
+                        bb,
+                        consts::AP_MODE_READBYTES,
+                        consts::APR_BLOCK_READ,
+                        max as ffi::apr_off_t,
+                    );
+                    let mut len = max;
+                    let eos = ffi::wsgi_rs_brigade_ends_with_eos(bb) != 0;
+                    if status != consts::APR_SUCCESS
+                        || ffi::apr_brigade_flatten(bb, dest.get().cast(), &mut len) != consts::APR_SUCCESS
+                    {
                         len = 0;
                     }
+                    ffi::apr_brigade_destroy(bb);
+                    (status, len, eos)
                 }
-                ffi::apr_brigade_destroy(bb);
-                (status, len, eos)
+            });
+            if status != consts::APR_SUCCESS {
+                let failure = read_failure(status);
+                body.failure = Some(failure.clone());
+                return Err(PyOSError::new_err(failure.1));
             }
-        });
-        if status != consts::APR_SUCCESS {
-            let failure = read_failure(status);
-            body.failure = Some(failure.clone());
-            return Err(PyOSError::new_err(failure.1));
+            body.finished = eos;
+            if let Some(remaining) = body.remaining.as_mut() {
+                *remaining = remaining.saturating_sub(len as u64);
+            }
+            if len > 0 {
+                return Ok(len);
+            }
         }
-        // SAFETY: flatten initialised `len` (at most BLOCK) bytes of the
-        // spare capacity.
+        Ok(0)
+    }
+
+    /// Reads one block into `body.buffered`; false at the end of the body.
+    fn fill(&self, py: Python<'_>, body: &mut Body) -> PyResult<bool> {
+        let start = body.buffered.len();
+        body.buffered.reserve(BLOCK);
+        let dest = body.buffered.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        // SAFETY: `dest` is BLOCK bytes of spare capacity of a Vec that only
+        // this call (holding the body's lock) touches.
+        let len = unsafe { self.read_into(py, body, dest, BLOCK)? };
+        // SAFETY: read_into initialised `len` bytes of the spare capacity.
         unsafe { body.buffered.set_len(start + len) };
-        body.finished = eos;
-        Ok(len > 0 || !eos)
+        Ok(len > 0)
+    }
+
+    /// `n` bytes (fewer at the end of the body) read from the client
+    /// straight into a new bytes object: the usual `read(CONTENT_LENGTH)`
+    /// of a whole body costs one copy, not two.
+    fn read_direct<'py>(&self, py: Python<'py>, body: &mut Body, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        // SAFETY: a bytes object created with a null buffer has `n`
+        // writable bytes; nobody else can see it until it is returned, so
+        // filling it with the GIL released is sound. _PyBytes_Resize may
+        // shrink it (only while its refcount is 1, as here) and on failure
+        // frees it and sets an exception.
+        unsafe {
+            let mut obj = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), n as pyo3::ffi::Py_ssize_t);
+            if obj.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let buf = pyo3::ffi::PyBytes_AsString(obj).cast::<u8>();
+            let mut filled = 0;
+            while filled < n {
+                match self.read_into(py, body, buf.add(filled), (n - filled).min(BLOCK)) {
+                    Ok(0) => break,
+                    Ok(len) => filled += len,
+                    Err(err) => {
+                        pyo3::ffi::Py_DecRef(obj);
+                        return Err(err);
+                    }
+                }
+            }
+            if filled < n && pyo3::ffi::_PyBytes_Resize(&mut obj, filled as pyo3::ffi::Py_ssize_t) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+            Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked())
+        }
     }
 
     /// Up to `limit` bytes (all if None), ending after the first newline
@@ -110,6 +164,15 @@ impl Input {
         // Waiting with the GIL released: the holder may itself be waiting
         // for the GIL after reading from the client.
         let mut body = self.body.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+        // Whole reads of a body of known length skip the buffer.
+        if !line && body.buffered.is_empty() && !body.finished {
+            if let Some(remaining) = body.remaining.filter(|&r| r > 0) {
+                let want = limit.map_or(remaining, |n| (n as u64).min(remaining)) as usize;
+                if want > 0 {
+                    return self.read_direct(py, &mut body, want);
+                }
+            }
+        }
         let mut scanned = 0;
         loop {
             let available = body.buffered.len();
