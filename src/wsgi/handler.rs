@@ -304,8 +304,11 @@ impl Call<'_, '_> {
         let sent = self.send_body(&result);
         // PEP 3333: close() is called whatever happened while iterating.
         self.close(&result);
+        // A file_wrapper with a shorter Content-Length is the documented way
+        // to send the start of a file; for other bodies the excess is lost.
+        let partial_file_ok = result.is_instance_of::<FileWrapper>();
         match sent {
-            Ok(()) => self.finish(),
+            Ok(()) => self.finish(!partial_file_ok),
             Err(err) => {
                 log_exception(py, self.r, &headline, &err);
                 (self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR), None)
@@ -345,7 +348,7 @@ impl Call<'_, '_> {
 
     /// Completes a body the application returned without error; the last
     /// brigade is left for the handler to send without the GIL.
-    fn finish(&self) -> (c_int, Option<FinalPass>) {
+    fn finish(&self, warn_excess: bool) -> (c_int, Option<FinalPass>) {
         let py = self.py;
         if let Some((sent, declared)) = self.sender.shortfall(py) {
             log::request(
@@ -359,6 +362,19 @@ impl Call<'_, '_> {
             );
             self.sender.abort(py);
             return (consts::OK, None);
+        }
+        // The response itself is fine (cut to the declared length), but data
+        // the application meant to send was lost: worth a warning.
+        if let Some((declared, dropped)) = self.sender.excess(py).filter(|_| warn_excess) {
+            log::request(
+                self.r,
+                consts::APLOG_WARNING,
+                &format!(
+                    "WSGI script {} returned more bytes than its Content-Length ({declared}); \
+                     {dropped} bytes were not sent",
+                    self.script
+                ),
+            );
         }
         match self.sender.finish(py) {
             Ok(final_pass) => (consts::OK, Some(final_pass)),

@@ -33,6 +33,9 @@ struct State {
     content_length: Option<u64>,
     /// Body bytes accepted so far (after any cut to Content-Length).
     sent: u64,
+    /// Body bytes dropped because they went beyond the declared
+    /// Content-Length (reported once the response is complete).
+    dropped: u64,
     /// Whether status and headers have gone down the output filters; from
     /// then on the response can only be completed or cut short.
     committed: bool,
@@ -64,6 +67,7 @@ impl StartResponse {
                 headers: Vec::new(),
                 content_length: None,
                 sent: 0,
+                dropped: 0,
                 committed: false,
                 buffered: 0,
                 pinned: Vec::new(),
@@ -91,7 +95,8 @@ impl StartResponse {
         let mut state = self.lock(py);
         let output = state.body_output()?;
         let data = bytes.as_bytes();
-        let data = &data[..state.allowed(data.len() as u64) as usize];
+        let offered = data.len() as u64;
+        let data = &data[..state.allowed(offered) as usize];
         let zero_copy = data.len() >= ZERO_COPY_MIN;
         if zero_copy {
             // SAFETY: the brigade and request are live (see State). The
@@ -115,6 +120,7 @@ impl StartResponse {
             state.pinned.push(bytes.clone().unbind());
         }
         state.sent += data.len() as u64;
+        state.dropped += offered - data.len() as u64;
         state.buffered += data.len();
         if flush || state.buffered >= PASS_THRESHOLD {
             state.pass(py, flush)?;
@@ -191,6 +197,14 @@ impl StartResponse {
         let head = unsafe { (*output.r).header_only } != 0;
         let bodyless = head || matches!(code, 100..=199 | 204 | 304);
         (!bodyless && state.sent < declared).then_some((state.sent, declared))
+    }
+
+    /// `(declared, dropped)` when the application produced more body bytes
+    /// than the Content-Length it declared (the excess was not sent).
+    pub fn excess(&self, py: Python<'_>) -> Option<(u64, u64)> {
+        let state = self.lock(py);
+        let declared = state.content_length?;
+        (state.dropped > 0).then_some((declared, state.dropped))
     }
 
     /// Ends a response that cannot be completed once it has started: the
