@@ -101,6 +101,25 @@ const CASES: &[Case] = &[
         )
     },
     Case {
+        closed: Some("closed after 2 items"),
+        ..case(
+            "/bad?case=close_exit",
+            Expect::Complete(200, "body-then-exiting-close"),
+            &["SystemExit: bad-close-exit"],
+        )
+    },
+    Case {
+        closed: Some("closed after 1 items"),
+        ..case("/bad?case=exit_midway", Expect::Cut("before-exit|"), &["SystemExit: bad-exit-midway"])
+    },
+    Case {
+        closed: Some("closed after 1 items"),
+        ..case("/bad?case=interrupt_midway", Expect::Cut("before-interrupt|"), &["KeyboardInterrupt: bad-interrupt-midway"])
+    },
+    case("/bad?case=unprintable_exception", Expect::Error500, &["Unprintable", "<exception str() failed>"]),
+    case("/bad?case=recursion", Expect::Error500, &["RecursionError: maximum recursion depth exceeded"]),
+    case("/bad?case=memory", Expect::Error500, &["MemoryError"]),
+    Case {
         setup: Some("/bad?case=keep_write"),
         ..case("/bad?case=stale_write", Expect::Error500, &["RuntimeError: the response has already been completed"])
     },

@@ -24,10 +24,10 @@ def _mark(tok, text):
 
 class Tracked:
     """An iterable over `items` whose close() is recorded. An item that is an
-    exception instance is raised instead of yielded; `close_raises` makes close()
-    raise after recording."""
+    exception instance is raised instead of yielded; close() raises `close_raises`
+    (if given) after recording."""
 
-    def __init__(self, tok, items, close_raises=False):
+    def __init__(self, tok, items, close_raises=None):
         self.tok = tok
         self.items = list(items)
         self.count = 0
@@ -47,8 +47,8 @@ class Tracked:
 
     def close(self):
         _mark(self.tok, 'closed after %d items' % self.count)
-        if self.close_raises:
-            raise RuntimeError('bad-close-raised')
+        if self.close_raises is not None:
+            raise self.close_raises
 
 
 class Endless:
@@ -143,7 +143,27 @@ def application(environ, start_response):
         return Tracked(tok, [b'part-one|', b'part-two|', RuntimeError('bad-midway'), b'never'])
     if case == 'close_raises':
         start_response('200 OK', OK)
-        return Tracked(tok, [b'body-then-', b'failing-close'], close_raises=True)
+        return Tracked(tok, [b'body-then-', b'failing-close'], close_raises=RuntimeError('bad-close-raised'))
+    if case == 'close_exit':
+        start_response('200 OK', OK)
+        return Tracked(tok, [b'body-then-', b'exiting-close'], close_raises=SystemExit('bad-close-exit'))
+    if case == 'exit_midway':
+        start_response('200 OK', OK)
+        return Tracked(tok, [b'before-exit|', SystemExit('bad-exit-midway'), b'never'])
+    if case == 'interrupt_midway':
+        start_response('200 OK', OK)
+        return Tracked(tok, [b'before-interrupt|', KeyboardInterrupt('bad-interrupt-midway'), b'never'])
+    if case == 'unprintable_exception':
+        class Unprintable(Exception):
+            def __str__(self):
+                raise ValueError('str() of the exception failed too')
+        raise Unprintable()
+    if case == 'recursion':
+        def down(n):
+            return down(n + 1) + 1
+        down(0)
+    if case == 'memory':
+        return [b'x' * (1 << 60)]
     if case == 'keep_write':
         write = start_response('200 OK', OK)
         _stale_write[:] = [write]
