@@ -14,8 +14,9 @@
 //! 4. A `.wsgi` or `.py` file outside every WSGIScriptAlias is never executed: under the
 //!    DocumentRoot without a handler it is served as a plain file; with a wsgi-script
 //!    handler but without `Options ExecCGI` (including a handler set from an `.htaccess`
-//!    under `AllowOverride FileInfo`) it is refused with 403. The script would leave a
-//!    marker file if it ever ran; the marker must never appear.
+//!    under `AllowOverride FileInfo`) it is refused with 403; dot segments (plain or
+//!    percent-encoded) cannot lead a `WSGIScriptAliasMatch` target out of its directory.
+//!    The script would leave a marker file if it ever ran; the marker must never appear.
 //! 5. Response splitting is impossible: CR, LF (and NUL, and non-Latin-1 line breaks) in
 //!    a status, header name or header value never produce an extra header line or body
 //!    in the raw bytes, whether the application catches the error or not.
@@ -85,6 +86,7 @@ fn start_server() -> Server {
     marker("htdocs/noexec_set/app.wsgi", "noexec-sethandler");
     marker("htdocs/fileinfo/app.wsgi", "fileinfo-addhandler");
     dir.write("htdocs/fileinfo/.htaccess", "AddHandler wsgi-script .wsgi\n");
+    dir.install_app_to("hello.wsgi", "apps/m/ok.wsgi", &[]);
     marker("htdocs/fileinfo_set/app.wsgi", "fileinfo-sethandler");
     dir.write("htdocs/fileinfo_set/.htaccess", "SetHandler wsgi-script\n");
     marker("htdocs/fileinfo_opts/app.wsgi", "fileinfo-options");
@@ -97,6 +99,7 @@ fn start_server() -> Server {
          WSGIScriptAlias /env_off {env}\n\
          <Location /env_off>\n    WSGIPassAuthorization Off\n</Location>\n\
          WSGIScriptAlias /inject {inject}\n\
+         WSGIScriptAliasMatch ^/m/(.+)$ @@DIR@@/apps/m/$1.wsgi\n\
          <Directory @@DIR@@/htdocs/noexec>\n    Options None\n    AddHandler wsgi-script .wsgi\n</Directory>\n\
          <Directory @@DIR@@/htdocs/noexec_set>\n    Options None\n    SetHandler wsgi-script\n</Directory>\n\
          <Directory @@DIR@@/htdocs/fileinfo>\n    Options None\n    AllowOverride FileInfo\n</Directory>\n\
@@ -220,6 +223,33 @@ fn never_executed(s: &Server, c: &mut Checks) {
         let r = a.get("/fileinfo_opts/app.wsgi");
         assert_eq!(r.status, 500, "{}", short(&r.text()));
         wait_line_after(a, mark, Duration::from_secs(5), &["Options not allowed here"]).unwrap();
+    });
+    c.run("dot segments cannot lead a WSGIScriptAliasMatch target out of its directory", || {
+        let ok = a.get("/m/ok");
+        assert_eq!(ok.status, 200, "the mapping itself works: {}", short(&ok.text()));
+        assert!(ok.text().starts_with("wsgi ok"), "{}", ok.text());
+        // $1 = ../../htdocs/plain would name htdocs/plain.wsgi
+        for attempt in [
+            "/m/../../htdocs/plain",
+            "/m/%2e%2e/%2e%2e/htdocs/plain",
+            "/m/.%2e/.%2e/htdocs/plain",
+            "/m/..%2f..%2fhtdocs%2fplain",
+            "/m/%252e%252e/%252e%252e/htdocs/plain",
+            "/m/ok/../../../htdocs/plain",
+        ] {
+            let raw = raw_exchange(
+                a.port,
+                format!("GET {attempt} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+                Duration::from_secs(10),
+            );
+            let status = raw.status();
+            assert!(!raw.text().contains("SCRIPT WAS EXECUTED"), "{attempt}: {}", raw.text());
+            assert!(
+                matches!(status, Some(400) | Some(403) | Some(404)),
+                "{attempt}: expected a refusal, got {status:?}: {}",
+                short(&raw.text())
+            );
+        }
     });
     c.run("none of those scripts ever ran", || {
         // give a (wrongly) started script time to write its marker
