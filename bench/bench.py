@@ -243,6 +243,9 @@ def run(args):
     prepare_work(work)
     plans = [("event", CASES + ([FLASK_CASE] if args.flask_venv else []), [1, 32]),
              ("prefork", CASES[:1], [32])]
+    if args.only:
+        plans = [(mpm, [c for c in cases if args.only in c[0]], conns) for mpm, cases, conns in plans]
+        plans = [plan for plan in plans if plan[1]]
     results = {}
     servers_info = {}
     for mpm, cases, conns in plans:
@@ -383,6 +386,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="2 reps of 3 s")
     parser.add_argument("--flask-venv", help="a venv with Flask, for the Flask hello case")
+    parser.add_argument("--only", metavar="TEXT",
+                        help="run only the cases whose name contains TEXT; prints, writes no report")
     parser.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
     args = parser.parse_args()
     if args.quick:
@@ -391,6 +396,8 @@ def main():
         subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
     started = datetime.datetime.utcnow()
     results, servers_info = run(args)
+    if args.only:
+        return
     report(results, servers_info, args, started)
 
 

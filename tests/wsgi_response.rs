@@ -42,6 +42,37 @@ fn token(mpm: Mpm, via: Via, what: &str) -> String {
 }
 
 /// A chunked body that ends with the last chunk.
+/// Sends `head` (request line and headers, without the blank line) and
+/// reads until `needle` has arrived; the connection, the bytes so far and
+/// how long that took.
+fn request_until(cl: &Client, port: u16, head: &str, needle: &str) -> (TcpStream, Vec<u8>, Duration) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (line, rest) = head.split_once("\r\n").map_or((head, None), |(l, r)| (l, Some(r)));
+    let mut request = format!("{line} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", cl.host());
+    if let Some(rest) = rest {
+        request.push_str(rest);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let t0 = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        let n = s.read(&mut buf).unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; got {:?}", String::from_utf8_lossy(&got)));
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    (s, got, t0.elapsed())
+}
+
+/// Reads the rest of a response begun by [`request_until`]; its body.
+fn finish_reading(s: &mut TcpStream, mut got: Vec<u8>) -> String {
+    got.extend_from_slice(&read_until_close(s, Duration::from_secs(10)).bytes);
+    RawReply { bytes: got, closed: true, reset: false }.response().unwrap().text()
+}
+
 fn chunked_complete(body: &[u8]) -> bool {
     body.ends_with(b"0\r\n\r\n")
 }
@@ -83,44 +114,22 @@ fn suite(mpm: Mpm) {
             assert_eq!(r.response().unwrap().text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");
         });
         c.run(&format!("generator items go out before the generator finishes [{v}]"), || {
-            let mut s = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
-            s.write_all(format!("GET /resp/slow_gen HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", cl.host()).as_bytes())
-                .unwrap();
-            let t0 = Instant::now();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !String::from_utf8_lossy(&got).contains("first|") {
-                let n = s.read(&mut buf).unwrap();
-                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
-            let first_at = t0.elapsed();
+            let (mut s, got, first_at) = request_until(&cl, apache.port, "GET /resp/slow_gen", "first|");
             assert!(first_at < Duration::from_millis(1200), "first item arrived after {first_at:?} (not streamed)");
-            let rest = read_until_close(&mut s, Duration::from_secs(10));
-            got.extend_from_slice(&rest.bytes);
-            let rr = RawReply { bytes: got, closed: true, reset: false };
-            assert_eq!(rr.response().unwrap().text(), "first|second");
+            assert_eq!(finish_reading(&mut s, got), "first|second");
         });
         c.run(&format!("write() streams: written data goes out before the app returns [{v}]"), || {
-            let mut s = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
-            s.write_all(format!("GET /resp/write_slow HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", cl.host()).as_bytes())
-                .unwrap();
-            let t0 = Instant::now();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !String::from_utf8_lossy(&got).contains("written-early|") {
-                let n = s.read(&mut buf).unwrap();
-                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
-            let first_at = t0.elapsed();
+            let (mut s, got, first_at) = request_until(&cl, apache.port, "GET /resp/write_slow", "written-early|");
             assert!(first_at < Duration::from_millis(1200), "written data arrived after {first_at:?} (not streamed)");
-            let rest = read_until_close(&mut s, Duration::from_secs(10));
-            got.extend_from_slice(&rest.bytes);
-            let rr = RawReply { bytes: got, closed: true, reset: false };
-            assert_eq!(rr.response().unwrap().text(), "written-early|returned-late");
+            assert_eq!(finish_reading(&mut s, got), "written-early|returned-late");
+        });
+        c.run(&format!("a yielded item goes out while the app waits for the request body [{v}]"), || {
+            // The body is sent only once the first item has arrived: held
+            // output must not wait for the client's upload.
+            let head = "POST /resp/yield_then_read\r\nContent-Length: 4\r\nContent-Type: text/plain";
+            let (mut s, got, _) = request_until(&cl, apache.port, head, "ready|");
+            s.write_all(b"ping").unwrap();
+            assert_eq!(finish_reading(&mut s, got), "ready|ping");
         });
         c.run(&format!("write() [{v}]"), || {
             assert_eq!(ok_text(&cl, "/resp/write"), "w1-w2-end");

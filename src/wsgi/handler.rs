@@ -6,7 +6,7 @@ use super::errors::{log_exception, CurrentRequest, ErrorLog};
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
 use super::response::{FinalPass, StartResponse};
-use super::{script, type_name};
+use super::{script, type_name, ConnectionLock};
 use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
 use crate::directives::{dir_config, server_config, slot};
 use crate::httpd::{consts, ffi, log, pool};
@@ -222,12 +222,11 @@ unsafe fn run(
             return failed(consts::HTTP_INTERNAL_SERVER_ERROR);
         }
     };
+    let connection = ConnectionLock::default();
     let objects = (|| -> PyResult<_> {
-        Ok((
-            Bound::new(py, Input::new(r))?,
-            Bound::new(py, ErrorLog::for_request(r))?,
-            Bound::new(py, StartResponse::new(r))?,
-        ))
+        let start_response = Bound::new(py, StartResponse::new(r, connection.clone()))?;
+        let input = Input::new(r, connection, start_response.get().deferred_output());
+        Ok((Bound::new(py, input)?, Bound::new(py, ErrorLog::for_request(r))?, start_response))
     })();
     let (input, errors, start_response) = match objects {
         Ok(objects) => objects,

@@ -1,14 +1,15 @@
 //! `wsgi.input`: the request body, read through Apache's input filters
 //! with the GIL released while waiting on the client.
 
-use super::{RequestSlot, SameThread};
+use super::flusher::Deferred;
+use super::{ConnectionLock, RequestSlot, SameThread};
 use crate::httpd::{consts, ffi};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
 use std::ffi::c_int;
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
 
 /// The most read from the input filters at once.
 const BLOCK: usize = 64 * 1024;
@@ -29,16 +30,23 @@ struct Body {
 #[pyclass(module = "mod_wsgi_rs", frozen)]
 pub struct Input {
     request: RequestSlot,
+    connection: ConnectionLock,
+    /// The response's held streamed output, flushed before each wait for
+    /// the client: an application that yields and then reads more of the
+    /// body must not keep its reply waiting on the client's upload.
+    output: Weak<dyn Deferred>,
     body: Mutex<Body>,
 }
 
 impl Input {
-    pub fn new(r: *mut ffi::request_rec) -> Self {
+    pub fn new(r: *mut ffi::request_rec, connection: ConnectionLock, output: Weak<dyn Deferred>) -> Self {
         // SAFETY: r is the live request; ap_setup_client_block has set
         // read_chunked and, for a declared length, remaining.
         let remaining = unsafe { ((*r).read_chunked == 0).then(|| (*r).remaining.max(0) as u64) };
         Self {
             request: RequestSlot::new(r),
+            connection,
+            output,
             body: Mutex::new(Body { buffered: Vec::new(), remaining, finished: false, failure: None }),
         }
     }
@@ -69,6 +77,13 @@ impl Input {
             .get()
             .ok_or_else(|| PyOSError::new_err("wsgi.input used after the request finished"))?;
         let (r, dest) = (SameThread(r), SameThread(dest));
+        if let Some(output) = self.output.upgrade() {
+            // Busy means the flusher thread is writing it right now.
+            py.detach(|| output.flush_deferred());
+        }
+        // Kept for the whole read: the flusher thread must not write to
+        // this connection meanwhile.
+        let _connection = self.connection.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
         while !body.finished {
             let (status, len, eos) = py.detach(move || {
                 let r = r.get();

@@ -1,7 +1,8 @@
 //! The embedded-mode request path: a request mapped to a WSGI script runs
 //! `application(environ, start_response)` in this process's interpreter.
 
-// Pure rules, unit-tested; everything else calls into Apache.
+// Pure logic, unit-tested; everything else calls into Apache.
+mod flusher;
 mod rules;
 
 #[cfg(not(test))]
@@ -28,13 +29,20 @@ pub use handler::{handle, translate_name};
 #[cfg(not(test))]
 pub use startup::prepare_child;
 #[cfg(not(test))]
-pub(crate) use live::{type_name, RequestSlot, SameThread};
+pub(crate) use live::{type_name, ConnectionLock, RequestSlot, SameThread};
 
 #[cfg(not(test))]
 mod live {
 use crate::httpd::ffi;
 use pyo3::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// Held while calling into Apache for a request's connection from more than
+/// one thread can happen: by wsgi.input while it reads, and by the flusher
+/// thread while it writes streamed output for the application (the rest of
+/// the response side is serialised by its own state lock). A connection's
+/// buckets and pools are not thread-safe; this keeps their uses apart.
+pub(crate) type ConnectionLock = Arc<Mutex<()>>;
 
 /// A pointer carried into a `py.detach` closure. detach runs the closure
 /// on the calling thread, merely without the GIL, but its signature asks

@@ -2,14 +2,15 @@
 //! bytes into Apache's output filters.
 
 use super::file_wrapper::FileRegion;
-use super::{rules, type_name, SameThread};
+use super::flusher::{self, Attempt, Deferred};
+use super::{rules, type_name, ConnectionLock, SameThread};
 use crate::httpd::{consts, ffi, pool};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::os::fd::AsRawFd;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 /// Body bytes are held in the brigade up to this size before being passed
 /// on, so small writes become few large network writes.
@@ -41,8 +42,15 @@ struct State {
     committed: bool,
     buffered: usize,
     /// Bytes objects that buckets in the brigade point into; released
-    /// once a flush has written them.
+    /// once a flush has written them. Empty whenever `output` is None, so
+    /// that dropping a finished State never needs the GIL.
     pinned: Vec<Py<PyBytes>>,
+    /// Streamed bytes wait in the brigade and the flusher is armed to send
+    /// them if the application does not come back soon.
+    deferred: bool,
+    /// Why a flush made by the flusher thread failed; the application
+    /// learns of it at its next write.
+    failed: Option<ffi::apr_status_t>,
 }
 
 // SAFETY: `output` points at the request being handled and its brigade;
@@ -50,29 +58,45 @@ struct State {
 // before the handler returns), behind the mutex, so uses never overlap.
 unsafe impl Send for State {}
 
+/// What the request thread and the flusher thread share.
+struct Shared {
+    state: Mutex<State>,
+    /// Taken by the flusher, besides `state`, so it never writes while the
+    /// application reads wsgi.input on the same connection.
+    connection: ConnectionLock,
+}
+
 #[pyclass(module = "mod_wsgi_rs", frozen)]
 pub struct StartResponse {
-    state: Mutex<State>,
+    shared: Arc<Shared>,
 }
 
 impl StartResponse {
-    pub fn new(r: *mut ffi::request_rec) -> Self {
+    pub fn new(r: *mut ffi::request_rec, connection: ConnectionLock) -> Self {
         // SAFETY: r is the live request; the brigade lives in its pool and
         // uses the connection's bucket allocator, as output filters expect.
         let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
-        Self {
-            state: Mutex::new(State {
-                output: Some(Output { r, bb }),
-                status: None,
-                headers: Vec::new(),
-                content_length: None,
-                sent: 0,
-                dropped: 0,
-                committed: false,
-                buffered: 0,
-                pinned: Vec::new(),
-            }),
-        }
+        let state = State {
+            output: Some(Output { r, bb }),
+            status: None,
+            headers: Vec::new(),
+            content_length: None,
+            sent: 0,
+            dropped: 0,
+            committed: false,
+            buffered: 0,
+            pinned: Vec::new(),
+            deferred: false,
+            failed: None,
+        };
+        Self { shared: Arc::new(Shared { state: Mutex::new(state), connection }) }
+    }
+
+    /// A handle through which wsgi.input flushes held streamed output
+    /// before it waits for the client.
+    pub fn deferred_output(&self) -> Weak<dyn Deferred> {
+        let this: Arc<dyn Deferred> = self.shared.clone();
+        Arc::downgrade(&this)
     }
 
     /// Whether the response has started on the wire.
@@ -83,16 +107,21 @@ impl StartResponse {
     fn lock<'a>(&'a self, py: Python<'_>) -> std::sync::MutexGuard<'a, State> {
         // Waiting with the GIL released: the holder may be passing data to
         // the network with the GIL released and need it back afterwards.
-        self.state.lock_py_attached(py).unwrap_or_else(|e| e.into_inner())
+        self.shared.state.lock_py_attached(py).unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends body bytes; `flush` pushes them to the client now (a
-    /// streamed item), otherwise they may wait for more. Bytes beyond a
-    /// declared Content-Length are dropped. Large items are not copied:
-    /// Apache reads them from the bytes object, which is kept alive until
-    /// a flush has written them.
-    pub fn send(&self, py: Python<'_>, bytes: &Bound<'_, PyBytes>, flush: bool) -> PyResult<()> {
+    /// Appends body bytes. A `streamed` item (from an iterator or
+    /// `write()`) must reach the client even if the application then
+    /// takes its time: it goes out with the next item, or within
+    /// flusher::FLUSH_DELAY. Other bytes (a list body) may wait for the
+    /// end of the response. Bytes beyond a declared Content-Length are
+    /// dropped. Large items are not copied: Apache reads them from the
+    /// bytes object, which is kept alive until a flush has written them.
+    pub fn send(&self, py: Python<'_>, bytes: &Bound<'_, PyBytes>, streamed: bool) -> PyResult<()> {
         let mut state = self.lock(py);
+        if let Some(status) = state.failed {
+            return Err(write_failed(status));
+        }
         let output = state.body_output()?;
         let data = bytes.as_bytes();
         let offered = data.len() as u64;
@@ -122,10 +151,28 @@ impl StartResponse {
         state.sent += data.len() as u64;
         state.dropped += offered - data.len() as u64;
         state.buffered += data.len();
-        if flush || state.buffered >= PASS_THRESHOLD {
-            state.pass(py, flush)?;
+        // A large streamed item is written now: it is worth a write of its
+        // own, and the bytes object it points into is released sooner.
+        if (streamed && zero_copy) || state.buffered >= PASS_THRESHOLD {
+            return state.pass(py, streamed);
         }
-        Ok(())
+        if !streamed || state.deferred || data.is_empty() {
+            return Ok(());
+        }
+        // Status and headers are final from the first streamed item on,
+        // whether or not the flusher has sent them yet: an error after
+        // this point cuts the response short rather than replacing it,
+        // however fast the application was.
+        if !state.committed {
+            state.start_stream();
+        }
+        state.deferred = true;
+        drop(state);
+        if flusher::arm(self.deferred_output()) {
+            Ok(())
+        } else {
+            self.lock(py).pass(py, true)
+        }
     }
 
     /// Appends a region of a regular file as a file bucket: Apache reads
@@ -166,6 +213,9 @@ impl StartResponse {
     /// Content-Length.
     pub fn finish(&self, py: Python<'_>) -> PyResult<FinalPass> {
         let mut state = self.lock(py);
+        if let Some(status) = state.failed {
+            return Err(write_failed(status));
+        }
         let output = state.body_output()?;
         let (r, bb) = (output.r, output.bb);
         // SAFETY: as in send(); the EOS bucket comes from the connection's
@@ -233,15 +283,20 @@ impl StartResponse {
                 let (r, bb) = (SameThread(output.r), SameThread(output.bb));
                 py.detach(move || ffi::ap_pass_brigade((*r.get()).output_filters, bb.get()));
             }
+            // Whether or not that pass could write, no filter reads the
+            // buckets again: the connection is closing.
+            state.pinned.clear();
         }
     }
 
     /// Forgets the response without sending it (an error before anything
     /// went out: Apache sends its error page instead).
     pub fn discard(&self, py: Python<'_>) {
-        if let Some(output) = self.lock(py).output.take() {
+        let mut state = self.lock(py);
+        if let Some(output) = state.output.take() {
             // SAFETY: the brigade is live; its buckets are freed unsent.
             unsafe { ffi::apr_brigade_cleanup(output.bb.cast()) };
+            state.pinned.clear();
         }
     }
 }
@@ -318,40 +373,93 @@ impl State {
         self.committed = true;
     }
 
+    /// Sends the headers of a streamed response into the output filters
+    /// ahead of its body. Nothing is written yet, but Apache now knows the
+    /// body comes in parts: it frames it as it would any streamed body
+    /// (chunked on HTTP/1.1) instead of giving a Content-Length to those
+    /// applications that happen to finish within the flush delay.
+    fn start_stream(&mut self) {
+        self.commit_headers();
+        let output = self.output.as_ref().expect("start_stream() follows body_output()");
+        // SAFETY: request and empty brigade are live and ours (see State).
+        // Without data or a flush bucket no filter writes to the network,
+        // so this does not wait and needs no GIL hand-off.
+        unsafe {
+            let empty = ffi::apr_brigade_create((*output.r).pool, (*(*output.r).connection).bucket_alloc);
+            ffi::ap_pass_brigade((*output.r).output_filters, empty);
+        }
+    }
+
     /// Passes the brigade down the output filters with the GIL released.
     fn pass(&mut self, py: Python<'_>, flush: bool) -> PyResult<()> {
-        if !self.committed {
-            self.commit_headers();
-        }
-        let output = self.output.as_ref().expect("pass() follows body_output()");
-        let (r, bb) = (SameThread(output.r), SameThread(output.bb));
-        self.buffered = 0;
-        let status = py.detach(move || {
-            let (r, bb) = (r.get(), bb.get());
-            // SAFETY: request and brigade are live (see State); the brigade
-            // is emptied after the pass so it can be reused.
-            unsafe {
-                if flush {
-                    ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_flush_create((*(*r).connection).bucket_alloc));
-                }
-                let status = ffi::ap_pass_brigade((*r).output_filters, bb);
-                ffi::apr_brigade_cleanup(bb.cast());
-                status
-            }
-        });
-        if status == 0 {
+        let status = py.detach(|| self.pass_brigade(flush));
+        if status == consts::APR_SUCCESS {
             // A flush has written every bucket, pinned ones included.
             if flush {
                 self.pinned.clear();
             }
             Ok(())
         } else {
-            Err(PyOSError::new_err(format!(
-                "failed to write the response to the client (APR status {status}); \
-                 the client probably disconnected"
-            )))
+            Err(write_failed(status))
         }
     }
+
+    /// Headers first if they have not gone yet, then the brigade, down the
+    /// output filters. Needs no GIL; may wait for a slow client.
+    fn pass_brigade(&mut self, flush: bool) -> ffi::apr_status_t {
+        if !self.committed {
+            self.commit_headers();
+        }
+        let output = self.output.as_ref().expect("pass() follows body_output()");
+        let (r, bb) = (output.r, output.bb);
+        self.buffered = 0;
+        if flush {
+            self.deferred = false;
+        }
+        // SAFETY: request and brigade are live (see State), and whoever
+        // calls this holds the state lock, so no other thread is using
+        // them; the brigade is emptied after the pass so it can be reused.
+        unsafe {
+            if flush {
+                ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_flush_create((*(*r).connection).bucket_alloc));
+            }
+            let status = ffi::ap_pass_brigade((*r).output_filters, bb);
+            ffi::apr_brigade_cleanup(bb.cast());
+            status
+        }
+    }
+}
+
+impl Deferred for Shared {
+    fn flush_deferred(&self) -> Attempt {
+        // Never wait here: the request thread may hold either lock while
+        // it waits for a slow client, and other responses are due too.
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::WouldBlock) => return Attempt::Busy,
+            Err(std::sync::TryLockError::Poisoned(_)) => return Attempt::Done,
+        };
+        if !state.deferred || state.output.is_none() {
+            return Attempt::Done;
+        }
+        let Ok(_connection) = self.connection.try_lock() else {
+            return Attempt::Busy;
+        };
+        let status = state.pass_brigade(true);
+        if status != consts::APR_SUCCESS {
+            state.failed = Some(status);
+        }
+        // The pinned bytes objects are now written, but releasing them
+        // needs the GIL: the request thread does it at its next pass.
+        Attempt::Done
+    }
+}
+
+fn write_failed(status: ffi::apr_status_t) -> PyErr {
+    PyOSError::new_err(format!(
+        "failed to write the response to the client (APR status {status}); \
+         the client probably disconnected"
+    ))
 }
 
 #[pymethods]
@@ -396,7 +504,8 @@ impl StartResponse {
         slf.getattr("write")
     }
 
-    /// The `write` callable start_response returns: sends at once.
+    /// The `write` callable start_response returns: sends like a streamed
+    /// item.
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = data
             .cast::<PyBytes>()

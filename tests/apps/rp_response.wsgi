@@ -72,6 +72,11 @@ def _gen():
         yield ('chunk%d;' % i).encode()
 
 
+def _yield_then_read(environ):
+    yield b'ready|'
+    yield environ['wsgi.input'].read(int(environ['CONTENT_LENGTH']))
+
+
 def _fail_after_first():
     yield b'first-part|'
     raise RuntimeError('rp-after-headers')
@@ -90,6 +95,9 @@ def application(environ, start_response):
     if path == '/slow_gen':
         start_response('200 OK', TEXT)
         return _slow_gen()
+    if path == '/yield_then_read':
+        start_response('200 OK', TEXT)
+        return _yield_then_read(environ)
     if path == '/write':
         write = start_response('200 OK', TEXT)
         write(b'w1-')
