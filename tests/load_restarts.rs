@@ -5,9 +5,10 @@
 //!   one (200 with the right body, or 500 for the raising case), no connection fails,
 //!   each 500 has its traceback in the error log, nothing crashes.
 //! * 5 graceful restarts (`apache2 -f CONF -k graceful`) under load: not one request
-//!   fails, connection errors included; then 5 full restarts (`-k restart`), also under
-//!   load: the server answers after each (requests cut by a full restart are allowed;
-//!   that is what it does). No child has to be killed ("still did not exit"), and
+//!   fails, connection errors included; then 5 full restarts (`-k restart`), under load
+//!   on prefork (requests cut by a full restart are allowed; that is what it does) and
+//!   without requests in flight on event (see `restarts`): the server answers after
+//!   each. No child has to be killed ("still did not exit"), and
 //!   every child that served a request finalised Python on its way out: the
 //!   application's atexit handler recorded its pid. On event and prefork.
 //! * With `WSGIDestroyInterpreter Off` the same restarts run no atexit handler.
