@@ -4,6 +4,8 @@
 #   make build      cargo build --release (the default target)
 #   make test       deps + build + cargo test
 #   make run        deps + build + a private Apache on 127.0.0.1:$(PORT) serving $(APP)
+#   make bench      deps + build + side-by-side benchmarks (writes BENCHMARKS.md)
+#   make soak       deps + build + long fault, leak and restart runs (writes SOAK.md)
 #   make install    copy mod_wsgi_rs.so and the a2enmod files (honours DESTDIR)
 #   make uninstall  remove exactly what install copied (honours DESTDIR)
 #   make clean      cargo clean
@@ -43,7 +45,7 @@ DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600
 
-.PHONY: all deps build test run bench install uninstall clean
+.PHONY: all deps build test run bench soak install uninstall clean
 
 # deps must finish before anything is built, also under make -j.
 .NOTPARALLEL:
@@ -81,6 +83,12 @@ run: deps build
 # BENCH_ARGS=--quick for a short smoke run.
 bench: deps build
 	python3 bench/bench.py $(BENCH_ARGS)
+
+# Soak runs (about 10-15 minutes): 1,000 disconnects, 60 s of mixed load, a million
+# requests on one child, 20 graceful and 20 full restarts; writes SOAK.md and fails on
+# any failed check. SOAK_ARGS=--quick for a scaled-down smoke run.
+soak: deps build
+	python3 bench/soak.py $(SOAK_ARGS)
 
 install: $(SO)
 	@test -n '$(LIBEXECDIR)' -a -n '$(SYSCONFDIR)' || \

@@ -67,6 +67,7 @@ pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_
                 let _ = INTERPRETER.set(Interpreter::Ours);
                 if cfg.interpreter.destroy_interpreter != Some(false) {
                     register_finalisation(pchild);
+                    let _ = HOLD_EXIT_SIGNALS.set(!mpm_is_threaded());
                 }
                 log_started(cfg, s, pid);
                 return;
@@ -310,8 +311,71 @@ pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Result<R, St
         Some(Interpreter::Unavailable(reason)) => return Err(reason.clone()),
         None => return Err("Python was not started in this process".to_owned()),
     }
+    // Declared first, so dropped last: a held signal arrives once this
+    // thread has let go of the interpreter.
+    let _held = ExitSignalsHeld::new();
     pin_thread_state();
     Ok(Python::attach(f))
+}
+
+/// Whether SIGTERM and SIGHUP are held off while this process runs Python;
+/// set in child_init when we finalise the interpreter on a non-threaded MPM.
+static HOLD_EXIT_SIGNALS: OnceLock<bool> = OnceLock::new();
+
+fn mpm_is_threaded() -> bool {
+    let mut value = 0;
+    // SAFETY: ap_mpm_query writes one int for a known query code.
+    unsafe { ffi::ap_mpm_query(consts::AP_MPMQ_IS_THREADED, &mut value) };
+    value != consts::AP_MPMQ_NOT_SUPPORTED
+}
+
+/// Holds off SIGTERM and SIGHUP on this thread while it runs Python, on
+/// prefork. Prefork's handler for both ends the child on the spot, from
+/// inside the signal handler, by destroying the child pool, whose cleanup
+/// finalises Python (register_finalisation). If the signal lands while this
+/// thread holds the GIL, that cleanup waits for the GIL this very thread
+/// holds: the child hangs until Apache kills it ("still did not exit"), and
+/// its atexit handlers never run. Held off, the signal is delivered when
+/// the mask is restored, after the thread has detached: the request's
+/// Python part completes and the child then exits and finalises cleanly,
+/// as worker and event children do (their MPMs join the worker threads
+/// before the child pool goes). Threaded MPMs take these signals on a
+/// thread that never runs Python, so nothing is done for them.
+struct ExitSignalsHeld {
+    previous: Option<libc::sigset_t>,
+}
+
+impl ExitSignalsHeld {
+    fn new() -> Self {
+        if HOLD_EXIT_SIGNALS.get() != Some(&true) {
+            return Self { previous: None };
+        }
+        // SAFETY: both sets are plain stack values initialised by
+        // sigemptyset before use; pthread_sigmask changes only this
+        // thread's mask and writes the old one into `previous`.
+        unsafe {
+            let mut exit_signals = MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigemptyset(exit_signals.as_mut_ptr());
+            libc::sigaddset(exit_signals.as_mut_ptr(), libc::SIGTERM);
+            libc::sigaddset(exit_signals.as_mut_ptr(), libc::SIGHUP);
+            let mut previous = MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigemptyset(previous.as_mut_ptr());
+            if libc::pthread_sigmask(libc::SIG_BLOCK, exit_signals.as_ptr(), previous.as_mut_ptr()) != 0 {
+                return Self { previous: None };
+            }
+            Self { previous: Some(previous.assume_init()) }
+        }
+    }
+}
+
+impl Drop for ExitSignalsHeld {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            // SAFETY: restores the mask saved in new(); a signal that came
+            // meanwhile is delivered now, with no Python state held here.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) };
+        }
+    }
 }
 
 /// Gives the calling Apache thread its own main-interpreter thread state,
