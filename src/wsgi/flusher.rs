@@ -60,8 +60,7 @@ pub fn arm(response: Weak<dyn Deferred>) -> bool {
     let mut queue = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
     let pid = std::process::id();
     if queue.running_in != Some(pid) {
-        let started = std::thread::Builder::new().name("wsgi-rs-flush".into()).spawn(run);
-        if started.is_err() {
+        if !start_thread() {
             return false;
         }
         queue.running_in = Some(pid);
@@ -73,6 +72,27 @@ pub fn arm(response: Weak<dyn Deferred>) -> bool {
         WAKE.notify_one();
     }
     true
+}
+
+/// Starts the flusher thread with every signal blocked, so that signals
+/// meant for the process reach Apache's own threads: prefork ends a child
+/// from inside its SIGTERM handler, which must not run on this thread
+/// while the request thread is still using the child's pools.
+fn start_thread() -> bool {
+    // SAFETY: the sets are plain values initialised by sigfillset and
+    // pthread_sigmask; only the calling thread's mask changes, and it is
+    // restored before returning. The new thread inherits the full mask.
+    unsafe {
+        let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigfillset(all.as_mut_ptr());
+        let mut previous = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        if libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), previous.as_mut_ptr()) != 0 {
+            return false;
+        }
+        let started = std::thread::Builder::new().name("wsgi-rs-flush".into()).spawn(run);
+        libc::pthread_sigmask(libc::SIG_SETMASK, previous.as_ptr(), std::ptr::null_mut());
+        started.is_ok()
+    }
 }
 
 /// The flusher thread: waits for each deadline in turn and flushes the
@@ -180,6 +200,24 @@ mod tests {
         let waited = probe.wait_flushed().expect("the flusher gave up on a busy response");
         assert_eq!(probe.attempts.load(Ordering::SeqCst), 4);
         assert!(waited >= FLUSH_DELAY * 4, "retries came sooner than the delay: {waited:?}");
+    }
+
+    #[test]
+    fn the_flusher_thread_blocks_every_signal() {
+        let probe = Probe::new(0);
+        arm_probe(&probe);
+        assert!(probe.wait_flushed().is_some());
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        let flusher = tasks
+            .filter_map(|t| t.ok())
+            .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "wsgi-rs-flush"))
+            .expect("no wsgi-rs-flush thread in this process");
+        let status = std::fs::read_to_string(flusher.path().join("status")).unwrap();
+        let blocked = status.lines().find_map(|l| l.strip_prefix("SigBlk:")).unwrap().trim();
+        let mask = u64::from_str_radix(blocked, 16).unwrap();
+        for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGUSR1] {
+            assert!(mask & (1 << (signal - 1)) != 0, "signal {signal} not blocked (SigBlk {blocked})");
+        }
     }
 
     #[test]
