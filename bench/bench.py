@@ -55,6 +55,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def children_of(parent):
+    """The pids whose parent is `parent`, from /proc (also used by soak.py)."""
+    kids = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == parent:
+                    kids.add(int(pid))
+            except OSError:
+                pass
+    return kids
+
+
 def mpm_lines(mpm):
     lines = [f"LoadModule mpm_{mpm}_module {MODULES}/mod_mpm_{mpm}.so"]
     if mpm == "prefork":
@@ -141,18 +156,7 @@ class Server:
             return int(f.read())
 
     def children(self):
-        parent = self.parent_pid()
-        kids = []
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                    if int(fields[1]) == parent:
-                        kids.append(int(pid))
-                except OSError:
-                    pass
-        return kids
+        return children_of(self.parent_pid())
 
     def cpu_seconds(self):
         """utime + stime of every child, in seconds."""

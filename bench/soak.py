@@ -41,6 +41,8 @@ import tempfile
 import threading
 import time
 
+from bench import children_of
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
 MODULES = "/usr/lib/apache2/modules"
@@ -159,18 +161,7 @@ class Server:
             return int(f.read())
 
     def children(self):
-        parent = self.parent_pid()
-        kids = set()
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    with open(f"/proc/{pid}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                    if int(fields[1]) == parent:
-                        kids.add(int(pid))
-                except OSError:
-                    pass
-        return kids
+        return children_of(self.parent_pid())
 
     def only_child(self):
         kids = self.children()

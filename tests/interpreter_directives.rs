@@ -11,17 +11,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const INTERPRETER_DIRECTIVES: [(&str, &str); 9] = [
-    ("WSGIPythonHome", "/usr"),
-    ("WSGIPythonPath", "/tmp"),
-    ("WSGIPythonHashSeed", "0"),
-    ("WSGIPythonWarnings", "ignore"),
-    ("WSGIDontWriteBytecode", "On"),
-    ("WSGIRestrictStdout", "On"),
-    ("WSGIRestrictStdin", "On"),
-    ("WSGIRestrictSignal", "Off"),
-    ("WSGIDestroyInterpreter", "Off"),
-];
 
 const FLAG_DIRECTIVES: [&str; 5] = [
     "WSGIDontWriteBytecode",
@@ -163,7 +152,7 @@ fn good_values_are_accepted() {
 
 #[test]
 fn arity_errors() {
-    for (d, _) in INTERPRETER_DIRECTIVES {
+    for (d, _) in INTERPRETER_SETTINGS {
         assert_refused(d, d, &[&format!("{d} takes one argument")]);
         let two = format!("{d} On Off");
         assert_refused(&two, &two, &[&format!("{d} takes one argument")]);
@@ -175,7 +164,7 @@ fn arity_errors() {
 
 #[test]
 fn interpreter_directives_are_refused_in_virtual_hosts() {
-    for (d, v) in INTERPRETER_DIRECTIVES {
+    for (d, v) in INTERPRETER_SETTINGS {
         let line = format!("{d} {v}");
         let extra = format!(
             "<VirtualHost 127.0.0.1:@@PORT@@>\n    ServerName vhost.test\n    {line}\n</VirtualHost>\n"
@@ -191,7 +180,7 @@ fn interpreter_directives_are_refused_in_directory_location_files() {
         ("<Location /x>", "</Location>"),
         ("<Files x.txt>", "</Files>"),
     ] {
-        for (d, v) in INTERPRETER_DIRECTIVES {
+        for (d, v) in INTERPRETER_SETTINGS {
             let line = format!("{d} {v}");
             let extra = format!("{open}\n    {line}\n{close}\n");
             assert_refused(&extra, &line, &[d, "not allowed"]);
@@ -202,7 +191,7 @@ fn interpreter_directives_are_refused_in_directory_location_files() {
 #[test]
 fn accepted_in_the_main_server_all_together() {
     let mut extra = String::new();
-    for (d, v) in INTERPRETER_DIRECTIVES {
+    for (d, v) in INTERPRETER_SETTINGS {
         extra.push_str(&format!("{d} {v}\n"));
     }
     assert_accepted(&extra);
@@ -214,13 +203,13 @@ fn htaccess_is_refused_per_request() {
     let dir = TestDir::new("interp-htaccess");
     dir.write("htdocs/static.txt", STATIC_BODY);
     let mut extra = String::new();
-    for (i, (d, v)) in INTERPRETER_DIRECTIVES.iter().enumerate() {
+    for (i, (d, v)) in INTERPRETER_SETTINGS.iter().enumerate() {
         dir.write(&format!("htdocs/ht{i}/f.txt"), "behind htaccess\n");
         dir.write(&format!("htdocs/ht{i}/.htaccess"), format!("{d} {v}\n"));
         extra.push_str(&format!("<Directory @@DIR@@/htdocs/ht{i}>\n    AllowOverride All\n</Directory>\n"));
     }
     let apache = Apache::start(dir, &Conf::new(Mpm::Event).extra(&extra), &[]);
-    for (i, (d, _)) in INTERPRETER_DIRECTIVES.iter().enumerate() {
+    for (i, (d, _)) in INTERPRETER_SETTINGS.iter().enumerate() {
         let r = apache.get(&format!("/ht{i}/f.txt"));
         assert_eq!(r.status, 500, "{d} in .htaccess: {}", r.text());
         let want = format!("{d} not allowed here");

@@ -27,20 +27,11 @@ use common::*;
 use std::time::Duration;
 
 /// Directives that configure the interpreter: main server only.
-const INTERPRETER_DIRECTIVES: [(&str, &str); 10] = [
-    ("WSGIPythonOptimize", "1"),
-    ("WSGIPythonHome", "/usr"),
-    ("WSGIPythonPath", "/tmp"),
-    ("WSGIPythonHashSeed", "0"),
-    ("WSGIPythonWarnings", "ignore"),
-    ("WSGIDontWriteBytecode", "On"),
-    ("WSGIRestrictStdout", "On"),
-    ("WSGIRestrictStdin", "On"),
-    ("WSGIRestrictSignal", "Off"),
-    ("WSGIDestroyInterpreter", "Off"),
-];
-
-/// Directives that map URLs to scripts or load scripts: server and virtual host only
+fn interpreter_directives() -> Vec<(&'static str, &'static str)> {
+    let mut all = vec![("WSGIPythonOptimize", "1")];
+    all.extend(INTERPRETER_SETTINGS);
+    all
+}/// Directives that map URLs to scripts or load scripts: server and virtual host only
 /// (never per directory, never from .htaccess).
 const MAPPING_DIRECTIVES: [(&str, &str); 3] = [
     ("WSGIScriptAlias", "/x /tmp/x.wsgi"),
@@ -106,7 +97,7 @@ fn start_server() -> Server {
          <Directory @@DIR@@/htdocs/fileinfo_set>\n    Options None\n    AllowOverride FileInfo\n</Directory>\n\
          <Directory @@DIR@@/htdocs/fileinfo_opts>\n    Options None\n    AllowOverride FileInfo\n</Directory>\n"
     );
-    for (i, (d, v)) in INTERPRETER_DIRECTIVES.iter().chain(MAPPING_DIRECTIVES.iter()).enumerate() {
+    for (i, (d, v)) in interpreter_directives().iter().chain(MAPPING_DIRECTIVES.iter()).enumerate() {
         dir.write(&format!("htdocs/ht{i}/f.txt"), "behind an .htaccess\n");
         dir.write(&format!("htdocs/ht{i}/.htaccess"), format!("{d} {v}\n"));
         extra.push_str(&format!("<Directory @@DIR@@/htdocs/ht{i}>\n    AllowOverride All\n</Directory>\n"));
@@ -261,7 +252,7 @@ fn never_executed(s: &Server, c: &mut Checks) {
 
 fn htaccess(s: &Server, c: &mut Checks) {
     let a = &s.apache;
-    for (i, (d, _)) in INTERPRETER_DIRECTIVES.iter().chain(MAPPING_DIRECTIVES.iter()).enumerate() {
+    for (i, (d, _)) in interpreter_directives().iter().chain(MAPPING_DIRECTIVES.iter()).enumerate() {
         c.run(&format!("{d} in .htaccess: 500, the log names it"), || {
             let mark = log_mark(a);
             let r = a.get(&format!("/ht{i}/f.txt"));
@@ -383,7 +374,7 @@ fn refused(extra: &str, line: &str, needles: &[&str]) -> Result<(), String> {
 fn interpreter_directives_only_in_the_main_server() {
     let mut failures = Vec::new();
     let mut tried = 0;
-    for (d, v) in INTERPRETER_DIRECTIVES {
+    for (d, v) in interpreter_directives() {
         let line = format!("{d} {v}");
         let vhost = format!("<VirtualHost 127.0.0.1:@@PORT@@>\n    ServerName vhost.test\n    {line}\n</VirtualHost>\n");
         let directory = format!("<Directory @@DIR@@/htdocs>\n    {line}\n</Directory>\n");

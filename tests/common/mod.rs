@@ -1990,3 +1990,20 @@ pub fn set_cookie(r: &Response, name: &str) -> String {
         .map(|(_, v)| v)
         .unwrap_or_else(|| panic!("no Set-Cookie for {name:?} in {:?}", r.headers))
 }
+
+// ---------------------------------------------------------------------------------------
+// interpreter directives
+
+/// The interpreter directives other than WSGIPythonOptimize (which has
+/// tests of its own), each with a valid value: main server only.
+pub const INTERPRETER_SETTINGS: [(&str, &str); 9] = [
+    ("WSGIPythonHome", "/usr"),
+    ("WSGIPythonPath", "/tmp"),
+    ("WSGIPythonHashSeed", "0"),
+    ("WSGIPythonWarnings", "ignore"),
+    ("WSGIDontWriteBytecode", "On"),
+    ("WSGIRestrictStdout", "On"),
+    ("WSGIRestrictStdin", "On"),
+    ("WSGIRestrictSignal", "Off"),
+    ("WSGIDestroyInterpreter", "Off"),
+];
