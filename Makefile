@@ -8,6 +8,8 @@
 #   make soak       deps + build + long fault, leak and restart runs (writes SOAK.md)
 #   make install    copy mod_wsgi_rs.so and the a2enmod files (honours DESTDIR)
 #   make uninstall  remove exactly what install copied (honours DESTDIR)
+#   make fuzz       run every fuzz target in fuzz/ for $(FUZZ_SECONDS) s each (nightly, cargo-fuzz)
+#   make fuzz-cmin  minimise the fuzz corpora in fuzz/corpus/
 #   make clean      cargo clean
 
 SHELL := /bin/bash
@@ -45,7 +47,7 @@ DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600
 
-.PHONY: all deps build test run bench soak install uninstall clean
+.PHONY: all deps build test run bench soak install uninstall clean fuzz fuzz-cmin fuzz-tools
 
 # deps must finish before anything is built, also under make -j.
 .NOTPARALLEL:
@@ -110,3 +112,35 @@ uninstall:
 
 clean:
 	$(CARGO) clean
+
+# Fuzzing (see fuzz/Cargo.toml): each target runs for FUZZ_SECONDS at the
+# lowest CPU priority; any assertion failure or crash stops with an error
+# and leaves the input under fuzz/artifacts/<target>/. New inputs are added
+# to fuzz/corpus/<target>/; `make fuzz-cmin` shrinks them back.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= python_optimize hash_seed flags_and_names python_paths warning_filter \
+                script_alias status headers
+FUZZ_FLAGS   ?= -timeout=25 -print_final_stats=1
+FUZZ_NICE    ?= nice -n 19
+RUSTUP       ?= $(shell command -v rustup 2>/dev/null || echo $(HOME)/.cargo/bin/rustup)
+CARGO_FUZZ    = $(shell command -v cargo-fuzz 2>/dev/null || echo $(HOME)/.cargo/bin/cargo-fuzz)
+
+fuzz-tools:
+	@$(RUSTUP) toolchain list | grep -q '^nightly' || $(RUSTUP) toolchain install nightly --profile minimal
+	@test -x '$(CARGO_FUZZ)' || $(CARGO) install cargo-fuzz --locked
+
+fuzz: fuzz-tools
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	    echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_NICE) $(CARGO) +nightly fuzz run $$target corpus/$$target -- \
+	        -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
+	done
+
+# script_alias reaches thousands of hit-count variants inside the regex
+# compiler; for it, keeping one input per covered edge keeps the corpus to
+# hundreds of files instead of thousands.
+fuzz-cmin: fuzz-tools
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+	    case $$target in script_alias) flags=-use_counters=0;; *) flags=;; esac; \
+	    $(FUZZ_NICE) $(CARGO) +nightly fuzz cmin $$target corpus/$$target -- $$flags || exit 1; \
+	done

@@ -220,7 +220,9 @@ pub fn parse_warning_filter(value: &str) -> Result<String, String> {
     }
     if let Some(lineno) = fields.get(4).map(|l| l.trim()).filter(|l| !l.is_empty()) {
         if lineno.parse::<u32>().is_err() {
-            return error(format!("line number '{lineno}' is not a non-negative integer"));
+            // Escaped like the whole value above, so that a control
+            // character in the field cannot break the error line.
+            return error(format!("line number '{}' is not a non-negative integer", lineno.escape_default()));
         }
     }
     Ok(value.to_owned())
@@ -575,10 +577,14 @@ fn parse_on_off(value: &str) -> Option<bool> {
     }
 }
 
+/// Python's own rule (str.isidentifier): '_' or an XID_Start character,
+/// then XID_Continue characters. char::is_alphanumeric is not the same
+/// class: it takes `x²` (No) and combining marks, and refuses `℘`, a
+/// valid start.
 fn is_python_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
-        && chars.all(|c| c == '_' || c.is_alphanumeric())
+    matches!(chars.next(), Some(c) if c == '_' || unicode_ident::is_xid_start(c))
+        && chars.all(unicode_ident::is_xid_continue)
 }
 
 #[cfg(test)]
@@ -790,6 +796,25 @@ mod tests {
         assert_eq!(parse_python_path("/a:/b::/c"), Ok(vec!["/a".into(), "/b".into(), "/c".into()]));
         assert!(parse_python_path("/a:b").unwrap_err().contains("'b' must be an absolute path"));
         assert!(parse_python_path(":").is_err());
+    }
+
+    #[test]
+    fn callable_object_follows_python_identifier_rules() {
+        for good in ["app", "_app", "app2", "\u{43f}\u{440}\u{438}\u{43b}", "\u{2118}", "a\u{301}"] {
+            assert_eq!(parse_callable_object(good), Ok(good.to_owned()), "{good}");
+        }
+        // x² and a leading combining mark: alphanumeric to Rust, not
+        // identifiers to Python.
+        for bad in ["x\u{b2}", "\u{345}a", "2app", "my-app", "", "a b"] {
+            assert!(parse_callable_object(bad).unwrap_err().contains("not a Python identifier"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn warning_filter_error_escapes_the_line_number() {
+        let err = parse_warning_filter("d::::\0\r\n7").unwrap_err();
+        assert!(err.contains("line number '\\u{0}\\r\\n7'"), "{err}");
+        assert!(!err.contains(['\0', '\r', '\n']), "{err:?}");
     }
 
     #[test]

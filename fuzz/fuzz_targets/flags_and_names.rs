@@ -1,0 +1,115 @@
+//! The one-word directives: the On/Off flags, WSGIMapHEADToGET,
+//! WSGIApplicationGroup, WSGIProcessGroup and WSGICallableObject, all fed
+//! the same fuzzed value.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[allow(dead_code)]
+#[path = "../../src/config.rs"]
+mod config;
+
+use config::{InterpreterConfig, MapHeadToGet};
+
+const FLAG_DIRECTIVES: [&str; 9] = [
+    "WSGIDontWriteBytecode",
+    "WSGIRestrictStdout",
+    "WSGIRestrictStdin",
+    "WSGIRestrictSignal",
+    "WSGIDestroyInterpreter",
+    "WSGIScriptReloading",
+    "WSGIChunkedRequest",
+    "WSGIPassAuthorization",
+    "WSGIEnableSendfile",
+];
+
+/// The value with ASCII letters lowered (the only case-folding the
+/// directives promise: `ON`, `On`, `on`, but not a Unicode look-alike).
+fn ascii_lower(value: &str) -> Vec<u8> {
+    value.bytes().map(|b| if b.is_ascii_uppercase() { b + 32 } else { b }).collect()
+}
+
+/// str.isidentifier(): XID_Start or '_' first, XID_Continue after.
+fn is_python_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || unicode_ident::is_xid_start(c))
+        && chars.all(unicode_ident::is_xid_continue)
+}
+
+fuzz_target!(|value: &str| {
+    let lower = ascii_lower(value);
+
+    let expected_flag = match lower.as_slice() {
+        b"on" => Some(true),
+        b"off" => Some(false),
+        _ => None,
+    };
+    for directive in FLAG_DIRECTIVES {
+        match config::parse_flag(directive, value) {
+            Ok(flag) => assert_eq!(Some(flag), expected_flag, "{directive} {value:?}"),
+            Err(message) => {
+                assert_eq!(expected_flag, None, "{directive} {value:?}: {message}");
+                assert!(message.starts_with(&format!("{directive}: ")), "{message}");
+                assert!(message.contains(&format!("'{}'", value.escape_default())), "{message}");
+                assert!(!message.contains(['\n', '\r', '\0']), "{message:?}");
+            }
+        }
+    }
+
+    // The interpreter flags, set through the table the Apache glue uses,
+    // show up in the summary line as the canonical On/Off.
+    for directive in &FLAG_DIRECTIVES[..5] {
+        let mut interpreter = InterpreterConfig::default();
+        match interpreter.set(directive, value) {
+            Ok(()) => {
+                let shown = if expected_flag == Some(true) { "On" } else { "Off" };
+                assert_eq!(interpreter.given(), vec![format!("{directive} {shown}")]);
+            }
+            Err(_) => {
+                assert_eq!(expected_flag, None);
+                assert_eq!(interpreter, InterpreterConfig::default(), "a rejected value changed the configuration");
+            }
+        }
+    }
+
+    let expected_map = match lower.as_slice() {
+        b"on" => Some(MapHeadToGet::On),
+        b"off" => Some(MapHeadToGet::Off),
+        b"auto" => Some(MapHeadToGet::Auto),
+        _ => None,
+    };
+    match config::parse_map_head_to_get(value) {
+        Ok(map) => assert_eq!(Some(map), expected_map, "{value:?}"),
+        Err(message) => {
+            assert_eq!(expected_map, None, "{value:?}: {message}");
+            assert!(message.starts_with("WSGIMapHEADToGET: "), "{message}");
+            assert!(message.contains(&format!("'{}'", value.escape_default())), "{message}");
+        }
+    }
+
+    for (directive, result) in [
+        ("WSGIApplicationGroup", config::parse_application_group(value)),
+        ("WSGIProcessGroup", config::parse_process_group(value)),
+    ] {
+        match result {
+            Ok(()) => assert_eq!(value, config::GLOBAL_GROUP, "{directive} accepted {value:?}"),
+            Err(message) => {
+                assert_ne!(value, config::GLOBAL_GROUP, "{directive} rejected %{{GLOBAL}}");
+                assert!(message.starts_with(&format!("{directive}: ")), "{message}");
+                assert!(message.contains(config::GLOBAL_GROUP), "{message}");
+            }
+        }
+    }
+
+    match config::parse_callable_object(value) {
+        Ok(name) => {
+            assert_eq!(name, value);
+            assert!(is_python_identifier(value), "{value:?} accepted but not a Python identifier");
+        }
+        Err(message) => {
+            assert!(!is_python_identifier(value), "Python identifier {value:?} rejected: {message}");
+            assert!(message.contains(&format!("'{}'", value.escape_default())), "{message}");
+            assert!(message.contains("Python identifier"), "{message}");
+        }
+    }
+});
