@@ -364,7 +364,7 @@ impl Call<'_, '_> {
         }
         // The response itself is fine (cut to the declared length), but data
         // the application meant to send was lost: worth a warning.
-        if let Some((declared, dropped)) = self.sender.excess(py).filter(|_| warn_excess) {
+        if let Some((declared, dropped)) = warn_excess.then(|| self.sender.excess(py)).flatten() {
             log::request(
                 self.r,
                 consts::APLOG_WARNING,
