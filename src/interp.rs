@@ -422,6 +422,14 @@ pub fn is_borrowed() -> bool {
     matches!(INTERPRETER.get(), Some(Interpreter::Borrowed))
 }
 
+/// What runs with the GIL just before Py_FinalizeEx: the request path's
+/// shutdown callbacks, which must see a working interpreter.
+static BEFORE_FINALISE: OnceLock<fn(Python<'_>)> = OnceLock::new();
+
+pub fn before_finalise(f: fn(Python<'_>)) {
+    let _ = BEFORE_FINALISE.set(f);
+}
+
 fn register_finalisation(pchild: *mut ffi::apr_pool_t) {
     unsafe extern "C" fn finalise(_: *mut c_void) -> ffi::apr_status_t {
         let _ = std::panic::catch_unwind(|| {
@@ -431,10 +439,15 @@ fn register_finalisation(pchild: *mut ffi::apr_pool_t) {
             }
             // SAFETY: the child pool is destroyed after the MPM joined its
             // worker threads, so no thread is attached; `main` is the state
-            // this thread parked after initialisation. Py_FinalizeEx runs
-            // atexit handlers and clears every thread state.
+            // this thread parked after initialisation, so after
+            // RestoreThread this thread holds the GIL (what assume_attached
+            // requires). Py_FinalizeEx runs atexit handlers and clears
+            // every thread state.
             unsafe {
                 py::PyEval_RestoreThread(main);
+                if let Some(f) = BEFORE_FINALISE.get() {
+                    f(Python::assume_attached());
+                }
                 py::Py_FinalizeEx();
             }
         });

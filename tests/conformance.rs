@@ -141,14 +141,6 @@ const DELIBERATE: &[Deliberate] = &[
     },
     Deliberate {
         cases: &["*"],
-        item: "environ:wsgi.errors",
-        reason: "mod_wsgi's wsgi.errors is an io.TextIOWrapper, so it also has read(), \
-                 readline(), readlines(), iteration and close(), which only raise or do \
-                 nothing useful there; mod_wsgi_rs's has write(), writelines(), flush() (PEP \
-                 3333) and fileno(), which raises OSError (io.UnsupportedOperation) as mod_wsgi's does",
-    },
-    Deliberate {
-        cases: &["*"],
         item: "environ-missing:mod_wsgi.script_name",
         reason: "mod_wsgi's private copy of SCRIPT_NAME; applications read SCRIPT_NAME",
     },
@@ -293,6 +285,7 @@ WSGIScriptAlias /limited @@DIR@@/apps/input.wsgi
     LimitRequestBody 100
 </Location>
 WSGIScriptAlias /out @@DIR@@/apps/out.wsgi
+WSGIScriptAlias /pyenv @@DIR@@/apps/pyenv.wsgi
 WSGIScriptAlias /err @@DIR@@/apps/err.wsgi
 WSGIScriptAlias /noapp @@DIR@@/apps/noapp.wsgi
 WSGIScriptAlias /broken @@DIR@@/apps/broken.wsgi
@@ -394,6 +387,230 @@ fn ensure_module_fresh() {
         .expect("run cargo build --release");
     assert!(st.success(), "cargo build --release failed");
 }
+
+// ---------------------------------------------------------------------------------------
+// the Python-side environment (pyenv.wsgi)
+
+/// A fact of pyenv.wsgi's report whose value differs between the two modules on
+/// purpose. Mirrored in docs/COMPATIBILITY.md.
+struct DeliberateFact {
+    fact: &'static str,
+    reason: &'static str,
+}
+
+const DELIBERATE_FACTS: &[DeliberateFact] = &[
+    DeliberateFact {
+        fact: "apache.version",
+        reason: "mod_wsgi_rs reports the version of the running Apache; mod_wsgi the version of \
+                 the headers it was compiled against",
+    },
+    DeliberateFact {
+        fact: "apache.maximum_processes",
+        reason: "mod_wsgi_rs reports the MPM's configured maximum of child processes; mod_wsgi \
+                 the number of child slots used when it happened to ask",
+    },
+    DeliberateFact {
+        fact: "mod_wsgi.maximum_processes",
+        reason: "as apache.maximum_processes",
+    },
+    DeliberateFact {
+        fact: "mod_wsgi.server_metrics",
+        reason: "mod_wsgi_rs does not read the scoreboard (WSGIServerMetrics is not supported) \
+                 and returns None, as mod_wsgi does with WSGIServerMetrics Off",
+    },
+    DeliberateFact {
+        fact: "mod_wsgi.request_started.args",
+        reason: "mod_wsgi_rs also passes callable_object and server_pid, as mod_wsgi 6 does \
+                 (checked: every argument mod_wsgi passes is passed)",
+    },
+];
+
+/// The facts of pyenv.wsgi's `/facts` report from one server.
+fn pyenv_facts(apache: &Apache) -> Vec<(String, Json)> {
+    let reply = exchange(apache.port, &Req::new("GET", "/pyenv/facts")).remove(0);
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(reply.status, 200, "GET /pyenv/facts: {text}\n{}", apache.error_log());
+    match Json::parse(&text) {
+        Ok(Json::Obj(facts)) => facts,
+        other => panic!("/pyenv/facts is not a JSON object: {other:?}"),
+    }
+}
+
+/// Error-log lines written by pyenv.wsgi and the modules' own tags stripped.
+fn pyenv_log_lines(log: &str, needle: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.find(needle).map(|i| l[i..].to_string()))
+        .collect()
+}
+
+/// Compares what an application sees besides the environ under both modules; returns
+/// the report lines and the differences no table accepts.
+fn python_environment(ours: &Apache, theirs: &Apache) -> (String, Vec<String>) {
+    let mut report = String::from("\nPython-side environment (pyenv.wsgi), mod_wsgi_rs | mod_wsgi:\n");
+    let mut unexpected = Vec::new();
+    let (mine, reference) = (pyenv_facts(ours), pyenv_facts(theirs));
+    let lookup = |facts: &[(String, Json)], key: &str| facts.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let mut keys: Vec<&String> = mine.iter().map(|(k, _)| k).chain(reference.iter().map(|(k, _)| k)).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let (a, b) = (lookup(&mine, key), lookup(&reference, key));
+        let show = |v: &Option<Json>| v.as_ref().map_or("(absent)".to_string(), |v| short(&v.to_string()));
+        let verdict = if a == b {
+            "same"
+        } else if DELIBERATE_FACTS.iter().any(|d| d.fact == key) {
+            "deliberate"
+        } else {
+            unexpected.push(format!("{key}: mod_wsgi_rs {} | mod_wsgi {}", show(&a), show(&b)));
+            "DIFFERS"
+        };
+        let reason = DELIBERATE_FACTS.iter().find(|d| d.fact == key && verdict == "deliberate").map(|d| d.reason);
+        let _ = writeln!(report, "  {key:<48} {verdict:<10} {} | {}", show(&a), show(&b));
+        if let Some(reason) = reason {
+            let _ = writeln!(report, "      ({reason})");
+        }
+    }
+    // A superset of mod_wsgi's request_started arguments is what the table allows.
+    if let (Some(Json::Arr(a)), Some(Json::Arr(b))) =
+        (lookup(&mine, "mod_wsgi.request_started.args"), lookup(&reference, "mod_wsgi.request_started.args"))
+    {
+        let missing: Vec<&Json> = b.iter().filter(|x| !a.contains(x)).collect();
+        if !missing.is_empty() {
+            unexpected.push(format!("request_started lacks mod_wsgi's arguments {missing:?}"));
+        }
+    }
+
+    // Text, bytes, writelines and a partial line through each stream reach the log
+    // as whole lines, with the client address, under both modules; and closing the
+    // streams does not stop later output (mod_wsgi answers that request with 500).
+    for (server, label) in [(ours, "mod_wsgi_rs"), (theirs, "mod_wsgi")] {
+        for marker in ["first", "second"] {
+            let reply = exchange(server.port, &Req::new("GET", &format!("/pyenv/write?{marker}"))).remove(0);
+            assert_eq!(reply.status, 200, "{label}: /pyenv/write?{marker}");
+            if marker == "first" {
+                let closed = exchange(server.port, &Req::new("GET", "/pyenv/close")).remove(0);
+                let _ = writeln!(report, "  after closing sys.stdout and wsgi.errors: {label} answers {}", closed.status);
+                if label == "mod_wsgi_rs" && closed.status != 200 {
+                    unexpected.push(format!("closing the streams: status {}", closed.status));
+                }
+            }
+        }
+        let expected = [
+            "pyenv-print",
+            "pyenv-stdout-buffer",
+            "pyenv-stderr",
+            "pyenv-errors",
+            "pyenv-errors-buffer",
+            "pyenv-errors-lines-1",
+            "pyenv-errors-lines-2",
+            "pyenv-errors-unterminated",
+        ];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = server.error_log();
+            let missing: Vec<String> = ["first", "second"]
+                .iter()
+                .flat_map(|m| expected.iter().map(move |e| format!("{e} {m}")))
+                .filter(|line| {
+                    !log.lines().any(|l| l.contains("[client 127.0.0.1:") && l.contains(line.as_str()))
+                })
+                .collect();
+            if missing.is_empty() {
+                let _ = writeln!(report, "  {label}: every stream's lines logged with the client address");
+                break;
+            }
+            if Instant::now() > deadline {
+                let complaint = format!("{label}: lines missing from the error log: {missing:?}");
+                // mod_wsgi loses nothing here either; a gap on either side is a finding.
+                unexpected.push(complaint);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    (report, unexpected)
+}
+
+/// The events pyenv.wsgi's callbacks write to the log: request_finished and
+/// request_exception under both modules with mod_wsgi's arguments, and
+/// process_stopping to the shutdown subscriber once the server stops.
+fn python_events(ours: &mut Apache, theirs: &mut Apache) -> (String, Vec<String>) {
+    let mut report = String::from("\nevents (pyenv.wsgi's subscribers):\n");
+    let mut unexpected = Vec::new();
+    let mut seen: Vec<(String, Vec<String>)> = Vec::new();
+    for (server, label) in [(&mut *ours, "mod_wsgi_rs"), (&mut *theirs, "mod_wsgi")] {
+        let raised = exchange(server.port, &Req::new("GET", "/pyenv/raise")).remove(0);
+        assert_eq!(raised.status, 500, "{label}: /pyenv/raise");
+        let ok = exchange(server.port, &Req::new("GET", "/pyenv/write?events")).remove(0);
+        assert_eq!(ok.status, 200, "{label}: /pyenv/write?events");
+        server.stop();
+        let log = server.error_log();
+        let lines: Vec<String> = pyenv_log_lines(&log, "pyenv-event ")
+            .into_iter()
+            .chain(pyenv_log_lines(&log, "pyenv-shutdown "))
+            .map(|l| l.split_whitespace().filter(|w| !w.starts_with("127.0.0.1")).collect::<Vec<_>>().join(" "))
+            .collect();
+        for line in &lines {
+            let _ = writeln!(report, "  {label}: {}", short(line));
+        }
+        seen.push((label.to_string(), lines));
+    }
+    let kinds = |lines: &[String], what: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.contains(what))
+            .map(|l| {
+                // "pyenv-event NAME REQUEST_ID args=..." -> "NAME args=... detail"
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let mut kept = vec![words[0], words[1]];
+                kept.extend(words.iter().skip(2).filter(|w| w.contains('=')));
+                kept.join(" ")
+            })
+            .collect()
+    };
+    let (mine, reference) = (&seen[0].1, &seen[1].1);
+    let args_of = |line: &str| -> Vec<String> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("args="))
+            .map(|a| a.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    for what in ["response_started", "request_exception", "request_finished", "pyenv-shutdown process_stopping"] {
+        let (a, b) = (kinds(mine, what), kinds(reference, what));
+        if b.is_empty() {
+            let _ = writeln!(report, "  {what}: not published by mod_wsgi 4.9.4");
+        }
+        match a.first() {
+            None => unexpected.push(format!("mod_wsgi_rs published no {what}")),
+            Some(line) => {
+                // Every argument mod_wsgi passes is passed (it passes more for some
+                // events, e.g. input/output counters, listed in COMPATIBILITY.md).
+                if let Some(theirs) = b.first() {
+                    let ours_args = args_of(line);
+                    let missing: Vec<String> = args_of(theirs)
+                        .into_iter()
+                        .filter(|x| !ours_args.contains(x) && !EVENT_ARGS_NOT_PASSED.contains(&x.as_str()))
+                        .collect();
+                    if !missing.is_empty() {
+                        unexpected.push(format!("{what}: arguments mod_wsgi passes and we do not: {missing:?}"));
+                    }
+                }
+            }
+        }
+    }
+    if !mine.iter().any(|l| l.contains("request_exception") && l.contains("exception=LookupError")) {
+        unexpected.push("request_exception did not carry the LookupError".into());
+    }
+    if !mine.iter().any(|l| l.contains("request_finished") && l.contains("application_time=True")) {
+        unexpected.push("request_finished without a float application_time".into());
+    }
+    (report, unexpected)
+}
+
+/// Arguments of mod_wsgi's request_finished that mod_wsgi_rs does not compute (the
+/// byte and time counters of wsgi.input and the output); listed in COMPATIBILITY.md.
+const EVENT_ARGS_NOT_PASSED: &[&str] =
+    &["input_reads", "input_length", "input_time", "output_length", "output_writes", "output_time"];
 
 // ---------------------------------------------------------------------------------------
 // raw HTTP
@@ -1026,6 +1243,14 @@ fn conformance(mpm: Mpm) {
     if !unseen.is_empty() {
         let _ = writeln!(report, "\nDELIBERATE entries that matched nothing in this run: {unseen:?}");
     }
+    let (environment_report, environment_differences) = python_environment(&ours, &theirs);
+    let mut ours = ours;
+    let mut theirs = theirs;
+    let (events_report, events_differences) = python_events(&mut ours, &mut theirs);
+    let _ = write!(report, "{environment_report}{events_report}");
+    for d in environment_differences.iter().chain(&events_differences) {
+        let _ = writeln!(report, "  UNEXPECTED: {d}");
+    }
     let crashes_ours = crash_lines(&ours.error_log());
     let crashes_theirs = crash_lines(&theirs.error_log());
     if !crashes_ours.is_empty() || !crashes_theirs.is_empty() {
@@ -1038,6 +1263,12 @@ fn conformance(mpm: Mpm) {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/conformance-{}.txt", mpm.name()));
     let _ = std::fs::write(&out, format!("{report}{listing}{cases_listing}"));
     eprintln!("{report}");
+    assert!(
+        environment_differences.is_empty() && events_differences.is_empty(),
+        "the Python-side environment differs from mod_wsgi's on {} (see above, or {})",
+        mpm.name(),
+        out.display()
+    );
     assert!(
         failing.is_empty() && crashes_ours.is_empty(),
         "{} of {} conformance cases differ from mod_wsgi on {} (see above, or {})",
@@ -1070,6 +1301,8 @@ fn deliberate_table_is_documented() {
         }
         missing.extend(names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))));
     }
+    let facts = DELIBERATE_FACTS.iter().map(|d| d.fact).chain(EVENT_ARGS_NOT_PASSED.iter().copied());
+    missing.extend(facts.filter(|n| !doc.contains(&format!("`{n}`"))));
     assert!(
         missing.is_empty(),
         "{} does not name these items or cases of the DELIBERATE table (in backticks): {missing:?}",

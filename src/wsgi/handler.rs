@@ -2,7 +2,9 @@
 //! (handler).
 
 use super::environ::{self, EnvironSettings};
-use super::errors::{log_exception, CurrentRequest, ErrorLog};
+use super::events::RequestScope;
+use super::errors::{log_exception, CurrentRequest};
+use super::std_streams::RequestErrors;
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
 use super::response::{FinalPass, StartResponse};
@@ -226,7 +228,7 @@ unsafe fn run(
     let objects = (|| -> PyResult<_> {
         let start_response = Bound::new(py, StartResponse::new(r, connection.clone()))?;
         let input = Input::new(r, connection, start_response.get().deferred_output());
-        Ok((Bound::new(py, input)?, Bound::new(py, ErrorLog::for_request(r))?, start_response))
+        Ok((Bound::new(py, input)?, RequestErrors::enter(py, r)?, start_response))
     })();
     let (input, errors, start_response) = match objects {
         Ok(objects) => objects,
@@ -237,11 +239,18 @@ unsafe fn run(
     };
     // SAFETY: r is live and environ::prepare ran.
     let environ =
-        unsafe { environ::build(py, r, settings, input.clone().into_any(), errors.clone().into_any()) };
-    let outcome = match environ {
-        Ok(environ) => {
-            let call = Call { py, r, script, input: input.get(), sender: start_response.get() };
-            call.respond(&application, environ.into_any(), &start_response)
+        unsafe { environ::build(py, r, settings, input.clone().into_any(), errors.stream().clone()) };
+    // SAFETY: r is live.
+    let request_start = unsafe { (*r).request_time } as f64 / 1e6;
+    let scope = environ.and_then(|environ| {
+        RequestScope::begin(py, &environ, application, callable, request_start).map(|begun| (environ, begun))
+    });
+    let outcome = match scope {
+        Ok((environ, (scope, application))) => {
+            let call = Call { py, r, script, input: input.get(), sender: start_response.get(), scope: &scope };
+            let outcome = call.respond(&application, environ.into_any(), &start_response);
+            scope.finish(py, start_response.get().status_code(py));
+            outcome
         }
         Err(err) => {
             log_exception(py, r, &format!("cannot build the environ for {script}"), &err);
@@ -251,7 +260,7 @@ unsafe fn run(
     // The application may keep these objects; from now on they refuse
     // to touch the finished request.
     input.get().finish();
-    errors.get().finish();
+    errors.finish();
     start_response.get().discard(py);
     outcome
 }
@@ -263,6 +272,7 @@ struct Call<'a, 'py> {
     script: &'a str,
     input: &'a Input,
     sender: &'a StartResponse,
+    scope: &'a RequestScope<'py>,
 }
 
 impl Call<'_, '_> {
@@ -296,11 +306,15 @@ impl Call<'_, '_> {
         let result = match result {
             Ok(result) => result,
             Err(err) => {
+                self.scope.exception(py, &err);
                 log_exception(py, self.r, &headline, &err);
                 return (self.give_up(consts::HTTP_INTERNAL_SERVER_ERROR), None);
             }
         };
         let sent = self.send_body(&result);
+        if let Err(err) = &sent {
+            self.scope.exception(py, err);
+        }
         // PEP 3333: close() is called whatever happened while iterating.
         self.close(&result);
         // A file_wrapper with a shorter Content-Length is the documented way

@@ -10,15 +10,21 @@ mod environ;
 #[cfg(not(test))]
 mod errors;
 #[cfg(not(test))]
+mod events;
+#[cfg(not(test))]
 mod file_wrapper;
 #[cfg(not(test))]
 mod handler;
 #[cfg(not(test))]
 mod input;
 #[cfg(not(test))]
+mod log_buffer;
+#[cfg(not(test))]
 mod response;
 #[cfg(not(test))]
 mod script;
+#[cfg(not(test))]
+mod server_modules;
 #[cfg(not(test))]
 mod startup;
 #[cfg(not(test))]
@@ -92,8 +98,12 @@ impl RequestSlot {
         (!r.is_null()).then_some(r)
     }
 
+    pub fn set(&self, r: *mut ffi::request_rec) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
     pub fn clear(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = std::ptr::null_mut();
+        self.set(std::ptr::null_mut());
     }
 }
 }

@@ -1,6 +1,7 @@
 //! The response side of WSGI: `start_response`, `write`, and moving body
 //! bytes into Apache's output filters.
 
+use super::events;
 use super::file_wrapper::FileRegion;
 use super::flusher::{self, Attempt, Deferred};
 use super::{rules, type_name, ConnectionLock, SameThread};
@@ -97,6 +98,11 @@ impl StartResponse {
     pub fn deferred_output(&self) -> Weak<dyn Deferred> {
         let this: Arc<dyn Deferred> = self.shared.clone();
         Arc::downgrade(&this)
+    }
+
+    /// The status code start_response was given, 0 if it was not called.
+    pub fn status_code(&self, py: Python<'_>) -> u16 {
+        self.lock(py).status.as_ref().map_or(0, |(code, _)| *code)
     }
 
     /// Whether the response has started on the wire.
@@ -485,6 +491,7 @@ impl StartResponse {
                 )),
             };
         }
+        let status_arg = status;
         let status = status
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err(format!("status must be a str, not {}", type_name(status))))?;
@@ -501,6 +508,7 @@ impl StartResponse {
             state.headers = headers;
             state.content_length = content_length;
         }
+        events::response_started(py, status_arg, response_headers, exc_info);
         slf.getattr("write")
     }
 

@@ -2,7 +2,7 @@
 //! serves requests.
 
 use super::errors::{format_exception, current_request};
-use super::{script, std_streams};
+use super::{events, script, server_modules, std_streams};
 use crate::config::InterpreterConfig;
 use crate::directives::server_config;
 use crate::httpd::{consts, ffi, log};
@@ -36,7 +36,11 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
         let log_failure = |what: &str, err: PyErr| {
             log::server(s, consts::APLOG_ERR, &format!("{what}\n{}", format_exception(py, &err)));
         };
+        if let Err(err) = server_modules::install(py) {
+            log_failure("cannot set up the mod_wsgi and apache modules", err);
+        }
         if own_interpreter {
+            interp::before_finalise(events::publish_process_stopping);
             if let Err(err) = std_streams::install(py, s, settings) {
                 log_failure("cannot set up sys.stdout, sys.stderr and sys.stdin", err);
             }
