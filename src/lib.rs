@@ -12,6 +12,8 @@ mod config;
 mod wsgi;
 
 #[cfg(not(test))]
+mod embedded;
+#[cfg(not(test))]
 mod directives;
 #[cfg(not(test))]
 mod httpd;
@@ -28,7 +30,7 @@ pub use entry_points::wsgi_rs_module;
 #[cfg(not(test))]
 mod entry_points {
     use crate::httpd::{consts, ffi, log, pool};
-    use crate::{directives, interp, wsgi};
+    use crate::{directives, embedded, interp};
     use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::ptr::{null, null_mut};
@@ -251,7 +253,7 @@ mod entry_points {
             let config = unsafe { directives::server_config(s) };
             interp::start(config, s, pchild);
             // SAFETY: s is the main server of this child_init call.
-            unsafe { wsgi::prepare_child(s) };
+            unsafe { embedded::prepare_child(s) };
         })
     }
 
@@ -266,11 +268,11 @@ mod entry_points {
 
     unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: r is the live request of this hook call.
-        guarded("translate_name", consts::DECLINED, || unsafe { wsgi::translate_name(r) })
+        guarded("translate_name", consts::DECLINED, || unsafe { embedded::translate_name(r) })
     }
 
     unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: r is the live request of this hook call.
-        guarded("handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { wsgi::handle(r) })
+        guarded("handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { embedded::handle(r) })
     }
 }

@@ -400,6 +400,14 @@ struct DeliberateFact {
 
 const DELIBERATE_FACTS: &[DeliberateFact] = &[
     DeliberateFact {
+        fact: "sys.stdout.type",
+        reason: "mod_wsgi_rs's streams are its own text stream type (an io.TextIOBase with the \
+                 TextIOWrapper attributes and a .buffer), not an io.TextIOWrapper over a \
+                 buffer: print() costs two calls into the module instead of five",
+    },
+    DeliberateFact { fact: "sys.stderr.type", reason: "as sys.stdout.type" },
+    DeliberateFact { fact: "wsgi.errors.type", reason: "as sys.stdout.type" },
+    DeliberateFact {
         fact: "apache.version",
         reason: "mod_wsgi_rs reports the version of the running Apache; mod_wsgi the version of \
                  the headers it was compiled against",

@@ -2,7 +2,7 @@
 //! (tests/conformance.rs, pyenv.wsgi): the `mod_wsgi` and `apache` modules used from a
 //! `WSGIImportScript` file, shutdown callbacks at process exit (once, before atexit), a
 //! request_started subscriber that wraps the application, a subscriber that raises,
-//! `request_data()` across threads, `process_metrics()`, a detached `wsgi.errors`, and
+//! `request_data()` across threads, `process_metrics()`, `wsgi.errors.detach()`, and
 //! WSGIRestrictStdout beside the new streams. On event and prefork.
 mod common;
 use common::*;
@@ -87,14 +87,17 @@ fn modules_at_startup_and_shutdown(mpm: Mpm) {
     }
     assert!(counts.iter().any(|c| *c >= 2), "request_count never grew: {counts:?}");
 
-    // An application that detaches wsgi.errors does not break it for later requests.
-    assert_eq!(a.get("/hooks/detach").status, 200);
+    // detach() is refused with io.UnsupportedOperation; the stream goes on working,
+    // in that request and later ones.
+    let j = a.get("/hooks/detach").json();
+    assert_eq!(j.get("detach").as_str(), "UnsupportedOperation", "{j}");
     for i in 0..8 {
         assert_eq!(a.get(&format!("/hooks/write?after-detach-{i}")).status, 200);
     }
     let (found, log) =
         a.wait_log(Duration::from_secs(5), |l| l.contains("pyenv-hooks wsgi.errors after-detach-7"));
     assert!(found, "wsgi.errors lost after a detach:\n{log}");
+    assert!(log.contains("pyenv-hooks after the detach attempt"), "{log}");
     for i in 0..8 {
         assert!(log.contains(&format!("pyenv-hooks wsgi.errors after-detach-{i}")), "{log}");
     }

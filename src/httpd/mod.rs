@@ -62,7 +62,6 @@ pub mod consts {
     pub const GLOBAL_ONLY: u32 = ffi::GLOBAL_ONLY;
     pub const NOT_IN_DIR_LOC_FILE: u32 = ffi::NOT_IN_DIR_LOC_FILE;
     pub const AP_MPMQ_IS_THREADED: c_int = ffi::AP_MPMQ_IS_THREADED as c_int;
-    pub const AP_MPMQ_IS_FORKED: c_int = ffi::AP_MPMQ_IS_FORKED as c_int;
     pub const AP_MPMQ_NOT_SUPPORTED: c_int = ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
     pub const REQUEST_CHUNKED_ERROR: c_int = ffi::REQUEST_CHUNKED_ERROR as c_int;
     pub const REQUEST_CHUNKED_DECHUNK: c_int = ffi::REQUEST_CHUNKED_DECHUNK as c_int;

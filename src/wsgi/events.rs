@@ -5,8 +5,7 @@
 //! is subscribed, so an application that never subscribes pays for a dict
 //! per request and nothing more.
 
-use super::errors::format_exception;
-use crate::httpd::{consts, log};
+use super::logging::{self, format_exception, Level};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -146,7 +145,7 @@ fn publish(py: Python<'_>, name: &str, callbacks: &Bound<'_, PyList>, event: &Bo
 
 fn log_callback_error(py: Python<'_>, name: &str, err: &PyErr) {
     let text = format!("exception in a mod_wsgi '{name}' event callback\n{}", format_exception(py, err));
-    py.detach(|| log::server(std::ptr::null(), consts::APLOG_ERR, &text));
+    py.detach(|| logging::process(Level::Err, &text));
 }
 
 /// One request as the `mod_wsgi` module sees it, from just before the

@@ -1,35 +1,35 @@
-//! `wsgi.input`: the request body, read through Apache's input filters
-//! with the GIL released while waiting on the client.
+//! `wsgi.input`: the request body, read from the transport's
+//! [`BodySource`] with the GIL released while waiting on the client.
 
 use super::flusher::Deferred;
-use super::{ConnectionLock, RequestSlot, SameThread};
-use crate::httpd::{consts, ffi};
+use super::transport::{BodyError, BodySource};
+use super::{ConnectionLock, SameThread};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::PyBytes;
-use std::ffi::c_int;
+use std::mem::MaybeUninit;
 use std::sync::{Mutex, Weak};
 
-/// The most read from the input filters at once.
+/// The most read from the transport at once.
 const BLOCK: usize = 64 * 1024;
 
 struct Body {
+    /// None once the request has finished: the source belongs to it.
+    source: Option<Box<dyn BodySource>>,
     /// Read from the client but not yet returned (readline's lookahead).
     buffered: Vec<u8>,
     /// Body bytes still to come, when the request declared a
     /// Content-Length (None for chunked bodies).
     remaining: Option<u64>,
     finished: bool,
-    /// Why reading failed: the status the handler should end with and the
-    /// reason, kept so the handler can tell the application's own errors
-    /// from a body that could not be read.
-    failure: Option<(c_int, String)>,
+    /// Why reading failed, kept so the caller can tell the application's
+    /// own errors from a body that could not be read.
+    failure: Option<BodyError>,
 }
 
 #[pyclass(module = "mod_wsgi_rs", frozen)]
 pub struct Input {
-    request: RequestSlot,
     connection: ConnectionLock,
     /// The response's held streamed output, flushed before each wait for
     /// the client: an application that yields and then reads more of the
@@ -39,44 +39,38 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn new(r: *mut ffi::request_rec, connection: ConnectionLock, output: Weak<dyn Deferred>) -> Self {
-        // SAFETY: r is the live request; ap_setup_client_block has set
-        // read_chunked and, for a declared length, remaining.
-        let remaining = unsafe { ((*r).read_chunked == 0).then(|| (*r).remaining.max(0) as u64) };
+    pub fn new(source: Box<dyn BodySource>, connection: ConnectionLock, output: Weak<dyn Deferred>) -> Self {
+        let remaining = source.declared_length();
         Self {
-            request: RequestSlot::new(r),
             connection,
             output,
-            body: Mutex::new(Body { buffered: Vec::new(), remaining, finished: false, failure: None }),
+            body: Mutex::new(Body { source: Some(source), buffered: Vec::new(), remaining, finished: false, failure: None }),
         }
     }
 
+    /// Lets go of the request's body: later reads raise.
     pub fn finish(&self) {
-        self.request.clear();
+        self.body.lock().unwrap_or_else(|e| e.into_inner()).source = None;
     }
 
-    /// The status and reason of a failed body read, if one failed.
-    pub fn failure(&self) -> Option<(c_int, String)> {
+    /// Why a body read failed, if one failed.
+    pub fn failure(&self) -> Option<BodyError> {
         self.body.lock().unwrap_or_else(|e| e.into_inner()).failure.clone()
     }
 
     /// Reads up to `max` (> 0) bytes of the body into `dest` with the GIL
-    /// released; 0 at the end of the body. The HTTP input filter sends
-    /// `100 Continue` on the first read if the client asked for it,
-    /// de-chunks, and enforces LimitRequestBody.
+    /// released; 0 at the end of the body.
     ///
     /// # Safety
     /// `dest` must be valid for writes of `max` bytes, and not be memory
     /// another thread may touch while the GIL is released.
     unsafe fn read_into(&self, py: Python<'_>, body: &mut Body, dest: *mut u8, max: usize) -> PyResult<usize> {
-        if let Some((_, reason)) = &body.failure {
-            return Err(PyOSError::new_err(reason.clone()));
+        if let Some(failure) = &body.failure {
+            return Err(PyOSError::new_err(failure.reason.clone()));
         }
-        let r = self
-            .request
-            .get()
-            .ok_or_else(|| PyOSError::new_err("wsgi.input used after the request finished"))?;
-        let (r, dest) = (SameThread(r), SameThread(dest));
+        if body.source.is_none() {
+            return Err(PyOSError::new_err("wsgi.input used after the request finished"));
+        }
         if let Some(output) = self.output.upgrade() {
             // Busy means the flusher thread is writing it right now.
             py.detach(|| output.flush_deferred());
@@ -84,38 +78,24 @@ impl Input {
         // Kept for the whole read: the flusher thread must not write to
         // this connection meanwhile.
         let _connection = self.connection.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+        let dest = SameThread(dest);
         while !body.finished {
-            let (status, len, eos) = py.detach(move || {
-                let r = r.get();
-                // SAFETY: r is live (the slot is set only while the handler
-                // runs). The brigade lives in the request pool; a READBYTES
-                // read returns at most `max` bytes, and flatten copies at
-                // most `max` into `dest`, which the caller vouches for.
-                unsafe {
-                    let bb = ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
-                    let status = ffi::ap_get_brigade(
-                        (*r).input_filters,
-                        bb,
-                        consts::AP_MODE_READBYTES,
-                        consts::APR_BLOCK_READ,
-                        max as ffi::apr_off_t,
-                    );
-                    let mut len = max;
-                    let eos = ffi::wsgi_rs_brigade_ends_with_eos(bb) != 0;
-                    if status != consts::APR_SUCCESS
-                        || ffi::apr_brigade_flatten(bb, dest.get().cast(), &mut len) != consts::APR_SUCCESS
-                    {
-                        len = 0;
-                    }
-                    ffi::apr_brigade_destroy(bb);
-                    (status, len, eos)
-                }
+            let source = body.source.as_mut().expect("checked above");
+            let outcome = py.detach(move || {
+                // SAFETY: the caller vouches for `max` writable bytes at
+                // dest, touched by nothing else meanwhile; they are treated
+                // as uninitialised.
+                let dest = unsafe { std::slice::from_raw_parts_mut(dest.get().cast::<MaybeUninit<u8>>(), max) };
+                source.read(dest)
             });
-            if status != consts::APR_SUCCESS {
-                let failure = read_failure(status);
-                body.failure = Some(failure.clone());
-                return Err(PyOSError::new_err(failure.1));
-            }
+            let (len, eos) = match outcome {
+                Ok(read) => read,
+                Err(failure) => {
+                    let reason = failure.reason.clone();
+                    body.failure = Some(failure);
+                    return Err(PyOSError::new_err(reason));
+                }
+            };
             body.finished = eos;
             if let Some(remaining) = body.remaining.as_mut() {
                 *remaining = remaining.saturating_sub(len as u64);
@@ -267,37 +247,4 @@ impl Input {
     /// PEP 3333 says applications should not close the input; some do
     /// anyway, so it is accepted and ignored, as mod_wsgi does.
     fn close(&self) {}
-}
-
-/// The handler status and the OSError text for a failed read. Apache's
-/// HTTP input filter answers some failures itself (413 over
-/// LimitRequestBody, 400 for broken chunking) and reports AP_FILTER_ERROR;
-/// anything else is the connection failing under us.
-fn read_failure(status: c_int) -> (c_int, String) {
-    if status == consts::AP_FILTER_ERROR {
-        return (
-            consts::AP_FILTER_ERROR,
-            "request body rejected by Apache (over LimitRequestBody, or malformed)".to_owned(),
-        );
-    }
-    if status == consts::APR_TIMEUP {
-        return (
-            consts::HTTP_REQUEST_TIME_OUT,
-            "timed out waiting for the request body (Apache's Timeout)".to_owned(),
-        );
-    }
-    if status == consts::APR_INCOMPLETE || status == consts::APR_EOF {
-        return (
-            consts::HTTP_BAD_REQUEST,
-            "the client closed the connection before sending the whole request body".to_owned(),
-        );
-    }
-    let mut text = [0u8; 256];
-    // SAFETY: apr_strerror writes a NUL-terminated message of at most the
-    // given size into the buffer and returns it.
-    let reason = unsafe {
-        let p = ffi::apr_strerror(status, text.as_mut_ptr().cast(), text.len());
-        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-    };
-    (consts::HTTP_BAD_REQUEST, format!("error reading the request body: {reason}"))
 }

@@ -1,24 +1,27 @@
-//! The embedded-mode request path: a request mapped to a WSGI script runs
-//! `application(environ, start_response)` in this process's interpreter.
+//! The WSGI core: running `application(environ, start_response)` for a
+//! request, whatever carries it. It knows Python, not Apache: the request
+//! body, the response and facts about the server reach it through the
+//! traits in [`transport`], implemented for requests run inside an Apache
+//! child by src/embedded/.
 
-// Pure logic, unit-tested; everything else calls into Apache.
+// Pure logic, unit-tested; everything else needs a Python interpreter.
 mod flusher;
 mod rules;
 
 #[cfg(not(test))]
-mod environ;
+pub mod app;
 #[cfg(not(test))]
-mod errors;
+mod environ;
 #[cfg(not(test))]
 mod events;
 #[cfg(not(test))]
-mod file_wrapper;
-#[cfg(not(test))]
-mod handler;
+pub mod file_wrapper;
 #[cfg(not(test))]
 mod input;
 #[cfg(not(test))]
-mod log_buffer;
+mod log_stream;
+#[cfg(not(test))]
+pub mod logging;
 #[cfg(not(test))]
 mod response;
 #[cfg(not(test))]
@@ -26,28 +29,25 @@ mod script;
 #[cfg(not(test))]
 mod server_modules;
 #[cfg(not(test))]
-mod startup;
+pub mod startup;
 #[cfg(not(test))]
 mod std_streams;
+#[cfg(not(test))]
+pub mod transport;
 
 #[cfg(not(test))]
-pub use handler::{handle, translate_name};
-#[cfg(not(test))]
-pub use startup::prepare_child;
-#[cfg(not(test))]
-pub(crate) use live::{type_name, ConnectionLock, RequestSlot, SameThread};
+pub(crate) use live::{type_name, ConnectionLock, SameThread};
 
 #[cfg(not(test))]
 mod live {
-use crate::httpd::ffi;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex};
 
-/// Held while calling into Apache for a request's connection from more than
-/// one thread can happen: by wsgi.input while it reads, and by the flusher
-/// thread while it writes streamed output for the application (the rest of
-/// the response side is serialised by its own state lock). A connection's
-/// buckets and pools are not thread-safe; this keeps their uses apart.
+/// Held while using a request's connection from more than one thread can
+/// happen: by wsgi.input while it reads, and by the flusher thread while
+/// it writes streamed output for the application (the rest of the
+/// response side is serialised by its own state lock). A transport's
+/// connection need not be thread-safe; this keeps its uses apart.
 pub(crate) type ConnectionLock = Arc<Mutex<()>>;
 
 /// A pointer carried into a `py.detach` closure. detach runs the closure
@@ -71,39 +71,5 @@ impl<T> SameThread<T> {
 /// The name of `obj`'s type, for error messages.
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_owned())
-}
-
-/// A request_rec pointer that Python objects (wsgi.input, start_response,
-/// wsgi.errors) may hold. Applications can keep those objects after the
-/// request ends, so the handler clears the pointer before it returns and
-/// every use goes through [`RequestSlot::get`].
-pub(crate) struct RequestSlot(Mutex<*mut ffi::request_rec>);
-
-// SAFETY: the pointer is only dereferenced while the handler that owns the
-// request is running (it nulls the slot before returning), and Apache
-// allows a request to be used from any thread as long as uses do not
-// overlap; the mutex serialises access to the slot itself.
-unsafe impl Send for RequestSlot {}
-// SAFETY: as above.
-unsafe impl Sync for RequestSlot {}
-
-impl RequestSlot {
-    pub fn new(r: *mut ffi::request_rec) -> Self {
-        Self(Mutex::new(r))
-    }
-
-    /// The live request, or None once the request has finished.
-    pub fn get(&self) -> Option<*mut ffi::request_rec> {
-        let r = *self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (!r.is_null()).then_some(r)
-    }
-
-    pub fn set(&self, r: *mut ffi::request_rec) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = r;
-    }
-
-    pub fn clear(&self) {
-        self.set(std::ptr::null_mut());
-    }
 }
 }

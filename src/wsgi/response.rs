@@ -1,34 +1,28 @@
 //! The response side of WSGI: `start_response`, `write`, and moving body
-//! bytes into Apache's output filters.
+//! bytes to the transport's [`ResponseSink`].
 
 use super::events;
 use super::file_wrapper::FileRegion;
 use super::flusher::{self, Attempt, Deferred};
-use super::{rules, type_name, ConnectionLock, SameThread};
-use crate::httpd::{consts, ffi, pool};
+use super::transport::ResponseSink;
+use super::{rules, type_name, ConnectionLock};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, Weak};
 
-/// Body bytes are held in the brigade up to this size before being passed
+/// Body bytes are held in the sink up to this size before being passed
 /// on, so small writes become few large network writes.
 const PASS_THRESHOLD: usize = 64 * 1024;
 
-/// Body items at least this large are handed to Apache in place rather
-/// than copied.
+/// Body items at least this large are handed to the transport in place
+/// rather than copied.
 const ZERO_COPY_MIN: usize = 32 * 1024;
-
-struct Output {
-    r: *mut ffi::request_rec,
-    bb: *mut ffi::apr_bucket_brigade,
-}
 
 struct State {
     /// None once the request has finished: later writes raise.
-    output: Option<Output>,
+    output: Option<Box<dyn ResponseSink>>,
     status: Option<(u16, String)>,
     headers: Vec<(String, String)>,
     /// The Content-Length the application declared, if any.
@@ -38,26 +32,21 @@ struct State {
     /// Body bytes dropped because they went beyond the declared
     /// Content-Length (reported once the response is complete).
     dropped: u64,
-    /// Whether status and headers have gone down the output filters; from
-    /// then on the response can only be completed or cut short.
+    /// Whether status and headers have gone to the sink; from then on the
+    /// response can only be completed or cut short.
     committed: bool,
     buffered: usize,
-    /// Bytes objects that buckets in the brigade point into; released
-    /// once a flush has written them. Empty whenever `output` is None, so
-    /// that dropping a finished State never needs the GIL.
+    /// Bytes objects that appended data points into; released once a
+    /// flush has written them. Empty whenever `output` is None, so that
+    /// dropping a finished State never needs the GIL.
     pinned: Vec<Py<PyBytes>>,
-    /// Streamed bytes wait in the brigade and the flusher is armed to send
+    /// Streamed bytes wait in the sink and the flusher is armed to send
     /// them if the application does not come back soon.
     deferred: bool,
     /// Why a flush made by the flusher thread failed; the application
     /// learns of it at its next write.
-    failed: Option<ffi::apr_status_t>,
+    failed: Option<i32>,
 }
-
-// SAFETY: `output` points at the request being handled and its brigade;
-// it is only used while the handler runs (finish() or discard() drop it
-// before the handler returns), behind the mutex, so uses never overlap.
-unsafe impl Send for State {}
 
 /// What the request thread and the flusher thread share.
 struct Shared {
@@ -73,12 +62,9 @@ pub struct StartResponse {
 }
 
 impl StartResponse {
-    pub fn new(r: *mut ffi::request_rec, connection: ConnectionLock) -> Self {
-        // SAFETY: r is the live request; the brigade lives in its pool and
-        // uses the connection's bucket allocator, as output filters expect.
-        let bb = unsafe { ffi::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
+    pub fn new(sink: Box<dyn ResponseSink>, connection: ConnectionLock) -> Self {
         let state = State {
-            output: Some(Output { r, bb }),
+            output: Some(sink),
             status: None,
             headers: Vec::new(),
             content_length: None,
@@ -121,38 +107,27 @@ impl StartResponse {
     /// takes its time: it goes out with the next item, or within
     /// flusher::FLUSH_DELAY. Other bytes (a list body) may wait for the
     /// end of the response. Bytes beyond a declared Content-Length are
-    /// dropped. Large items are not copied: Apache reads them from the
-    /// bytes object, which is kept alive until a flush has written them.
+    /// dropped. Large items are not copied: the transport reads them from
+    /// the bytes object, which is kept alive until a flush has written them.
     pub fn send(&self, py: Python<'_>, bytes: &Bound<'_, PyBytes>, streamed: bool) -> PyResult<()> {
         let mut state = self.lock(py);
         if let Some(status) = state.failed {
             return Err(write_failed(status));
         }
-        let output = state.body_output()?;
+        state.check_body_allowed()?;
         let data = bytes.as_bytes();
         let offered = data.len() as u64;
         let data = &data[..state.allowed(offered) as usize];
         let zero_copy = data.len() >= ZERO_COPY_MIN;
+        let output = state.output.as_mut().expect("checked by check_body_allowed");
         if zero_copy {
-            // SAFETY: the brigade and request are live (see State). The
-            // immortal bucket points into the bytes object's buffer, which
-            // is immutable and stays alive in `pinned` until a flush has
-            // written the bucket (or the request's brigade is dropped).
-            unsafe {
-                let alloc = (*(*output.r).connection).bucket_alloc;
-                let bucket = ffi::apr_bucket_immortal_create(data.as_ptr().cast(), data.len(), alloc);
-                ffi::wsgi_rs_brigade_append(output.bb, bucket);
-            }
-        } else if !data.is_empty() {
-            // SAFETY: the brigade and request are live (see State); with no
-            // flush callback apr_brigade_write only copies `data` into heap
-            // buckets, so it never touches the network.
-            unsafe {
-                ffi::apr_brigade_write(output.bb, None, std::ptr::null_mut(), data.as_ptr().cast(), data.len());
-            }
-        }
-        if zero_copy {
+            // SAFETY: the bytes object's buffer is immutable and stays
+            // alive in `pinned` until a flush has written it (or the sink
+            // is discarded), as append_borrowed requires.
+            unsafe { output.append_borrowed(data) };
             state.pinned.push(bytes.clone().unbind());
+        } else if !data.is_empty() {
+            output.append_copy(data);
         }
         state.sent += data.len() as u64;
         state.dropped += offered - data.len() as u64;
@@ -181,65 +156,42 @@ impl StartResponse {
         }
     }
 
-    /// Appends a region of a regular file as a file bucket: Apache reads
-    /// it (or sendfile()s it) while writing, with no copy through Python.
+    /// Appends a region of a regular file, which the transport sends
+    /// without a copy through Python.
     pub fn send_file(&self, py: Python<'_>, region: FileRegion) -> PyResult<()> {
         let mut state = self.lock(py);
-        let output = state.body_output()?;
+        state.check_body_allowed()?;
         let len = state.allowed(region.len);
         if len > 0 {
-            let r = output.r;
-            // SAFETY: r and the brigade are live. The File is moved into the
-            // request pool, so the descriptor stays open until the pool is
-            // destroyed, which Apache does only after the response has been
-            // written (the end-of-request bucket follows the data). The
-            // apr_file_t made by apr_os_file_put does not own the
-            // descriptor, so it is closed exactly once, by the File.
-            unsafe {
-                let file = pool::alloc((*r).pool, region.file);
-                let mut fd = (*file).as_raw_fd();
-                let mut apr_file: *mut ffi::apr_file_t = std::ptr::null_mut();
-                let flags = (ffi::APR_FOPEN_READ | ffi::APR_FOPEN_SENDFILE_ENABLED) as i32;
-                let status = ffi::apr_os_file_put(&mut apr_file, &mut fd, flags, (*r).pool);
-                if status != consts::APR_SUCCESS {
-                    return Err(PyOSError::new_err(format!("cannot hand the file to Apache (APR status {status})")));
-                }
-                ffi::apr_brigade_insert_file(output.bb, apr_file, region.offset as _, len as _, (*r).pool);
-            }
+            let region = FileRegion { len, ..region };
+            let output = state.output.as_mut().expect("checked by check_body_allowed");
+            output.append_file(region).map_err(PyOSError::new_err)?;
         }
         state.sent += len;
         Ok(())
     }
 
     /// Ends a successful response: headers if none went out yet (empty
-    /// body), then whatever is buffered, then end-of-stream. The brigade
-    /// is returned rather than passed, so the handler can send it after
-    /// letting go of the GIL: one GIL hand-off fewer per request, and
-    /// Apache sees the whole of a list body at once and can compute its
+    /// body), then whatever is buffered, then the end of the body. The
+    /// sink is returned rather than sent, so the caller can send it after
+    /// letting go of the GIL: one GIL hand-off fewer per request, and the
+    /// transport sees the whole of a list body at once and can give it a
     /// Content-Length.
     pub fn finish(&self, py: Python<'_>) -> PyResult<FinalPass> {
         let mut state = self.lock(py);
         if let Some(status) = state.failed {
             return Err(write_failed(status));
         }
-        let output = state.body_output()?;
-        let (r, bb) = (output.r, output.bb);
-        // SAFETY: as in send(); the EOS bucket comes from the connection's
-        // allocator and is owned by the brigade once appended. With buckets
-        // pointing into Python objects, a flush makes the pass write
-        // everything before returning, so the objects can go after.
-        unsafe {
-            let alloc = (*(*r).connection).bucket_alloc;
-            if !state.pinned.is_empty() {
-                ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_flush_create(alloc));
-            }
-            ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_eos_create(alloc));
-        }
+        state.check_body_allowed()?;
         if !state.committed {
             state.commit_headers();
         }
-        state.output = None;
-        Ok(FinalPass { r, bb, pinned: std::mem::take(&mut state.pinned) })
+        let mut sink = state.output.take().expect("checked by check_body_allowed");
+        // With data pointing into Python objects, a flush makes the final
+        // send write everything before returning, so the objects can go
+        // after it.
+        sink.close(!state.pinned.is_empty());
+        Ok(FinalPass { sink, pinned: std::mem::take(&mut state.pinned) })
     }
 
     /// `(sent, declared)` when the application sent fewer body bytes than
@@ -249,9 +201,7 @@ impl StartResponse {
         let output = state.output.as_ref()?;
         let declared = state.content_length?;
         let (code, _) = state.status.as_ref()?;
-        // SAFETY: r is live while output is set (see State).
-        let head = unsafe { (*output.r).header_only } != 0;
-        let bodyless = head || matches!(code, 100..=199 | 204 | 304);
+        let bodyless = output.head_only() || matches!(code, 100..=199 | 204 | 304);
         (!bodyless && state.sent < declared).then_some((state.sent, declared))
     }
 
@@ -265,86 +215,65 @@ impl StartResponse {
 
     /// Ends a response that cannot be completed once it has started: the
     /// client must see a truncated response, not a complete-looking one,
-    /// so the headers go out if they have not, the chunked encoding is left
-    /// unterminated and the connection closed.
+    /// so the headers go out if they have not and the transport cuts it.
     pub fn abort(&self, py: Python<'_>) {
         let mut state = self.lock(py);
         // Whatever the application produced goes out first (headers too, if
-        // they have not), with a flush, so that no bucket still points into
-        // a Python object once the response is cut.
+        // they have not), with a flush, so that nothing appended still
+        // points into a Python object once the response is cut.
         if state.status.is_some() && state.output.is_some() {
             let _ = state.pass(py, true);
         }
-        if let Some(output) = state.output.take() {
-            // SAFETY: request and brigade are live; an error bucket with
-            // 502 is Apache's signal (used by mod_proxy) that the body
-            // broke, which stops the final chunk from being written.
-            unsafe {
-                let c = (*output.r).connection;
-                (*c).keepalive = consts::AP_CONN_CLOSE;
-                let alloc = (*c).bucket_alloc;
-                let error = ffi::ap_bucket_error_create(502, std::ptr::null(), (*output.r).pool, alloc);
-                ffi::wsgi_rs_brigade_append(output.bb, error);
-                ffi::wsgi_rs_brigade_append(output.bb, ffi::apr_bucket_eos_create(alloc));
-                let (r, bb) = (SameThread(output.r), SameThread(output.bb));
-                py.detach(move || ffi::ap_pass_brigade((*r.get()).output_filters, bb.get()));
-            }
-            // Whether or not that pass could write, no filter reads the
-            // buckets again: the connection is closing.
+        if let Some(mut sink) = state.output.take() {
+            py.detach(|| sink.abort());
+            // Whether or not that could write, nothing reads the appended
+            // data again: the connection is closing.
             state.pinned.clear();
         }
     }
 
     /// Forgets the response without sending it (an error before anything
-    /// went out: Apache sends its error page instead).
+    /// went out: the transport sends its own error response instead).
     pub fn discard(&self, py: Python<'_>) {
         let mut state = self.lock(py);
-        if let Some(output) = state.output.take() {
-            // SAFETY: the brigade is live; its buckets are freed unsent.
-            unsafe { ffi::apr_brigade_cleanup(output.bb.cast()) };
+        if let Some(mut sink) = state.output.take() {
+            sink.discard();
             state.pinned.clear();
         }
     }
 }
 
-/// The last brigade of a response, to be passed once the application's
-/// objects are done with the request.
+/// The last of a response, to be sent once the application's objects are
+/// done with the request.
 pub struct FinalPass {
-    r: *mut ffi::request_rec,
-    bb: *mut ffi::apr_bucket_brigade,
-    /// Dropped after the pass, without the GIL: pyo3 defers the decrefs
+    sink: Box<dyn ResponseSink>,
+    /// Dropped after the send, without the GIL: pyo3 defers the decrefs
     /// to the next time a thread holds it.
     pinned: Vec<Py<PyBytes>>,
 }
 
-// SAFETY: the pointers are only used by send(), on the thread that runs
-// the handler, after every Python object has released the request.
-unsafe impl Send for FinalPass {}
-
 impl FinalPass {
-    /// Passes the brigade down the output filters. Call without the GIL:
-    /// this may wait for a slow client.
-    pub fn send(self) -> ffi::apr_status_t {
-        // SAFETY: the request and its brigade are live until the handler
-        // returns, and nothing else touches them after finish().
-        let status = unsafe { ffi::ap_pass_brigade((*self.r).output_filters, self.bb) };
+    /// Sends it. Call without the GIL: this may wait for a slow client.
+    pub fn send(mut self) -> i32 {
+        let status = self.sink.send_final();
         drop(self.pinned);
         status
     }
 }
 
 impl State {
-    /// The output, once start_response has given a status.
-    fn body_output(&self) -> PyResult<&Output> {
-        let Some(output) = self.output.as_ref() else {
+    /// Whether body bytes may be appended now: the response is not over and
+    /// start_response has given a status.
+    fn check_body_allowed(&self) -> PyResult<()> {
+        if self.output.is_none() {
             return Err(PyRuntimeError::new_err("the response has already been completed"));
-        };
+        }
         if self.status.is_none() {
             return Err(PyRuntimeError::new_err(
                 "the application returned a body without calling start_response() first",
             ));
         }
-        Ok(output)
+        Ok(())
     }
 
     /// How many of `len` more body bytes fit the declared Content-Length.
@@ -355,84 +284,53 @@ impl State {
         }
     }
 
-    /// Copies status and headers into the request (first pass only).
+    /// Gives status and headers to the sink (first pass only).
     fn commit_headers(&mut self) {
-        let (Some(output), Some((code, line))) = (self.output.as_ref(), self.status.as_ref()) else {
+        let (Some(output), Some((code, line))) = (self.output.as_mut(), self.status.as_ref()) else {
             return;
         };
-        let r = output.r;
-        // SAFETY: r is live; every string is copied into its pool (as the
-        // Latin-1 bytes the header is sent as), so Apache's tables never
-        // point at Rust memory.
-        unsafe {
-            (*r).status = i32::from(*code);
-            (*r).status_line = pool::latin1_dup((*r).pool, line);
-            for (name, value) in &self.headers {
-                let value_c = pool::latin1_dup((*r).pool, value);
-                if name.eq_ignore_ascii_case("content-type") {
-                    ffi::ap_set_content_type(r, value_c);
-                } else {
-                    ffi::apr_table_add((*r).headers_out, pool::latin1_dup((*r).pool, name), value_c);
-                }
-            }
-        }
+        output.set_head(*code, line, &self.headers);
         self.committed = true;
     }
 
-    /// Sends the headers of a streamed response into the output filters
-    /// ahead of its body. Nothing is written yet, but Apache now knows the
-    /// body comes in parts: it frames it as it would any streamed body
-    /// (chunked on HTTP/1.1) instead of giving a Content-Length to those
-    /// applications that happen to finish within the flush delay.
+    /// Sends the headers of a streamed response ahead of its body. Nothing
+    /// is written yet, but the transport now knows the body comes in
+    /// parts: it frames it as it would any streamed body (chunked on
+    /// HTTP/1.1) instead of giving a Content-Length to those applications
+    /// that happen to finish within the flush delay.
     fn start_stream(&mut self) {
         self.commit_headers();
-        let output = self.output.as_ref().expect("start_stream() follows body_output()");
-        // SAFETY: request and empty brigade are live and ours (see State).
-        // Without data or a flush bucket no filter writes to the network,
-        // so this does not wait and needs no GIL hand-off.
-        unsafe {
-            let empty = ffi::apr_brigade_create((*output.r).pool, (*(*output.r).connection).bucket_alloc);
-            ffi::ap_pass_brigade((*output.r).output_filters, empty);
+        if let Some(output) = self.output.as_mut() {
+            output.announce_stream();
         }
     }
 
-    /// Passes the brigade down the output filters with the GIL released.
+    /// Passes what is appended to the network with the GIL released.
     fn pass(&mut self, py: Python<'_>, flush: bool) -> PyResult<()> {
-        let status = py.detach(|| self.pass_brigade(flush));
-        if status == consts::APR_SUCCESS {
-            // A flush has written every bucket, pinned ones included.
-            if flush {
-                self.pinned.clear();
+        let outcome = py.detach(|| self.pass_output(flush));
+        match outcome {
+            Ok(()) => {
+                // A flush has written everything, pinned data included.
+                if flush {
+                    self.pinned.clear();
+                }
+                Ok(())
             }
-            Ok(())
-        } else {
-            Err(write_failed(status))
+            Err(status) => Err(write_failed(status)),
         }
     }
 
-    /// Headers first if they have not gone yet, then the brigade, down the
-    /// output filters. Needs no GIL; may wait for a slow client.
-    fn pass_brigade(&mut self, flush: bool) -> ffi::apr_status_t {
+    /// Headers first if they have not gone yet, then the body so far.
+    /// Needs no GIL; may wait for a slow client.
+    fn pass_output(&mut self, flush: bool) -> Result<(), i32> {
         if !self.committed {
             self.commit_headers();
         }
-        let output = self.output.as_ref().expect("pass() follows body_output()");
-        let (r, bb) = (output.r, output.bb);
         self.buffered = 0;
         if flush {
             self.deferred = false;
         }
-        // SAFETY: request and brigade are live (see State), and whoever
-        // calls this holds the state lock, so no other thread is using
-        // them; the brigade is emptied after the pass so it can be reused.
-        unsafe {
-            if flush {
-                ffi::wsgi_rs_brigade_append(bb, ffi::apr_bucket_flush_create((*(*r).connection).bucket_alloc));
-            }
-            let status = ffi::ap_pass_brigade((*r).output_filters, bb);
-            ffi::apr_brigade_cleanup(bb.cast());
-            status
-        }
+        self.output.as_mut().expect("pass() follows check_body_allowed()").pass(flush)
     }
 }
 
@@ -451,8 +349,7 @@ impl Deferred for Shared {
         let Ok(_connection) = self.connection.try_lock() else {
             return Attempt::Busy;
         };
-        let status = state.pass_brigade(true);
-        if status != consts::APR_SUCCESS {
+        if let Err(status) = state.pass_output(true) {
             state.failed = Some(status);
         }
         // The pinned bytes objects are now written, but releasing them
@@ -461,7 +358,7 @@ impl Deferred for Shared {
     }
 }
 
-fn write_failed(status: ffi::apr_status_t) -> PyErr {
+fn write_failed(status: i32) -> PyErr {
     PyOSError::new_err(format!(
         "failed to write the response to the client (APR status {status}); \
          the client probably disconnected"

@@ -5,11 +5,10 @@
 
 use super::events::{self, Subscriptions};
 use super::file_wrapper::FileWrapper;
-use crate::httpd::{consts, ffi, pool};
+use super::transport::server_facts;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
-use std::mem::MaybeUninit;
 
 /// The mod_wsgi API level the `mod_wsgi` module promises: the attributes
 /// and functions of mod_wsgi 4.9.4's module, with its event arguments.
@@ -24,14 +23,14 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
 }
 
 fn mod_wsgi(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let facts = server_facts();
     let m = PyModule::new(py, "mod_wsgi")?;
     m.add("version", MOD_WSGI_API_VERSION)?;
-    // Embedded mode in the main interpreter: mod_wsgi's names for that.
-    m.add("process_group", "")?;
+    m.add("process_group", &facts.process_group)?;
+    // Main interpreter only: mod_wsgi's name for it.
     m.add("application_group", "")?;
-    let (processes, threads) = mpm_capacity();
-    m.add("maximum_processes", processes)?;
-    m.add("threads_per_process", threads)?;
+    m.add("maximum_processes", facts.maximum_processes)?;
+    m.add("threads_per_process", facts.threads_per_process)?;
     m.add("FileWrapper", py.get_type::<FileWrapper>())?;
     let subscriptions = Subscriptions {
         event_callbacks: PyList::empty(py).unbind(),
@@ -51,42 +50,15 @@ fn mod_wsgi(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 }
 
 fn apache(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let facts = server_facts();
     let m = PyModule::new(py, "apache")?;
-    let mut version = MaybeUninit::<ffi::ap_version_t>::uninit();
-    // SAFETY: ap_get_server_revision fills the whole struct.
-    let version = unsafe {
-        ffi::ap_get_server_revision(version.as_mut_ptr());
-        version.assume_init()
-    };
-    m.add("version", (version.major, version.minor, version.patch))?;
-    let (processes, threads) = mpm_capacity();
-    m.add("maximum_processes", processes)?;
-    m.add("threads_per_process", threads)?;
-    // SAFETY: the three return static NUL-terminated strings (or null).
-    let (description, mpm_name, build_date) =
-        unsafe { (ffi::ap_get_server_description(), ffi::ap_show_mpm(), ffi::ap_get_server_built()) };
-    for (name, value) in [("description", description), ("mpm_name", mpm_name), ("build_date", build_date)] {
-        // SAFETY: as above.
-        m.add(name, unsafe { pool::str_from(value) }.unwrap_or_default().into_owned())?;
-    }
+    m.add("version", facts.apache_version)?;
+    m.add("maximum_processes", facts.maximum_processes)?;
+    m.add("threads_per_process", facts.threads_per_process)?;
+    m.add("description", &facts.description)?;
+    m.add("mpm_name", &facts.mpm_name)?;
+    m.add("build_date", &facts.build_date)?;
     Ok(m)
-}
-
-/// `(processes, threads per process)` the MPM may run: its configured
-/// maximum of child processes, and the threads per child on threaded
-/// MPMs; at least 1 each. (mod_wsgi reports the number of child slots used
-/// so far instead, which depends on when it was asked.)
-fn mpm_capacity() -> (i32, i32) {
-    let query = |code: u32| {
-        let mut value = 0;
-        // SAFETY: ap_mpm_query writes one int for a known query code.
-        let status = unsafe { ffi::ap_mpm_query(code as _, &mut value) };
-        (status == consts::APR_SUCCESS).then_some(value)
-    };
-    let supported = |code: u32| query(code).is_some_and(|v| v != consts::AP_MPMQ_NOT_SUPPORTED);
-    let threads = if supported(ffi::AP_MPMQ_IS_THREADED) { query(ffi::AP_MPMQ_MAX_THREADS).unwrap_or(1) } else { 1 };
-    let processes = if supported(ffi::AP_MPMQ_IS_FORKED) { query(ffi::AP_MPMQ_MAX_DAEMONS).unwrap_or(1) } else { 1 };
-    (processes.max(1), threads.max(1))
 }
 
 /// Calls `callback(event_name, **arguments)` for every event this process

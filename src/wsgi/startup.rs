@@ -1,47 +1,31 @@
-//! What each child does with Python once the interpreter is up, before it
+//! What a process does with Python once the interpreter is up, before it
 //! serves requests.
 
-use super::errors::{format_exception, current_request};
+use super::logging::{self, format_exception, Level};
 use super::{events, script, server_modules, std_streams};
 use crate::config::InterpreterConfig;
-use crate::directives::server_config;
-use crate::httpd::{consts, ffi, log};
 use crate::interp;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use std::collections::BTreeSet;
 
-/// Applies the interpreter directives that act on a running Python (only
-/// in an interpreter this module started: mod_python's belongs to
-/// mod_python), then loads the `WSGIImportScript` scripts of the main
-/// server and every virtual host.
-///
-/// # Safety
-/// `s` must be the main server_rec passed to child_init.
-pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
-    let mut scripts = BTreeSet::new();
-    let mut server = s;
-    while !server.is_null() {
-        // SAFETY: server walks Apache's list of server_recs, each with a
-        // config this module created.
-        unsafe {
-            scripts.extend(server_config(server).import_scripts.iter().cloned());
-            server = (*server).next;
-        }
-    }
-    // SAFETY: s is the main server; its config was created by us.
-    let settings = unsafe { &server_config(s).interpreter };
+/// Sets up the `mod_wsgi` and `apache` modules, applies the interpreter
+/// directives that act on a running Python (only in an interpreter this
+/// module started: mod_python's belongs to mod_python), then loads the
+/// `WSGIImportScript` scripts. The transport has set the process log and
+/// the server facts before.
+pub fn prepare(settings: &InterpreterConfig, import_scripts: &BTreeSet<String>) {
     let own_interpreter = interp::is_ours();
     let outcome = interp::with_python(|py| {
         let log_failure = |what: &str, err: PyErr| {
-            log::server(s, consts::APLOG_ERR, &format!("{what}\n{}", format_exception(py, &err)));
+            logging::process(Level::Err, &format!("{what}\n{}", format_exception(py, &err)));
         };
         if let Err(err) = server_modules::install(py) {
             log_failure("cannot set up the mod_wsgi and apache modules", err);
         }
         if own_interpreter {
             interp::before_finalise(events::publish_process_stopping);
-            if let Err(err) = std_streams::install(py, s, settings) {
+            if let Err(err) = std_streams::install(py, settings) {
                 log_failure("cannot set up sys.stdout, sys.stderr and sys.stdin", err);
             }
             if let Err(err) = prepend_python_path(py, settings) {
@@ -53,15 +37,18 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
                 }
             }
         }
-        for path in &scripts {
+        for path in import_scripts {
             match script::preload(py, path) {
-                Ok(()) => log::server(s, consts::APLOG_INFO, &format!("imported WSGI script {path}")),
+                Ok(()) => logging::process(Level::Info, &format!("imported WSGI script {path}")),
                 Err(err) => log_failure(&format!("failed to import WSGI script {path} (WSGIImportScript)"), err),
             }
         }
     });
-    if let (Err(reason), false) = (outcome, scripts.is_empty()) {
-        log::server(s, consts::APLOG_ERR, &format!("WSGIImportScript not run: Python is not available in this process ({reason})"));
+    if let (Err(reason), false) = (outcome, import_scripts.is_empty()) {
+        logging::process(
+            Level::Err,
+            &format!("WSGIImportScript not run: Python is not available in this process ({reason})"),
+        );
     }
 }
 
@@ -101,10 +88,7 @@ fn restrict_signal(py: Python<'_>) -> PyResult<()> {
             let message = format!(
                 "signal.signal({signum}, ...) ignored: Apache owns signal handlers (WSGIRestrictSignal On)"
             );
-            match current_request() {
-                Some(r) => log::request(r, consts::APLOG_WARNING, &message),
-                None => log::server(std::ptr::null(), consts::APLOG_WARNING, &message),
-            }
+            logging::current(Level::Warning, &message);
             Ok(original.bind(py).call1((signum,))?.unbind())
         },
     )?;

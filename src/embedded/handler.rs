@@ -1,0 +1,195 @@
+//! Mapping URLs to WSGI scripts (translate_name) and running them
+//! (handler).
+
+use super::body::ApacheBody;
+use super::request::{self, ApacheRequestLog, Scratch};
+use super::sink::ApacheSink;
+use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
+use crate::directives::{dir_config, server_config, slot};
+use crate::httpd::{consts, ffi, log, pool};
+use crate::interp;
+use crate::wsgi::app::{self, Outcome};
+use std::ffi::c_int;
+use std::sync::Arc;
+
+/// The handler names requests for WSGI scripts carry: the first is what
+/// `AddHandler`/`SetHandler` use, the second mod_wsgi's MIME-type form.
+const HANDLERS: [&str; 2] = ["wsgi-script", "application/x-httpd-wsgi"];
+
+/// translate_name: a URI an alias covers maps to its script, with the rest
+/// of the URI appended so Apache's directory walk splits off PATH_INFO as
+/// it does for CGI scripts (and finds the script in a directory target).
+///
+/// # Safety
+/// `r` must be the live request Apache passed to the hook.
+pub unsafe fn translate_name(r: *mut ffi::request_rec) -> c_int {
+    // SAFETY: r is live; uri is NUL-terminated or null.
+    let Some(uri) = (unsafe { pool::str_from((*r).uri) }) else {
+        return consts::DECLINED;
+    };
+    if !uri.starts_with('/') {
+        return consts::DECLINED;
+    }
+    // SAFETY: r->server is the server handling the request; its config
+    // lives in the configuration pool, which outlives every request.
+    let config = unsafe { server_config((*r).server) };
+    let Some((alias, filename)) = config.map_uri(&uri) else {
+        return consts::DECLINED;
+    };
+    // SAFETY: r is live; the filename is copied into its pool, the handler
+    // name is a static string, and our request_config slot takes a pointer
+    // to the alias, which lives as long as the configuration.
+    unsafe {
+        (*r).filename = pool::strdup((*r).pool, &filename);
+        (*r).handler = c"wsgi-script".as_ptr();
+        // Tells mod_mime not to replace the handler by file extension.
+        ffi::apr_table_setn((*r).notes, c"alias-forced-type".as_ptr(), (*r).handler);
+        *slot((*r).request_config) = (alias as *const ScriptAlias).cast_mut().cast();
+    }
+    consts::OK
+}
+
+/// handler: runs the WSGI application for requests mapped by an alias or
+/// given the `wsgi-script` handler by `AddHandler`/`SetHandler`.
+///
+/// # Safety
+/// `r` must be the live request Apache passed to the hook.
+pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
+    // SAFETY: r is live; handler is a NUL-terminated string or null.
+    let handler = unsafe { pool::str_from((*r).handler) };
+    if !handler.is_some_and(|h| HANDLERS.contains(&&*h)) {
+        return consts::DECLINED;
+    }
+    // SAFETY: translate_name stored an alias pointer in our slot, or left
+    // it null for requests that got the handler from the configuration.
+    let alias = unsafe { (*slot((*r).request_config)).cast::<ScriptAlias>().as_ref() };
+    // SAFETY: r is live; the per-directory config was merged for it.
+    let settings = RequestSettings::resolve(alias, unsafe { dir_config(r) });
+    // SAFETY: r is live; after the directory walk filename is the script
+    // itself (PATH_INFO split off) and finfo describes it.
+    let (script, filetype, mtime) = unsafe { request::script_file(r) };
+    // As for CGI scripts, a handler set by configuration runs files only
+    // where the administrator allowed executing them; an alias is itself
+    // that permission.
+    // SAFETY: r is live.
+    if alias.is_none() && unsafe { ffi::ap_allow_options(r) } & consts::OPT_EXECCGI == 0 {
+        log::request(r, consts::APLOG_ERR, &format!("Options ExecCGI is off in this directory: {script}"));
+        return consts::HTTP_FORBIDDEN;
+    }
+    if filetype == consts::APR_NOFILE {
+        log::request(r, consts::APLOG_ERR, &format!("target WSGI script not found: {script}"));
+        return consts::HTTP_NOT_FOUND;
+    }
+    if filetype == consts::APR_DIR {
+        log::request(r, consts::APLOG_ERR, &format!("target WSGI script is a directory, not a file: {script}"));
+        return consts::HTTP_FORBIDDEN;
+    }
+    // SAFETY: r is live and its body has not been read.
+    let status = unsafe { check_request_body(r, settings.chunked_request) };
+    if status != consts::OK {
+        return status;
+    }
+    // SAFETY: r is live.
+    let method = unsafe { head_as_get(r, settings.map_head_to_get) }.then_some("GET");
+    // SAFETY: r is live; this runs before the GIL is taken.
+    unsafe { request::prepare(r) };
+    let mut scratch = Scratch::default();
+    // SAFETY: r is live and prepared; the variables are used within this call.
+    let variables = unsafe { request::cgi_variables(r, settings.pass_authorization, method, &mut scratch) };
+    let log = Arc::new(ApacheRequestLog::new(r));
+    let outcome = interp::with_python(|py| {
+        // SAFETY: r stays live for the whole call, and the core lets go of
+        // the body and the sink before run() returns.
+        let (body, sink) = unsafe { (Box::new(ApacheBody::new(r)), Box::new(ApacheSink::new(r))) };
+        let request = app::Request {
+            script: &script,
+            reload_mtime: settings.script_reloading.then_some(mtime),
+            callable_object: settings.callable_object,
+            variables: &variables,
+            // SAFETY: r is live.
+            request_start: unsafe { (*r).request_time } as f64 / 1e6,
+            log: log.clone(),
+            body,
+            sink,
+        };
+        app::run(py, request)
+    });
+    log.finish();
+    match outcome {
+        Ok(Outcome::Responded(final_pass)) => {
+            // A failure here means the client has gone; Apache's own
+            // handlers do not report that either.
+            if let Some(final_pass) = final_pass {
+                final_pass.send();
+            }
+            consts::OK
+        }
+        Ok(Outcome::Failed(status)) => c_int::from(status),
+        Ok(Outcome::BodyFailed(status)) => status,
+        Err(reason) => {
+            log::request(
+                r,
+                consts::APLOG_ERR,
+                &format!("cannot run WSGI script {script}: Python is not available in this process ({reason})"),
+            );
+            consts::HTTP_INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// Decides whether the request body may be read: chunked bodies only with
+/// `WSGIChunkedRequest On` (411 otherwise, as Apache does for CGI), and a
+/// declared length over `LimitRequestBody` is refused before the
+/// application runs (a chunked one is cut off by Apache while reading).
+///
+/// # Safety
+/// `r` must be the live request being handled.
+unsafe fn check_request_body(r: *mut ffi::request_rec, chunked_allowed: bool) -> c_int {
+    let policy = if chunked_allowed { consts::REQUEST_CHUNKED_DECHUNK } else { consts::REQUEST_CHUNKED_ERROR };
+    // SAFETY: r is live; ap_setup_client_block only parses the request
+    // headers and sets r->remaining / r->read_chunked.
+    let status = unsafe { ffi::ap_setup_client_block(r, policy) };
+    if status != consts::OK {
+        return status;
+    }
+    // SAFETY: r is live.
+    let (limit, declared) = unsafe { (ffi::ap_get_limit_req_body(r), (*r).remaining) };
+    if limit > 0 && declared > limit {
+        log::request(
+            r,
+            consts::APLOG_ERR,
+            &format!("request body of {declared} bytes exceeds LimitRequestBody {limit}"),
+        );
+        return consts::HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    consts::OK
+}
+
+/// Whether a HEAD request is shown to the application as GET. Apache drops
+/// the body of a HEAD response itself; running the application as GET
+/// matters when output filters (compression, for one) compute headers
+/// from the body.
+///
+/// # Safety
+/// `r` must be the live request being handled.
+unsafe fn head_as_get(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
+    // SAFETY: r is live; header_only is set exactly for HEAD requests.
+    if unsafe { (*r).header_only } == 0 {
+        return false;
+    }
+    match mode {
+        MapHeadToGet::Off => false,
+        MapHeadToGet::On => true,
+        // SAFETY: r is live; the filter chain is a NULL-terminated list of
+        // filters whose frec pointers Apache registered for the process.
+        MapHeadToGet::Auto => unsafe {
+            let mut f = (*r).output_filters;
+            let mut content_filter = false;
+            while !f.is_null() {
+                content_filter |= (*(*f).frec).ftype < consts::AP_FTYPE_PROTOCOL;
+                f = (*f).next;
+            }
+            content_filter
+        },
+    }
+}
