@@ -29,7 +29,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
 MODULES = "/usr/lib/apache2/modules"
 APACHE = "/usr/sbin/apache2"
-OUR_SO = os.path.join(REPO, "target", "release", "libmod_wsgi_rs.so")
+# MOD_WSGI_RS_SO points at another build (e.g. to compare two versions).
+OUR_SO = os.environ.get("MOD_WSGI_RS_SO") or os.path.join(REPO, "target", "release", "libmod_wsgi_rs.so")
 
 # (case, path under the WSGI mount, static path to compare with or None,
 #  wrk script or None)
@@ -39,6 +40,7 @@ CASES = [
     ("1 MiB body", "/1mib", "/1mib.bin", None),
     ("file_wrapper 1 MiB", "/file", "/1mib.bin", None),
     ("64 KiB POST echo", "/echo", None, "post.lua"),
+    ("1,000 print() lines", "/print", None, None),
 ]
 FLASK_CASE = ("Flask hello", "/hello", None, None)
 

@@ -19,6 +19,13 @@ def application(environ, start_response):
     if case == "/file":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](open(FILE, "rb"), 65536)
+    if case == "/print":
+        # print() goes to the error log, one line each.
+        for i in range(1000):
+            print("bench print line", i)
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", str(len(HELLO)))])
+        return [HELLO]
     if case == "/echo":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length)
