@@ -9,6 +9,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod config;
+mod daemon;
 mod wsgi;
 
 #[cfg(not(test))]
