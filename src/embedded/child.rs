@@ -26,7 +26,7 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
         // SAFETY: server walks Apache's list of server_recs, each with a
         // config this module created.
         unsafe {
-            scripts.extend(server_config(server).import_scripts.iter().cloned());
+            scripts.extend(server_config(server).import_scripts.iter().filter(|i| i.process_group.is_global()).map(|i| i.path.clone()));
             server = (*server).next;
         }
     }
