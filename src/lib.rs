@@ -32,7 +32,7 @@ pub use entry_points::wsgi_rs_module;
 #[cfg(not(test))]
 mod entry_points {
     use crate::httpd::{consts, ffi, log, pool};
-    use crate::{directives, embedded, interp};
+    use crate::{daemon, directives, embedded, interp};
     use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::ptr::{null, null_mut};
@@ -282,7 +282,7 @@ mod entry_points {
         pconf: *mut ffi::apr_pool_t,
         _plog: *mut ffi::apr_pool_t,
         _ptemp: *mut ffi::apr_pool_t,
-        _s: *mut ffi::server_rec,
+        s: *mut ffi::server_rec,
     ) -> c_int {
         guarded("post_config", consts::OK, || {
             // SAFETY: Py_GetVersion returns a static string and may be
@@ -299,7 +299,15 @@ mod entry_points {
             let banner = format!("mod_wsgi_rs/{} Python/{major_minor}", env!("CARGO_PKG_VERSION"));
             // SAFETY: pconf is live; the component is copied into it.
             unsafe { ffi::ap_add_version_component(pconf, pool::strdup(pconf, &banner)) };
-            consts::OK
+            // SAFETY: post_config runs in the single-threaded parent with
+            // the configuration pool and the main server.
+            match unsafe { daemon::start_groups(pconf, s) } {
+                Ok(()) => consts::OK,
+                Err(why) => {
+                    log::server(s, consts::APLOG_CRIT, &why);
+                    consts::HTTP_INTERNAL_SERVER_ERROR
+                }
+            }
         })
     }
 
@@ -307,6 +315,12 @@ mod entry_points {
         guarded("child_init", (), || {
             // SAFETY: s is the main server; its config was created by us.
             let config = unsafe { directives::server_config(s) };
+            if config.restrict_embedded == Some(true) {
+                // Every WSGI request runs in a daemon: the children need no
+                // Python, and not starting it saves its memory in each.
+                interp::leave_unstarted("WSGIRestrictEmbedded On: WSGI applications run in daemon processes only");
+                return;
+            }
             interp::start(config, s, pchild);
             // SAFETY: s is the main server of this child_init call.
             unsafe { embedded::prepare_child(s) };
