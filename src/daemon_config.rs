@@ -21,9 +21,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// What `header_buffer_size == 0` stands for: the largest response head
 /// (status line and headers) a daemon may send, mod_wsgi's default.
 pub const DEFAULT_HEADER_BUFFER_SIZE: u32 = 32768;
-/// What `response_buffer_size == 0` stands for: how much of a response
-/// the Apache child buffers from the daemon, mod_wsgi 4.9's default.
-pub const DEFAULT_RESPONSE_BUFFER_SIZE: u32 = 65536;
 /// The socket prefix when `WSGISocketPrefix` is not given, relative to
 /// Apache's DefaultRuntimeDir (resolved with ap_runtime_dir_relative).
 pub const DEFAULT_SOCKET_PREFIX: &str = "wsgi";
@@ -83,8 +80,10 @@ pub struct DaemonGroup {
     /// `header-buffer-size=` in bytes; 0 means
     /// [`DEFAULT_HEADER_BUFFER_SIZE`] (32768). At least 8192 when given.
     pub header_buffer_size: u32,
-    /// `response-buffer-size=` in bytes; 0 means
-    /// [`DEFAULT_RESPONSE_BUFFER_SIZE`] (65536). At least 65536 when given.
+    /// `response-buffer-size=` in bytes (0 when not given; mod_wsgi's
+    /// default is 65536). At least 65536 when given. Checked for
+    /// configurations written for mod_wsgi; responses are streamed, so it
+    /// has no effect.
     pub response_buffer_size: u32,
     /// `send-buffer-size=` (daemon to Apache) and `receive-buffer-size=`
     /// (Apache to daemon), SO_SNDBUF/SO_RCVBUF in bytes; 0 leaves the
@@ -172,14 +171,6 @@ impl DaemonGroup {
             DEFAULT_HEADER_BUFFER_SIZE
         } else {
             self.header_buffer_size
-        }
-    }
-
-    pub fn effective_response_buffer_size(&self) -> u32 {
-        if self.response_buffer_size == 0 {
-            DEFAULT_RESPONSE_BUFFER_SIZE
-        } else {
-            self.response_buffer_size
         }
     }
 }
@@ -829,7 +820,7 @@ mod tests {
         assert_eq!(g.connect_timeout, Duration::from_secs(15));
         assert_eq!((g.socket_timeout, g.user.clone(), g.group.clone(), g.home.clone()), (None, None, None, None));
         assert_eq!((g.header_buffer_size, g.response_buffer_size, g.send_buffer_size, g.receive_buffer_size), (0, 0, 0, 0));
-        assert_eq!((g.effective_header_buffer_size(), g.effective_response_buffer_size()), (32768, 65536));
+        assert_eq!(g.effective_header_buffer_size(), 32768);
         assert_eq!((g.title(), g.home_note.clone(), g.defined_in.clone()), (None, None, None));
     }
 

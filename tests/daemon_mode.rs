@@ -296,8 +296,11 @@ fn planned_replacements_under_load_lose_nothing() {
     bump_mtime(&script, 5);
     let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains("ready;") && l.contains(&format!("{first} stops")));
     assert!(found, "the touched script did not replace process {first}:\n{log}");
-    let second = info(&a, "/r/where").get("pid").as_i64();
-    assert_ne!(second, first);
+    let mut second = first;
+    wait_for("a request served by the successor", Duration::from_secs(5), || {
+        second = info(&a, "/r/where").get("pid").as_i64();
+        second != first
+    });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(a.get("/r/sigint").status, 200);
     let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains("ready;") && l.contains(&format!("{second} stops")));

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -42,6 +43,7 @@ fn put_idle(group: &str, connection: Connection) {
 
 fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
     let stream = connect_within(&endpoint.socket, endpoint.connect_timeout)?;
+    super::groups::set_buffer_sizes(stream.as_raw_fd(), endpoint.send_buffer_size, endpoint.receive_buffer_size);
     stream.set_read_timeout(Some(endpoint.socket_timeout))?;
     stream.set_write_timeout(Some(endpoint.socket_timeout))?;
     let writer = stream.try_clone()?;

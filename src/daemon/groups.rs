@@ -26,6 +26,9 @@ pub struct Endpoint {
     pub socket_timeout: Duration,
     /// The largest response head (status line and headers) accepted.
     pub header_buffer_size: u32,
+    /// SO_SNDBUF and SO_RCVBUF for the connections, 0 for the system's.
+    pub send_buffer_size: u32,
+    pub receive_buffer_size: u32,
     /// The ServerName of the virtual host that defined the group, None
     /// for the main server: only that host may use it.
     pub defined_in: Option<String>,
@@ -105,6 +108,8 @@ pub unsafe fn start(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> Res
             connect_timeout: group.connect_timeout,
             socket_timeout: group.socket_timeout.unwrap_or(apache_timeout),
             header_buffer_size: group.effective_header_buffer_size(),
+            send_buffer_size: group.send_buffer_size,
+            receive_buffer_size: group.receive_buffer_size,
             defined_in: group.defined_in.clone(),
         });
     }
@@ -223,5 +228,25 @@ unsafe fn watch_supervisor(pconf: *mut ffi::apr_pool_t, pid: libc::pid_t, group:
         ffi::apr_proc_other_child_register(proc_, Some(maintenance), data, std::ptr::null_mut(), pconf);
         let pid_box = pool::alloc(pconf, pid);
         ffi::apr_pool_cleanup_register(pconf, pid_box.cast(), Some(stop), Some(ffi::apr_pool_cleanup_null));
+    }
+}
+
+/// Applies `send-buffer-size` and `receive-buffer-size` (0: leave the
+/// system's) to a connection.
+pub fn set_buffer_sizes(fd: RawFd, send: u32, receive: u32) {
+    for (option, size) in [(libc::SO_SNDBUF, send), (libc::SO_RCVBUF, receive)] {
+        if size > 0 {
+            let value = size.min(i32::MAX as u32) as c_int;
+            // SAFETY: sets an int socket option on our own socket.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    option,
+                    (&value as *const c_int).cast(),
+                    std::mem::size_of::<c_int>() as libc::socklen_t,
+                )
+            };
+        }
     }
 }

@@ -124,6 +124,9 @@ pub fn run(server: &Server) {
         break;
     }
     server.stopping.store(true, Ordering::SeqCst);
+    // Idle connections first: their next requests go to the successor
+    // rather than waiting for the acceptor's poll to end.
+    shut_idle_connections(server);
     let _ = acceptor.join();
     let deadline = Instant::now() + FINISH_TIMEOUT;
     loop {
@@ -187,6 +190,7 @@ fn accept_loop(server: &'static Server) {
             logging::process(Level::Err, &format!("daemon process group {}: refused a connection: {why}", server.group.name));
             continue;
         }
+        super::groups::set_buffer_sizes(fd, server.group.send_buffer_size, server.group.receive_buffer_size);
         let id = server.next_id.fetch_add(1, Ordering::Relaxed);
         match Conn::new(stream) {
             Ok(conn) => {
