@@ -119,7 +119,7 @@ clean:
 # to fuzz/corpus/<target>/; `make fuzz-cmin` shrinks them back.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= python_optimize hash_seed flags_and_names python_paths warning_filter \
-                script_alias status headers
+                script_alias status headers wire
 FUZZ_FLAGS   ?= -timeout=25 -print_final_stats=1
 FUZZ_NICE    ?= nice -n 19
 RUSTUP       ?= $(shell command -v rustup 2>/dev/null || echo $(HOME)/.cargo/bin/rustup)

@@ -48,7 +48,8 @@ fn main() {
         .allowlist_var(
             "OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|APLOG_.*|AP_MPMQ_.*|REQUEST_CHUNKED_.*\
              |MODULE_MAGIC_.*|RSRC_CONF|ACCESS_CONF|OR_.*|GLOBAL_ONLY|NOT_IN_.*|APR_SUCCESS\
-             |APR_EOF|AP_CONN_.*|AP_FILTER_ERROR|OPT_.*|APR_FOPEN_.*|APR_TIMEUP|APR_INCOMPLETE",
+             |APR_EOF|AP_CONN_.*|AP_FILTER_ERROR|OPT_.*|APR_FOPEN_.*|APR_TIMEUP|APR_INCOMPLETE\
+             |AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config",
         )
         .default_enum_style(bindgen::EnumVariation::Consts)
         .derive_debug(false)

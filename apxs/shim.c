@@ -6,6 +6,7 @@
  */
 #include "httpd.h"
 #include "http_config.h"
+#include "http_core.h"
 #include "apr_buckets.h"
 
 /* Directive handlers, defined in src/lib.rs. Handlers shared by several
@@ -20,6 +21,10 @@ extern const char *wsgi_rs_set_interpreter_option(cmd_parms *cmd, void *dir,
                                                   const char *arg);
 extern const char *wsgi_rs_reject_unsupported(cmd_parms *cmd, void *dir,
                                               const char *args);
+extern const char *wsgi_rs_add_daemon_process(cmd_parms *cmd, void *dir,
+                                              const char *args);
+extern const char *wsgi_rs_set_daemon_option(cmd_parms *cmd, void *dir,
+                                             const char *arg);
 
 /* Interpreter settings apply before Python starts, so only the main server
  * may set them; the handler rejects <VirtualHost> as well. */
@@ -75,8 +80,8 @@ const command_rec wsgi_rs_commands[] = {
                      "references, then optional key=value options"),
     AP_INIT_RAW_ARGS("WSGIImportScript", wsgi_rs_add_server_line, NULL,
                      RSRC_CONF,
-                     "WSGI script loaded when each child starts, then "
-                     "process-group=%{GLOBAL} application-group=%{GLOBAL}"),
+                     "WSGI script preloaded where its process group runs, "
+                     "then process-group=GROUP application-group=%{GLOBAL}"),
 
     /* Per-directory settings, with the override classes mod_wsgi uses so
      * the same .htaccess files keep working. */
@@ -107,15 +112,35 @@ const command_rec wsgi_rs_commands[] = {
                   "Auto: when output filters may need the body)"),
     AP_INIT_TAKE1("WSGIProcessGroup", wsgi_rs_set_dir_option, NULL,
                   ACCESS_CONF | RSRC_CONF,
-                  "Process group for the application; only %{GLOBAL} (this "
-                  "Apache child) is supported"),
+                  "Process group for the application: the name of a "
+                  "WSGIDaemonProcess group, %{ENV:VARIABLE}, or %{GLOBAL} "
+                  "(the Apache child itself, the default)"),
+
+    /* Daemon process groups: in the main server (usable from every host)
+     * or in a <VirtualHost> (usable from hosts with its ServerName).
+     * RAW_ARGS because option values may be quoted, as mod_wsgi reads
+     * them. */
+    AP_INIT_RAW_ARGS("WSGIDaemonProcess", wsgi_rs_add_daemon_process, NULL,
+                     RSRC_CONF,
+                     "Name of a daemon process group, then option=value "
+                     "pairs (processes, threads, user, group, home, ...)"),
+    /* One socket prefix and one embedded-mode policy for the whole
+     * server: the handler rejects <VirtualHost>. */
+    AP_INIT_TAKE1("WSGISocketPrefix", wsgi_rs_set_daemon_option, NULL,
+                  RSRC_CONF,
+                  "Path prefix of the daemon groups' sockets, relative to "
+                  "ServerRoot unless absolute (default: under "
+                  "DefaultRuntimeDir)"),
+    AP_INIT_TAKE1("WSGIRestrictEmbedded", wsgi_rs_set_daemon_option, NULL,
+                  RSRC_CONF,
+                  "On or Off: refuse to run applications in the Apache "
+                  "children, only in daemon groups (default Off)"),
 
     UNSUPPORTED("WSGIAcceptMutex"),
     UNSUPPORTED("WSGIAccessScript"),
     UNSUPPORTED("WSGIAuthGroupScript"),
     UNSUPPORTED("WSGIAuthUserScript"),
     UNSUPPORTED("WSGICaseSensitivity"),
-    UNSUPPORTED("WSGIDaemonProcess"),
     UNSUPPORTED("WSGIDispatchScript"),
     UNSUPPORTED("WSGIEnableSendfile"),
     UNSUPPORTED("WSGIErrorOverride"),
@@ -127,16 +152,21 @@ const command_rec wsgi_rs_commands[] = {
     UNSUPPORTED("WSGINewRelicEnvironment"),
     UNSUPPORTED("WSGIPassApacheRequest"),
     UNSUPPORTED("WSGIPythonEggs"),
-    UNSUPPORTED("WSGIRestrictEmbedded"),
     UNSUPPORTED("WSGIRestrictProcess"),
     UNSUPPORTED("WSGIServerMetrics"),
-    UNSUPPORTED("WSGISocketPrefix"),
     UNSUPPORTED("WSGISocketRotation"),
     UNSUPPORTED("WSGITrustedProxies"),
     UNSUPPORTED("WSGITrustedProxyHeaders"),
     UNSUPPORTED("WSGIVerboseDebugging"),
     { NULL }
 };
+
+/* Whether this run only checks the configuration (apache2 -t); the
+ * ap_state_query codes are macros. */
+int wsgi_rs_config_test_only(void)
+{
+    return ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST;
+}
 
 /* APR_BRIGADE_INSERT_TAIL is a ring macro with no function form. */
 void wsgi_rs_brigade_append(apr_bucket_brigade *bb, apr_bucket *bucket)

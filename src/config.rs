@@ -2,6 +2,7 @@
 //! here, with no Apache calls, so every rule is unit-tested. The glue that
 //! receives directives from Apache is in directives.rs.
 
+use crate::daemon_config::{self, DaemonGroup, ProcessGroup};
 use std::fmt;
 
 /// Per-server configuration. Interpreter settings are only ever read from
@@ -15,8 +16,20 @@ pub struct ServerConfig {
     /// `WSGIScriptAlias` and `WSGIScriptAliasMatch` entries in
     /// configuration order.
     pub script_aliases: Vec<ScriptAlias>,
-    /// `WSGIImportScript` paths, loaded when a child starts.
-    pub import_scripts: Vec<String>,
+    /// `WSGIImportScript` lines, each loaded where its process group runs:
+    /// in every Apache child for `%{GLOBAL}`, else in that group's daemons.
+    pub import_scripts: Vec<ImportScript>,
+    /// Every `WSGIDaemonProcess` group of the configuration, the main
+    /// server's and each virtual host's (`defined_in` tells them apart), in
+    /// configuration order. Only the main server's copy holds them: it is
+    /// filled once the whole configuration has been read (directives.rs,
+    /// check_config); virtual hosts' copies stay empty.
+    pub daemon_groups: Vec<DaemonGroup>,
+    /// `WSGISocketPrefix` made absolute (main server only); None: under
+    /// Apache's DefaultRuntimeDir, see daemon_config::DEFAULT_SOCKET_PREFIX.
+    pub socket_prefix: Option<String>,
+    /// `WSGIRestrictEmbedded` (main server only, default Off).
+    pub restrict_embedded: Option<bool>,
 }
 
 impl ServerConfig {
@@ -32,6 +45,11 @@ impl ServerConfig {
             interpreter: base.interpreter.clone(),
             script_aliases,
             import_scripts,
+            // Apache merges before the daemon groups are collected; the
+            // main server's list is the one to read.
+            daemon_groups: Vec::new(),
+            socket_prefix: base.socket_prefix.clone(),
+            restrict_embedded: base.restrict_embedded,
         }
     }
 
@@ -228,8 +246,9 @@ pub fn parse_warning_filter(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-/// The one application group and process group this module has: the main
-/// interpreter of the Apache child itself.
+/// The one application group this module has (the main interpreter of
+/// whichever process runs the application), and the process group of the
+/// Apache child itself.
 pub const GLOBAL_GROUP: &str = "%{GLOBAL}";
 
 /// How an alias recognises its URLs.
@@ -263,6 +282,8 @@ pub struct ScriptAlias {
     pub callable_object: Option<String>,
     /// `pass-authorization=`: whether apps see the Authorization header.
     pub pass_authorization: Option<bool>,
+    /// `process-group=`: wins over `WSGIProcessGroup`, as with mod_wsgi.
+    pub process_group: Option<ProcessGroup>,
 }
 
 /// Parses the words of a `WSGIScriptAlias` line (already split the way
@@ -306,13 +327,18 @@ fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, Stri
         script: script.to_owned(),
         callable_object: None,
         pass_authorization: None,
+        process_group: None,
     };
     for option in options {
         let Some((key, value)) = option.split_once('=') else {
             return Err(format!("{directive}: option '{option}' is not of the form key=value"));
         };
         match key {
-            "process-group" | "application-group" => check_global_group(directive, key, value)?,
+            "process-group" => {
+                alias.process_group =
+                    Some(daemon_config::parse_process_group(value).map_err(|e| format!("{directive}: {e}"))?)
+            }
+            "application-group" => check_global_group(directive, key, value)?,
             "callable-object" => {
                 alias.callable_object = Some(parse_callable_object(value).map_err(|e| format!("{directive}: {e}"))?);
             }
@@ -332,15 +358,16 @@ fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, Stri
     Ok(alias)
 }
 
-/// Process and application groups other than the main interpreter need
-/// daemon mode and sub-interpreters, which this module does not have.
+/// Application groups other than the main interpreter need
+/// sub-interpreters, which this module does not have (pyo3 and many C
+/// extensions do not support them); isolation comes from process groups.
 fn check_global_group(directive: &str, key: &str, value: &str) -> Result<(), String> {
     if value == GLOBAL_GROUP {
         return Ok(());
     }
     Err(format!(
         "{directive}: {key} '{value}' is not supported; every application runs in the main \
-         interpreter of the Apache child, so only {GLOBAL_GROUP} is supported"
+         interpreter of its process, so only {GLOBAL_GROUP} is supported"
     ))
 }
 
@@ -350,15 +377,16 @@ pub fn parse_application_group(value: &str) -> Result<(), String> {
 }
 
 /// `WSGIProcessGroup`'s argument.
-pub fn parse_process_group(value: &str) -> Result<(), String> {
-    check_global_group("WSGIProcessGroup", "process group", value)
+pub fn parse_process_group(value: &str) -> Result<ProcessGroup, String> {
+    daemon_config::parse_process_group(value).map_err(|e| format!("WSGIProcessGroup: {e}"))
 }
 
 /// Why a mod_wsgi directive this module does not implement is refused.
 pub fn unsupported_directive_message(directive: &str) -> String {
     let area = match directive {
-        "WSGIDaemonProcess" | "WSGIAcceptMutex" | "WSGILazyInitialization" | "WSGIRestrictProcess"
-        | "WSGISocketPrefix" | "WSGISocketRotation" | "WSGIRestrictEmbedded" => "daemon mode",
+        "WSGIAcceptMutex" | "WSGILazyInitialization" | "WSGIRestrictProcess" | "WSGISocketRotation" => {
+            "this daemon-mode directive"
+        }
         "WSGIAccessScript" | "WSGIAuthUserScript" | "WSGIAuthGroupScript" | "WSGIGroupAuthoritative" => {
             "access and authentication scripts"
         }
@@ -409,8 +437,17 @@ pub fn parse_map_head_to_get(value: &str) -> Result<MapHeadToGet, String> {
     }
 }
 
-/// `WSGIImportScript path [process-group=%{GLOBAL}] [application-group=%{GLOBAL}]`.
-pub fn parse_import_script(words: &[&str]) -> Result<String, String> {
+/// A `WSGIImportScript` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportScript {
+    pub path: String,
+    /// Where the script is preloaded; `%{GLOBAL}` (the Apache children)
+    /// when the line has no `process-group=`.
+    pub process_group: ProcessGroup,
+}
+
+/// `WSGIImportScript path [process-group=GROUP] [application-group=%{GLOBAL}]`.
+pub fn parse_import_script(words: &[&str]) -> Result<ImportScript, String> {
     let directive = "WSGIImportScript";
     let [path, options @ ..] = words else {
         return Err(format!("{directive}: expected a script path"));
@@ -418,11 +455,21 @@ pub fn parse_import_script(words: &[&str]) -> Result<String, String> {
     if !path.starts_with('/') {
         return Err(format!("{directive}: script path '{path}' must be absolute"));
     }
+    let mut process_group = ProcessGroup::Global;
     for option in options {
         match option.split_once('=') {
-            Some((key @ ("process-group" | "application-group"), value)) => {
-                check_global_group(directive, key, value)?
+            Some(("process-group", value)) => {
+                process_group = daemon_config::parse_process_group(value).map_err(|e| format!("{directive}: {e}"))?;
+                // There is no request to take the variable from when a
+                // process starts.
+                if let ProcessGroup::Env(_) = process_group {
+                    return Err(format!(
+                        "{directive}: process-group '{value}' cannot be used here; a script is imported \
+                         when a process starts, with no request to read the variable from, so name the group"
+                    ));
+                }
             }
+            Some((key @ "application-group", value)) => check_global_group(directive, key, value)?,
             _ => {
                 return Err(format!(
                     "{directive}: unknown option '{option}'; expected process-group=... or \
@@ -431,7 +478,7 @@ pub fn parse_import_script(words: &[&str]) -> Result<String, String> {
             }
         }
     }
-    Ok((*path).to_owned())
+    Ok(ImportScript { path: (*path).to_owned(), process_group })
 }
 
 /// Per-directory settings (also set at server and virtual-host level,
@@ -443,6 +490,8 @@ pub struct DirConfig {
     pub script_reloading: Option<bool>,
     pub chunked_request: Option<bool>,
     pub map_head_to_get: Option<MapHeadToGet>,
+    /// `WSGIProcessGroup`.
+    pub process_group: Option<ProcessGroup>,
 }
 
 impl DirConfig {
@@ -454,6 +503,7 @@ impl DirConfig {
             script_reloading: inner.script_reloading.or(outer.script_reloading),
             chunked_request: inner.chunked_request.or(outer.chunked_request),
             map_head_to_get: inner.map_head_to_get.or(outer.map_head_to_get),
+            process_group: inner.process_group.clone().or_else(|| outer.process_group.clone()),
         }
     }
 }
@@ -468,7 +518,14 @@ pub struct RequestSettings<'a> {
     pub script_reloading: bool,
     pub chunked_request: bool,
     pub map_head_to_get: MapHeadToGet,
+    /// Where the request runs: the alias's `process-group=`, else
+    /// `WSGIProcessGroup`, else `%{GLOBAL}` (embedded). An `Env` group is
+    /// for the caller to resolve from the request.
+    pub process_group: &'a ProcessGroup,
 }
+
+/// The default process group, for settings that borrow their values.
+static GLOBAL_PROCESS_GROUP: ProcessGroup = ProcessGroup::Global;
 
 impl<'a> RequestSettings<'a> {
     pub fn resolve(alias: Option<&'a ScriptAlias>, dir: &'a DirConfig) -> Self {
@@ -484,6 +541,10 @@ impl<'a> RequestSettings<'a> {
             script_reloading: dir.script_reloading.unwrap_or(true),
             chunked_request: dir.chunked_request.unwrap_or(false),
             map_head_to_get: dir.map_head_to_get.unwrap_or_default(),
+            process_group: alias
+                .and_then(|a| a.process_group.as_ref())
+                .or(dir.process_group.as_ref())
+                .unwrap_or(&GLOBAL_PROCESS_GROUP),
         }
     }
 }
@@ -698,7 +759,17 @@ mod tests {
         .unwrap();
         assert_eq!(a.callable_name(), Some("app"));
         assert_eq!(a.pass_authorization, Some(true));
+        assert_eq!(a.process_group, Some(ProcessGroup::Global));
         assert_eq!(alias("/x").callable_name(), None);
+        assert_eq!(alias("/x").process_group, None);
+        for (value, group) in [
+            ("site", ProcessGroup::Named("site".into())),
+            ("%{ENV:GROUP}", ProcessGroup::Env("GROUP".into())),
+        ] {
+            let option = format!("process-group={value}");
+            let a = parse_script_alias_match(&["^/x", "/srv/x.wsgi", &option]).unwrap();
+            assert_eq!(a.process_group, Some(group));
+        }
     }
 
     #[test]
@@ -715,13 +786,27 @@ mod tests {
         for bad in ["%{RESOURCE}", "%{SERVER}", "site", ""] {
             assert!(parse_application_group(bad).unwrap_err().contains("only %{GLOBAL} is supported"));
         }
+        assert_eq!(parse_process_group("%{GLOBAL}"), Ok(ProcessGroup::Global));
+        assert_eq!(parse_process_group("site"), Ok(ProcessGroup::Named("site".into())));
+        assert_eq!(parse_process_group("%{ENV:G}"), Ok(ProcessGroup::Env("G".into())));
+        assert!(parse_process_group("%{SERVER}").unwrap_err().starts_with("WSGIProcessGroup: invalid process group '%{SERVER}'"));
         assert_eq!(parse_callable_object("app"), Ok("app".to_owned()));
         assert!(parse_callable_object("my-app").is_err());
     }
 
     #[test]
     fn import_script() {
-        assert_eq!(parse_import_script(&["/srv/a.wsgi", "process-group=%{GLOBAL}"]), Ok("/srv/a.wsgi".to_owned()));
+        let global = |path: &str| ImportScript { path: path.to_owned(), process_group: ProcessGroup::Global };
+        assert_eq!(parse_import_script(&["/srv/a.wsgi", "process-group=%{GLOBAL}"]), Ok(global("/srv/a.wsgi")));
+        assert_eq!(parse_import_script(&["/srv/a.wsgi"]), Ok(global("/srv/a.wsgi")));
+        assert_eq!(
+            parse_import_script(&["/srv/a.wsgi", "process-group=site", "application-group=%{GLOBAL}"]),
+            Ok(ImportScript { path: "/srv/a.wsgi".into(), process_group: ProcessGroup::Named("site".into()) })
+        );
+        let env = parse_import_script(&["/srv/a.wsgi", "process-group=%{ENV:G}"]).unwrap_err();
+        assert!(env.starts_with("WSGIImportScript: process-group '%{ENV:G}' cannot be used here"), "{env}");
+        let bad = parse_import_script(&["/srv/a.wsgi", "process-group=%{RESOURCE}"]).unwrap_err();
+        assert!(bad.starts_with("WSGIImportScript: invalid process group '%{RESOURCE}'"), "{bad}");
         assert!(parse_import_script(&["a.wsgi"]).unwrap_err().contains("must be absolute"));
         assert!(parse_import_script(&["/srv/a.wsgi", "application-group=x"]).unwrap_err().contains("only %{GLOBAL}"));
         assert!(parse_import_script(&["/srv/a.wsgi", "x=y"]).unwrap_err().contains("unknown option"));
@@ -730,11 +815,19 @@ mod tests {
 
     #[test]
     fn inner_directory_settings_win() {
-        let outer = DirConfig { callable_object: Some("a".into()), chunked_request: Some(true), ..Default::default() };
+        let outer = DirConfig {
+            callable_object: Some("a".into()),
+            chunked_request: Some(true),
+            process_group: Some(ProcessGroup::Named("outer".into())),
+            ..Default::default()
+        };
         let inner = DirConfig { callable_object: Some("b".into()), ..Default::default() };
         let merged = DirConfig::merge(&outer, &inner);
         assert_eq!(merged.callable_object.as_deref(), Some("b"));
         assert_eq!(merged.chunked_request, Some(true));
+        assert_eq!(merged.process_group, Some(ProcessGroup::Named("outer".into())));
+        let inner = DirConfig { process_group: Some(ProcessGroup::Global), ..Default::default() };
+        assert_eq!(DirConfig::merge(&outer, &inner).process_group, Some(ProcessGroup::Global));
     }
 
     #[test]
@@ -749,6 +842,7 @@ mod tests {
                 script_reloading: true,
                 chunked_request: false,
                 map_head_to_get: MapHeadToGet::Auto,
+                process_group: &ProcessGroup::Global,
             }
         );
         let dir = DirConfig {
@@ -757,25 +851,55 @@ mod tests {
             script_reloading: Some(false),
             chunked_request: Some(true),
             map_head_to_get: Some(MapHeadToGet::Off),
+            process_group: Some(ProcessGroup::Named("dir_group".into())),
         };
         let from_dir = RequestSettings::resolve(None, &dir);
         assert_eq!(from_dir.callable_object, "dir_app");
         assert!(from_dir.pass_authorization && !from_dir.script_reloading && from_dir.chunked_request);
         assert_eq!(from_dir.map_head_to_get, MapHeadToGet::Off);
+        assert_eq!(from_dir.process_group, &ProcessGroup::Named("dir_group".into()));
         let alias = parse_script_alias(&["/x", "/s", "callable-object=alias_app", "pass-authorization=Off"]).unwrap();
         let from_alias = RequestSettings::resolve(Some(&alias), &dir);
         assert_eq!(from_alias.callable_object, "alias_app");
         assert!(!from_alias.pass_authorization);
+        // An alias without process-group= leaves WSGIProcessGroup in force.
+        assert_eq!(from_alias.process_group, &ProcessGroup::Named("dir_group".into()));
+        for value in ["%{GLOBAL}", "alias_group", "%{ENV:G}"] {
+            let option = format!("process-group={value}");
+            let alias = parse_script_alias(&["/x", "/s", &option]).unwrap();
+            assert_eq!(RequestSettings::resolve(Some(&alias), &dir).process_group.to_string(), value);
+        }
     }
 
     #[test]
     fn unsupported_directives_say_so() {
-        let daemon = unsupported_directive_message("WSGIDaemonProcess");
-        assert!(daemon.starts_with("WSGIDaemonProcess: mod_wsgi_rs does not support daemon mode yet"), "{daemon}");
+        let daemon = unsupported_directive_message("WSGISocketRotation");
+        assert!(
+            daemon.starts_with("WSGISocketRotation: mod_wsgi_rs does not support this daemon-mode directive yet"),
+            "{daemon}"
+        );
         let other = unsupported_directive_message("WSGIPythonEggs");
         assert!(other.starts_with("WSGIPythonEggs: mod_wsgi_rs does not support this directive yet"), "{other}");
-        assert!(parse_process_group("%{GLOBAL}").is_ok());
-        assert!(parse_process_group("site").unwrap_err().contains("only %{GLOBAL} is supported"));
+    }
+
+    #[test]
+    fn main_server_only_daemon_settings_reach_virtual_hosts() {
+        let base = ServerConfig {
+            socket_prefix: Some("/run/wsgi".into()),
+            restrict_embedded: Some(true),
+            daemon_groups: vec![DaemonGroup::with_defaults("site")],
+            import_scripts: vec![ImportScript { path: "/a".into(), process_group: ProcessGroup::Global }],
+            ..Default::default()
+        };
+        let vhost = ServerConfig {
+            import_scripts: vec![ImportScript { path: "/b".into(), process_group: ProcessGroup::Named("site".into()) }],
+            ..Default::default()
+        };
+        let merged = ServerConfig::merge(&base, &vhost);
+        assert_eq!((merged.socket_prefix.as_deref(), merged.restrict_embedded), (Some("/run/wsgi"), Some(true)));
+        assert!(merged.daemon_groups.is_empty());
+        let paths: Vec<&str> = merged.import_scripts.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, ["/a", "/b"]);
     }
 
     #[test]
@@ -849,7 +973,8 @@ mod tests {
             (&["/x", "x.wsgi"], "must be absolute"),
             (&["/x", "/s", "oops"], "not of the form key=value"),
             (&["/x", "/s", "colour=red"], "unknown option 'colour'"),
-            (&["/x", "/s", "process-group=site"], "only %{GLOBAL} is supported"),
+            (&["/x", "/s", "process-group=%{RESOURCE}"], "WSGIScriptAlias: invalid process group '%{RESOURCE}'"),
+            (&["/x", "/s", "process-group="], "WSGIScriptAlias: invalid process group ''"),
             (&["/x", "/s", "application-group=a"], "main interpreter"),
             (&["/x", "/s", "callable-object=1x"], "not a Python identifier"),
             (&["/x", "/s", "pass-authorization=yes"], "must be On or Off"),

@@ -3,8 +3,11 @@
 //! `extern "C"` entry points are in lib.rs.
 
 use crate::config::{self, DirConfig, ServerConfig};
-use crate::httpd::{consts, ffi, pool};
-use std::ffi::{c_char, c_void};
+use crate::daemon_config::{self, DaemonGroupId, DaemonRegistry, DaemonUser, Lookups, ProcessGroup, ServerInfo};
+use crate::httpd::{consts, ffi, log, pool};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::mem::MaybeUninit;
+use std::ptr::null_mut;
 
 /// The module's config slot in one of Apache's config vectors.
 ///
@@ -30,9 +33,17 @@ pub unsafe fn server_config<'a>(s: *const ffi::server_rec) -> &'a ServerConfig {
 
 /// Mutable access while directives are read (single-threaded, in the parent).
 unsafe fn server_config_mut<'a>(cmd: *mut ffi::cmd_parms) -> &'a mut ServerConfig {
-    // SAFETY: as server_config; configuration is read by one thread, and
-    // no other reference to this server's config is alive meanwhile.
-    unsafe { &mut *(*slot((*(*cmd).server).module_config)).cast::<ServerConfig>() }
+    // SAFETY: forwarded from the caller.
+    unsafe { server_config_mut_of((*cmd).server) }
+}
+
+/// # Safety
+/// As [`server_config`], and only while the configuration is read or
+/// checked in the single-threaded parent, with no other reference to this
+/// server's config alive.
+unsafe fn server_config_mut_of<'a>(s: *mut ffi::server_rec) -> &'a mut ServerConfig {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &mut *(*slot((*s).module_config)).cast::<ServerConfig>() }
 }
 
 /// The per-directory configuration that applies to request `r`.
@@ -145,6 +156,11 @@ pub unsafe fn add_server_line(cmd: *mut ffi::cmd_parms, args: *const c_char) -> 
     let words = unsafe { words(cmd, args) };
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let config = unsafe { server_config_mut(cmd) };
+    // These apply to the host they are read in (a virtual host inherits
+    // the main server's, but the group must then be visible from the main
+    // server too, as with mod_wsgi).
+    // SAFETY: cmd is the live cmd_parms of this directive.
+    let note_use = |group: &ProcessGroup| unsafe { record_group_use(cmd, &name, group, false) };
     match name.as_str() {
         "WSGIScriptAlias" => {
             let mut alias = config::parse_script_alias(&words)?;
@@ -153,10 +169,19 @@ pub unsafe fn add_server_line(cmd: *mut ffi::cmd_parms, args: *const c_char) -> 
             if !alias.script.ends_with('/') && std::path::Path::new(&alias.script).is_dir() {
                 alias.script.push('/');
             }
+            alias.process_group.iter().for_each(note_use);
             config.script_aliases.push(alias);
         }
-        "WSGIScriptAliasMatch" => config.script_aliases.push(config::parse_script_alias_match(&words)?),
-        "WSGIImportScript" => config.import_scripts.push(config::parse_import_script(&words)?),
+        "WSGIScriptAliasMatch" => {
+            let alias = config::parse_script_alias_match(&words)?;
+            alias.process_group.iter().for_each(note_use);
+            config.script_aliases.push(alias);
+        }
+        "WSGIImportScript" => {
+            let script = config::parse_import_script(&words)?;
+            note_use(&script.process_group);
+            config.import_scripts.push(script);
+        }
         other => return Err(format!("mod_wsgi_rs: no handler for {other}")),
     }
     Ok(())
@@ -176,7 +201,17 @@ pub unsafe fn set_dir_option(cmd: *mut ffi::cmd_parms, dir: *mut c_void, arg: &s
             dir.callable_object = Some(config::parse_callable_object(arg).map_err(|e| format!("{name}: {e}"))?)
         }
         "WSGIApplicationGroup" => config::parse_application_group(arg)?,
-        "WSGIProcessGroup" => config::parse_process_group(arg)?,
+        "WSGIProcessGroup" => {
+            let group = config::parse_process_group(arg)?;
+            // Set outside every <VirtualHost> (at the top or in a section),
+            // it also applies to the virtual hosts, so whether a group of
+            // one of them is visible can only be told per request.
+            // SAFETY: cmd->server is the live server being read.
+            let inherited = unsafe { (*(*cmd).server).is_virtual } == 0;
+            // SAFETY: forwarded from the caller.
+            unsafe { record_group_use(cmd, &name, &group, inherited) };
+            dir.process_group = Some(group);
+        }
         "WSGIPassAuthorization" => dir.pass_authorization = Some(config::parse_flag(&name, arg)?),
         "WSGIScriptReloading" => dir.script_reloading = Some(config::parse_flag(&name, arg)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(config::parse_flag(&name, arg)?),
@@ -205,4 +240,225 @@ pub unsafe fn reject_unsupported(cmd: *mut ffi::cmd_parms) -> String {
     // SAFETY: forwarded from the caller.
     let name = unsafe { directive_name(cmd) };
     config::unsupported_directive_message(&name)
+}
+
+/// `WSGIDaemonProcess NAME option=value ...`.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of this directive and `args` its raw,
+/// NUL-terminated argument string.
+pub unsafe fn add_daemon_process(cmd: *mut ffi::cmd_parms, args: *const c_char) -> Result<(), String> {
+    // SAFETY (whole function): forwarded from the caller.
+    unsafe { check_context(cmd, consts::NOT_IN_DIR_LOC_FILE)? };
+    let args = unsafe { pool::str_from(args) }.unwrap_or_default();
+    let group = daemon_config::parse_daemon_process(&args, &SystemLookups)?;
+    let (server, location) = unsafe { ((*cmd).server.cast_const(), location(cmd)) };
+    unsafe { registry((*cmd).pool) }.define(group, server, location)
+}
+
+/// `WSGISocketPrefix` and `WSGIRestrictEmbedded`, main server only.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of the directive being read.
+pub unsafe fn set_daemon_option(cmd: *mut ffi::cmd_parms, arg: &str) -> Result<(), String> {
+    // SAFETY (whole function): forwarded from the caller.
+    unsafe { check_context(cmd, consts::GLOBAL_ONLY)? };
+    let name = unsafe { directive_name(cmd) };
+    let config = unsafe { server_config_mut(cmd) };
+    match name.as_str() {
+        "WSGISocketPrefix" => {
+            let path = CString::new(arg).ok().filter(|_| !arg.is_empty());
+            let path = path.ok_or_else(|| format!("{name}: expected a path"))?;
+            // A relative prefix is under ServerRoot, as with mod_wsgi
+            // (Red Hat's documentation suggests `run/wsgi`). The result is
+            // a NUL-terminated string in the configuration pool, or NULL
+            // for a path APR cannot merge.
+            let resolved = unsafe { pool::str_from(ffi::ap_server_root_relative((*cmd).pool, path.as_ptr())) };
+            let resolved = resolved.ok_or_else(|| format!("{name}: invalid path '{}'", arg.escape_default()))?;
+            config.socket_prefix = Some(daemon_config::parse_socket_prefix(&resolved, &SystemLookups)?);
+        }
+        "WSGIRestrictEmbedded" => config.restrict_embedded = Some(config::parse_flag(&name, arg)?),
+        other => return Err(format!("mod_wsgi_rs: no handler for {other}")),
+    }
+    Ok(())
+}
+
+/// Once the whole configuration is read (Apache's check_config, which
+/// also runs for `apache2 -t`): checks every group named by a directive
+/// against every group defined, and gives the main server's config the
+/// full list of groups, main server's and virtual hosts', in
+/// configuration order, which is what the daemon runtime starts.
+///
+/// # Safety
+/// `pconf` must be the configuration pool the directives were read into
+/// and `s` the main server, in the single-threaded parent.
+pub unsafe fn check_config(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> Result<(), Vec<String>> {
+    // SAFETY (whole function): forwarded from the caller; the registry's
+    // server pointers are server_recs of this configuration, in pconf.
+    let groups = match unsafe { existing_registry(pconf) } {
+        None => Vec::new(),
+        Some(registry) => registry.finish(|server| unsafe { server_info(server) })?,
+    };
+    // The daemons log these when they start; `apache2 -t` starts none, so
+    // the check says it there.
+    // SAFETY: the shim function only queries Apache's state.
+    if unsafe { wsgi_rs_config_test_only() } != 0 {
+        for note in groups.iter().filter_map(|g| g.home_note.as_deref()) {
+            log::server(s, consts::APLOG_WARNING, note);
+        }
+    }
+    unsafe { server_config_mut_of(s) }.daemon_groups = groups;
+    Ok(())
+}
+
+unsafe extern "C" {
+    /// apxs/shim.c: whether this run only checks the configuration
+    /// (`apache2 -t`); the AP_SQ_* codes are macros.
+    fn wsgi_rs_config_test_only() -> c_int;
+}
+
+type Registry = DaemonRegistry<*const ffi::server_rec>;
+
+/// The registry lives in the configuration pool, so a new configuration
+/// read (a restart) starts a new one and nothing survives in statics,
+/// which reset when Apache reloads this DSO.
+const REGISTRY_KEY: &CStr = c"mod_wsgi_rs daemon groups";
+
+/// # Safety
+/// `pconf` must be the live configuration pool, used by one thread.
+unsafe fn existing_registry<'a>(pconf: *mut ffi::apr_pool_t) -> Option<&'a mut Registry> {
+    let mut data: *mut c_void = null_mut();
+    // SAFETY: writes the pointer stored under the key, or leaves null.
+    unsafe { ffi::apr_pool_userdata_get(&mut data, REGISTRY_KEY.as_ptr(), pconf) };
+    // SAFETY: only `registry` stores under this key, a Registry it
+    // allocated in the same pool; one thread reads the configuration.
+    (!data.is_null()).then(|| unsafe { &mut *data.cast::<Registry>() })
+}
+
+/// # Safety
+/// As [`existing_registry`].
+unsafe fn registry<'a>(pconf: *mut ffi::apr_pool_t) -> &'a mut Registry {
+    // SAFETY: forwarded from the caller.
+    if let Some(registry) = unsafe { existing_registry(pconf) } {
+        return registry;
+    }
+    let registry = pool::alloc(pconf, Registry::default());
+    // SAFETY: pconf is live; APR copies the key into it. No cleanup here:
+    // pool::alloc registered the one that drops the registry.
+    unsafe { ffi::apr_pool_userdata_set(registry.cast(), REGISTRY_KEY.as_ptr(), None, pconf) };
+    // SAFETY: freshly allocated, freed only when pconf is cleared.
+    unsafe { &mut *registry }
+}
+
+/// # Safety
+/// `cmd` must be the live cmd_parms of the directive naming `group`.
+unsafe fn record_group_use(cmd: *mut ffi::cmd_parms, directive: &str, group: &ProcessGroup, inherited: bool) {
+    // SAFETY (whole function): forwarded from the caller.
+    let (server, location) = unsafe { ((*cmd).server.cast_const(), location(cmd)) };
+    unsafe { registry((*cmd).pool) }.record_use(directive, group, server, inherited, location);
+}
+
+/// "line N of FILE" for the directive being read, as Apache words it.
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of a directive.
+unsafe fn location(cmd: *mut ffi::cmd_parms) -> Option<String> {
+    // SAFETY: cmd->directive is null or the node of the directive being
+    // read, whose filename is a NUL-terminated pool string.
+    unsafe {
+        let directive = (*cmd).directive;
+        if directive.is_null() {
+            return None;
+        }
+        let file = pool::str_from((*directive).filename)?;
+        Some(format!("line {} of {file}", (*directive).line_num))
+    }
+}
+
+/// # Safety
+/// `s` must be a live server_rec.
+unsafe fn server_info(s: *const ffi::server_rec) -> ServerInfo {
+    // SAFETY: guaranteed by the caller; server_hostname is null or a
+    // NUL-terminated pool string.
+    unsafe {
+        ServerInfo {
+            virtual_host: (*s).is_virtual != 0,
+            hostname: pool::str_from((*s).server_hostname).unwrap_or_default().into_owned(),
+        }
+    }
+}
+
+/// The user and group databases through the C library, and the file
+/// system.
+pub struct SystemLookups;
+
+impl Lookups for SystemLookups {
+    fn user_by_name(&self, name: &str) -> Option<DaemonUser> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: getpwnam_r fills `entry` with pointers into `buf` and
+        // sets `result` to it on success; the name is NUL-terminated.
+        passwd_entry(|entry, buf, len, result| unsafe { libc::getpwnam_r(name.as_ptr(), entry, buf, len, result) })
+    }
+
+    fn user_by_uid(&self, uid: u32) -> Option<DaemonUser> {
+        // SAFETY: as in user_by_name.
+        passwd_entry(|entry, buf, len, result| unsafe { libc::getpwuid_r(uid, entry, buf, len, result) })
+    }
+
+    fn group_by_name(&self, name: &str) -> Option<DaemonGroupId> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: as in user_by_name, for getgrnam_r.
+        group_entry(|entry, buf, len, result| unsafe { libc::getgrnam_r(name.as_ptr(), entry, buf, len, result) })
+    }
+
+    fn group_by_gid(&self, gid: u32) -> Option<DaemonGroupId> {
+        // SAFETY: as in user_by_name, for getgrgid_r.
+        group_entry(|entry, buf, len, result| unsafe { libc::getgrgid_r(gid, entry, buf, len, result) })
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        std::path::Path::new(path).is_dir()
+    }
+}
+
+/// Calls a `get*_r` function with a buffer that grows while it answers
+/// ERANGE, and returns the entry it found.
+fn reentrant_lookup<T, R>(
+    call: impl Fn(*mut T, *mut c_char, usize, *mut *mut T) -> c_int,
+    read: impl FnOnce(&T) -> R,
+) -> Option<R> {
+    let mut buf: Vec<c_char> = vec![0; 1024];
+    loop {
+        let mut entry = MaybeUninit::<T>::uninit();
+        let mut result: *mut T = null_mut();
+        let status = call(entry.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut result);
+        if status == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if status != 0 || result.is_null() {
+            return None;
+        }
+        // SAFETY: on success the function initialised `entry` (result
+        // points at it); its strings live in `buf`, alive here.
+        return Some(read(unsafe { entry.assume_init_ref() }));
+    }
+}
+
+/// A user found by a `getpw*_r` call.
+fn passwd_entry(call: impl Fn(*mut libc::passwd, *mut c_char, usize, *mut *mut libc::passwd) -> c_int) -> Option<DaemonUser> {
+    reentrant_lookup(call, |entry: &libc::passwd| {
+        // SAFETY: the entry's strings are NUL-terminated, in the buffer.
+        let text = |p: *const c_char| unsafe { pool::str_from(p) }.unwrap_or_default().into_owned();
+        DaemonUser { name: text(entry.pw_name), uid: entry.pw_uid, gid: entry.pw_gid, home: text(entry.pw_dir) }
+    })
+}
+
+/// A group found by a `getgr*_r` call.
+fn group_entry(call: impl Fn(*mut libc::group, *mut c_char, usize, *mut *mut libc::group) -> c_int) -> Option<DaemonGroupId> {
+    reentrant_lookup(call, |entry: &libc::group| {
+        // SAFETY: as in passwd_entry.
+        let name = unsafe { pool::str_from(entry.gr_name) }.unwrap_or_default().into_owned();
+        DaemonGroupId { name, gid: entry.gr_gid }
+    })
 }

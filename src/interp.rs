@@ -35,6 +35,12 @@ thread_local! {
     static THREAD_STATE_PINNED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Leaves Python unstarted in this process, for `reason` (given back to
+/// whatever asks for the interpreter).
+pub fn leave_unstarted(reason: &str) {
+    let _ = INTERPRETER.set(Interpreter::Unavailable(reason.to_owned()));
+}
+
 /// Called from child_init with the main server's configuration.
 pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_pool_t) {
     let pid = std::process::id();

@@ -9,6 +9,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod config;
+mod daemon_config;
+mod daemon;
 mod wsgi;
 
 #[cfg(not(test))]
@@ -30,7 +32,7 @@ pub use entry_points::wsgi_rs_module;
 #[cfg(not(test))]
 mod entry_points {
     use crate::httpd::{consts, ffi, log, pool};
-    use crate::{directives, embedded, interp};
+    use crate::{daemon, directives, embedded, interp};
     use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::ptr::{null, null_mut};
@@ -90,6 +92,10 @@ mod entry_points {
             unsafe {
                 // Adds "mod_wsgi_rs/x.y Python/3.11" to the server banner.
                 ffi::ap_hook_post_config(Some(post_config), null(), null(), consts::APR_HOOK_MIDDLE);
+                // Checks what needs the whole configuration (which daemon
+                // groups exist, and where): it runs for `apache2 -t` too,
+                // and an error there stops Apache.
+                ffi::ap_hook_check_config(Some(check_config), null(), null(), consts::APR_HOOK_MIDDLE);
                 // Starts Python in each child, never in the parent: the
                 // parent unloads this DSO on every restart.
                 ffi::ap_hook_child_init(
@@ -209,6 +215,56 @@ mod entry_points {
     }
 
     #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_add_daemon_process(
+        cmd: *mut ffi::cmd_parms,
+        _dir: *mut c_void,
+        args: *const c_char,
+    ) -> *const c_char {
+        guarded("WSGIDaemonProcess", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the raw argument string and cmd_parms.
+            directive_result(cmd, unsafe { directives::add_daemon_process(cmd, args) })
+        })
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_set_daemon_option(
+        cmd: *mut ffi::cmd_parms,
+        _dir: *mut c_void,
+        arg: *const c_char,
+    ) -> *const c_char {
+        guarded("a WSGI directive", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the directive's argument as a C string
+            // and the live cmd_parms.
+            let arg = unsafe { pool::str_from(arg) }.unwrap_or_default();
+            directive_result(cmd, unsafe { directives::set_daemon_option(cmd, &arg) })
+        })
+    }
+
+    /// Runs after the whole configuration is read, before post_config and
+    /// also for `apache2 -t`. A failure is logged here and stops Apache
+    /// ("AH00014: Configuration check failed").
+    unsafe extern "C" fn check_config(
+        pconf: *mut ffi::apr_pool_t,
+        _plog: *mut ffi::apr_pool_t,
+        _ptemp: *mut ffi::apr_pool_t,
+        s: *mut ffi::server_rec,
+    ) -> c_int {
+        guarded("check_config", consts::HTTP_INTERNAL_SERVER_ERROR, || {
+            // SAFETY: Apache calls check_config in the single-threaded
+            // parent with the configuration pool and the main server.
+            match unsafe { directives::check_config(pconf, s) } {
+                Ok(()) => consts::OK,
+                Err(errors) => {
+                    for error in errors {
+                        log::server(s, consts::APLOG_ERR, &error);
+                    }
+                    consts::HTTP_INTERNAL_SERVER_ERROR
+                }
+            }
+        })
+    }
+
+    #[unsafe(no_mangle)]
     unsafe extern "C" fn wsgi_rs_set_dir_option(
         cmd: *mut ffi::cmd_parms,
         dir: *mut c_void,
@@ -226,7 +282,7 @@ mod entry_points {
         pconf: *mut ffi::apr_pool_t,
         _plog: *mut ffi::apr_pool_t,
         _ptemp: *mut ffi::apr_pool_t,
-        _s: *mut ffi::server_rec,
+        s: *mut ffi::server_rec,
     ) -> c_int {
         guarded("post_config", consts::OK, || {
             // SAFETY: Py_GetVersion returns a static string and may be
@@ -243,7 +299,15 @@ mod entry_points {
             let banner = format!("mod_wsgi_rs/{} Python/{major_minor}", env!("CARGO_PKG_VERSION"));
             // SAFETY: pconf is live; the component is copied into it.
             unsafe { ffi::ap_add_version_component(pconf, pool::strdup(pconf, &banner)) };
-            consts::OK
+            // SAFETY: post_config runs in the single-threaded parent with
+            // the configuration pool and the main server.
+            match unsafe { daemon::start_groups(pconf, s) } {
+                Ok(()) => consts::OK,
+                Err(why) => {
+                    log::server(s, consts::APLOG_CRIT, &why);
+                    consts::HTTP_INTERNAL_SERVER_ERROR
+                }
+            }
         })
     }
 
@@ -251,6 +315,12 @@ mod entry_points {
         guarded("child_init", (), || {
             // SAFETY: s is the main server; its config was created by us.
             let config = unsafe { directives::server_config(s) };
+            if config.restrict_embedded == Some(true) {
+                // Every WSGI request runs in a daemon: the children need no
+                // Python, and not starting it saves its memory in each.
+                interp::leave_unstarted("WSGIRestrictEmbedded On: WSGI applications run in daemon processes only");
+                return;
+            }
             interp::start(config, s, pchild);
             // SAFETY: s is the main server of this child_init call.
             unsafe { embedded::prepare_child(s) };

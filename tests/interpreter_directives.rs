@@ -3,7 +3,7 @@
 //! WSGIRestrictStdout/Stdin/Signal and WSGIDestroyInterpreter. Value checking and
 //! contexts through `apache2 -t`, the effect of each one seen from a WSGI app, bad
 //! WSGIPythonHome cases, the child's startup line, and the mod_wsgi directives this
-//! module refuses by name.
+//! module refuses by name. (Daemon mode's directives: tests/daemon_config.rs.)
 mod common;
 use common::*;
 use std::fs;
@@ -20,29 +20,26 @@ const FLAG_DIRECTIVES: [&str; 5] = [
     "WSGIDestroyInterpreter",
 ];
 
-const UNSUPPORTED: [(&str, &str); 25] = [
-    ("WSGIAcceptMutex", "daemon mode"),
+const UNSUPPORTED: [(&str, &str); 22] = [
+    ("WSGIAcceptMutex", "this daemon-mode directive"),
     ("WSGIAccessScript", "access and authentication scripts"),
     ("WSGIAuthGroupScript", "access and authentication scripts"),
     ("WSGIAuthUserScript", "access and authentication scripts"),
     ("WSGICaseSensitivity", "this directive"),
-    ("WSGIDaemonProcess", "daemon mode"),
     ("WSGIDispatchScript", "this directive"),
     ("WSGIEnableSendfile", "this directive"),
     ("WSGIErrorOverride", "this directive"),
     ("WSGIGroupAuthoritative", "access and authentication scripts"),
     ("WSGIHandlerScript", "this directive"),
     ("WSGIIgnoreActivity", "this directive"),
-    ("WSGILazyInitialization", "daemon mode"),
+    ("WSGILazyInitialization", "this daemon-mode directive"),
     ("WSGINewRelicConfigFile", "this directive"),
     ("WSGINewRelicEnvironment", "this directive"),
     ("WSGIPassApacheRequest", "this directive"),
     ("WSGIPythonEggs", "this directive"),
-    ("WSGIRestrictEmbedded", "daemon mode"),
-    ("WSGIRestrictProcess", "daemon mode"),
+    ("WSGIRestrictProcess", "this daemon-mode directive"),
     ("WSGIServerMetrics", "this directive"),
-    ("WSGISocketPrefix", "daemon mode"),
-    ("WSGISocketRotation", "daemon mode"),
+    ("WSGISocketRotation", "this daemon-mode directive"),
     ("WSGITrustedProxies", "this directive"),
     ("WSGITrustedProxyHeaders", "this directive"),
     ("WSGIVerboseDebugging", "this directive"),
@@ -242,24 +239,26 @@ fn unsupported_directives_are_refused_in_sections_and_without_arguments() {
     for (extra, line, d) in [
         ("<Directory /tmp>\n    WSGIAccessScript /tmp/a.py\n</Directory>", "WSGIAccessScript /tmp/a.py", "WSGIAccessScript"),
         ("<Location /x>\n    WSGIErrorOverride On\n</Location>", "WSGIErrorOverride On", "WSGIErrorOverride"),
-        ("<VirtualHost 127.0.0.1:@@PORT@@>\n    WSGIDaemonProcess site processes=2 threads=15\n</VirtualHost>", "WSGIDaemonProcess site", "WSGIDaemonProcess"),
-        ("WSGIRestrictEmbedded", "WSGIRestrictEmbedded", "WSGIRestrictEmbedded"),
-        ("WSGISocketPrefix /var/run/wsgi", "WSGISocketPrefix /var/run/wsgi", "WSGISocketPrefix"),
+        ("<VirtualHost 127.0.0.1:@@PORT@@>\n    WSGIRestrictProcess site\n</VirtualHost>", "WSGIRestrictProcess site", "WSGIRestrictProcess"),
+        ("WSGISocketRotation", "WSGISocketRotation", "WSGISocketRotation"),
+        ("WSGIAcceptMutex default", "WSGIAcceptMutex default", "WSGIAcceptMutex"),
         ("WSGIPythonEggs /tmp/eggs", "WSGIPythonEggs /tmp/eggs", "WSGIPythonEggs"),
     ] {
         assert_refused(extra, line, &[&format!("{d}: mod_wsgi_rs does not support"), "yet"]);
     }
 }
 
+/// A literal process group needs its WSGIDaemonProcess (checked once the whole
+/// configuration is read); `%{ENV:...}` is resolved per request.
 #[test]
-fn process_group_other_than_global_is_refused() {
-    for (extra, line) in [
-        ("WSGIProcessGroup mysite", "WSGIProcessGroup mysite"),
-        ("<Directory /tmp>\n    WSGIProcessGroup mysite\n</Directory>", "WSGIProcessGroup mysite"),
-        ("WSGIProcessGroup %{ENV:GROUP}", "WSGIProcessGroup %{ENV:GROUP}"),
-    ] {
-        assert_refused(extra, line, &["WSGIProcessGroup", "only %{GLOBAL} is supported"]);
+fn process_group_names_need_their_daemon_group() {
+    for extra in ["WSGIProcessGroup mysite", "<Directory /tmp>\n    WSGIProcessGroup mysite\n</Directory>"] {
+        let (code, out, _, _) = config_test(extra);
+        assert_eq!(code, 1, "apache2 -t should fail for:\n{extra}\noutput:\n{out}");
+        assert!(out.contains("WSGIProcessGroup: no WSGIDaemonProcess defines a group named 'mysite'"), "{out}");
+        assert_accepted(&format!("WSGIDaemonProcess mysite\n{extra}"));
     }
+    assert_accepted("WSGIProcessGroup %{ENV:GROUP}");
 }
 
 // ---------------------------------------------------------------------------------------

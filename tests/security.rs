@@ -8,9 +8,11 @@
 //!    never reach the environ, so they cannot pose as another header
 //!    (`X_Forwarded_For` is not `HTTP_X_FORWARDED_FOR`) or as a CGI variable; the
 //!    `Proxy` header is dropped (httpoxy); `Remote-User` does not set `REMOTE_USER`.
-//! 3. Interpreter directives (and the script-mapping ones) are refused outside the main
-//!    server config: in `<VirtualHost>` and `<Directory>` by `apache2 -t`, and in
-//!    `.htaccess` (`AllowOverride All`) by a 500 whose log line names the directive.
+//! 3. Interpreter directives and daemon mode's server-wide ones (and the script-mapping
+//!    ones and `WSGIDaemonProcess`) are refused outside the main server config (outside
+//!    the server and virtual-host level): in `<VirtualHost>` and `<Directory>` by
+//!    `apache2 -t`, and in `.htaccess` (`AllowOverride All`) by a 500 whose log line names
+//!    the directive. So an `.htaccess` can never define a daemon process group.
 //! 4. A `.wsgi` or `.py` file outside every WSGIScriptAlias is never executed: under the
 //!    DocumentRoot without a handler it is served as a plain file; with a wsgi-script
 //!    handler but without `Options ExecCGI` (including a handler set from an `.htaccess`
@@ -26,17 +28,20 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-/// Directives that configure the interpreter: main server only.
+/// Directives that configure the interpreter, and daemon mode's server-wide ones: main
+/// server only.
 fn interpreter_directives() -> Vec<(&'static str, &'static str)> {
     let mut all = vec![("WSGIPythonOptimize", "1")];
     all.extend(INTERPRETER_SETTINGS);
+    all.extend([("WSGISocketPrefix", "/tmp/wsgi"), ("WSGIRestrictEmbedded", "On")]);
     all
-}/// Directives that map URLs to scripts or load scripts: server and virtual host only
-/// (never per directory, never from .htaccess).
-const MAPPING_DIRECTIVES: [(&str, &str); 3] = [
+}/// Directives that map URLs to scripts, load scripts or define daemon process groups:
+/// server and virtual host only (never per directory, never from .htaccess).
+const MAPPING_DIRECTIVES: [(&str, &str); 4] = [
     ("WSGIScriptAlias", "/x /tmp/x.wsgi"),
     ("WSGIScriptAliasMatch", "^/x(.*) /tmp/x$1.wsgi"),
     ("WSGIImportScript", "/tmp/x.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}"),
+    ("WSGIDaemonProcess", "sec threads=2"),
 ];
 
 fn environ_of(apache: &Apache, path: &str, headers: &[(&str, &str)]) -> Json {

@@ -478,7 +478,7 @@ fn bad_values_fail_config_test() {
         ("WSGIApplicationGroup other", &["WSGIApplicationGroup", "only %{GLOBAL} is supported"]),
         ("<VirtualHost 127.0.0.1:80>\nWSGIApplicationGroup %{SERVER}\n</VirtualHost>", &["only %{GLOBAL} is supported"]),
         ("WSGIScriptAlias /x /tmp/x.wsgi application-group=other", &["application-group", "main interpreter"]),
-        ("WSGIScriptAlias /x /tmp/x.wsgi process-group=daemon1", &["process-group", "main interpreter"]),
+        ("WSGIScriptAlias /x /tmp/x.wsgi process-group=%{SERVER}", &["WSGIScriptAlias: invalid process group '%{SERVER}'"]),
         ("WSGIScriptAlias /x /tmp/x.wsgi pass-authorization=maybe", &["pass-authorization", "maybe"]),
         ("WSGIScriptAlias /x /tmp/x.wsgi bogus-option=1", &["bogus-option"]),
         ("WSGIScriptAliasMatch ^/x/(.* /tmp/$1.wsgi", &["WSGIScriptAliasMatch"]),
@@ -505,6 +505,7 @@ fn bad_values_fail_config_test() {
         "WSGICallableObject my_app",
         "WSGIScriptAlias /x /tmp/x.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL} callable-object=app2 pass-authorization=On",
         "WSGIImportScript /tmp/x.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}",
+        "WSGIDaemonProcess daemon1\nWSGIScriptAlias /x /tmp/x.wsgi process-group=daemon1",
     ];
     for g in good {
         c.run(&format!("{g:?} accepted"), || {

@@ -8,8 +8,13 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
+// config.rs refers to the daemon-mode types.
+#[allow(dead_code)]
+#[path = "../../src/daemon_config.rs"]
+mod daemon_config;
 
 use config::{InterpreterConfig, MapHeadToGet};
+use daemon_config::ProcessGroup;
 
 const FLAG_DIRECTIVES: [&str; 9] = [
     "WSGIDontWriteBytecode",
@@ -34,6 +39,20 @@ fn is_python_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c == '_' || unicode_ident::is_xid_start(c))
         && chars.all(unicode_ident::is_xid_continue)
+}
+
+/// What a process-group value means, written independently of the
+/// parser: %{GLOBAL}, %{ENV:VARIABLE}, or a group name (no spaces,
+/// controls or '=', not of the form %{...}).
+fn expected_process_group(value: &str) -> Option<ProcessGroup> {
+    let plain = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    if value == "%{GLOBAL}" {
+        return Some(ProcessGroup::Global);
+    }
+    if let Some(variable) = value.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+        return (plain(variable) && !variable.contains(['{', '}'])).then(|| ProcessGroup::Env(variable.to_owned()));
+    }
+    (plain(value) && !value.starts_with("%{") && !value.contains('=')).then(|| ProcessGroup::Named(value.to_owned()))
 }
 
 fuzz_target!(|value: &str| {
@@ -87,17 +106,26 @@ fuzz_target!(|value: &str| {
         }
     }
 
-    for (directive, result) in [
-        ("WSGIApplicationGroup", config::parse_application_group(value)),
-        ("WSGIProcessGroup", config::parse_process_group(value)),
-    ] {
-        match result {
-            Ok(()) => assert_eq!(value, config::GLOBAL_GROUP, "{directive} accepted {value:?}"),
-            Err(message) => {
-                assert_ne!(value, config::GLOBAL_GROUP, "{directive} rejected %{{GLOBAL}}");
-                assert!(message.starts_with(&format!("{directive}: ")), "{message}");
-                assert!(message.contains(config::GLOBAL_GROUP), "{message}");
-            }
+    match config::parse_application_group(value) {
+        Ok(()) => assert_eq!(value, config::GLOBAL_GROUP, "WSGIApplicationGroup accepted {value:?}"),
+        Err(message) => {
+            assert_ne!(value, config::GLOBAL_GROUP, "WSGIApplicationGroup rejected %{{GLOBAL}}");
+            assert!(message.starts_with("WSGIApplicationGroup: "), "{message}");
+            assert!(message.contains(config::GLOBAL_GROUP), "{message}");
+        }
+    }
+
+    let expected_group = expected_process_group(value);
+    match config::parse_process_group(value) {
+        Ok(group) => {
+            assert_eq!(Some(&group), expected_group.as_ref(), "WSGIProcessGroup {value:?}");
+            assert_eq!(group.to_string(), value, "a group shows as it was written");
+        }
+        Err(message) => {
+            assert_eq!(expected_group, None, "WSGIProcessGroup rejected {value:?}: {message}");
+            assert!(message.starts_with("WSGIProcessGroup: invalid process group '"), "{message}");
+            assert!(message.contains(&format!("'{}'", value.escape_default())), "{message}");
+            assert!(!message.contains(['\n', '\r', '\0']), "{message:?}");
         }
     }
 

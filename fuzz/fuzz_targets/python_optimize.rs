@@ -6,6 +6,10 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
+// config.rs refers to the daemon-mode types.
+#[allow(dead_code)]
+#[path = "../../src/daemon_config.rs"]
+mod daemon_config;
 
 fuzz_target!(|value: &str| {
     let expected = match value {

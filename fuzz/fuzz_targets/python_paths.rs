@@ -8,8 +8,13 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
+// config.rs refers to the daemon-mode types.
+#[allow(dead_code)]
+#[path = "../../src/daemon_config.rs"]
+mod daemon_config;
 
 use config::InterpreterConfig;
+use daemon_config::ProcessGroup;
 
 fn check_home(value: &str) {
     match config::parse_python_home(value) {
@@ -58,22 +63,53 @@ fn check_path(value: &str) {
 }
 
 fn check_import_script(words: &[&str]) {
+    // The group of the last process-group= option, %{GLOBAL} without one,
+    // or None for an invalid line. %{ENV:...} needs a request, which an
+    // import has not.
     let options_ok = |options: &[&str]| {
-        options
-            .iter()
-            .all(|o| matches!(*o, "process-group=%{GLOBAL}" | "application-group=%{GLOBAL}"))
+        let mut group = ProcessGroup::Global;
+        for option in options {
+            match option.split_once('=') {
+                Some(("application-group", "%{GLOBAL}")) => {}
+                Some(("process-group", value)) => match expected_process_group(value)? {
+                    ProcessGroup::Env(_) => return None,
+                    named_or_global => group = named_or_global,
+                },
+                _ => return None,
+            }
+        }
+        Some(group)
     };
-    let valid = matches!(words, [path, options @ ..] if path.starts_with('/') && options_ok(options));
+    let expected = match words {
+        [path, options @ ..] if path.starts_with('/') => options_ok(options),
+        _ => None,
+    };
+    let valid = expected.is_some();
     match config::parse_import_script(words) {
-        Ok(path) => {
+        Ok(script) => {
             assert!(valid, "{words:?} accepted");
-            assert_eq!(path, words[0]);
+            assert_eq!(script.path, words[0]);
+            assert_eq!(Some(script.process_group), expected, "{words:?}");
         }
         Err(message) => {
             assert!(!valid, "{words:?} rejected: {message}");
             assert!(message.starts_with("WSGIImportScript: "), "{message}");
         }
     }
+}
+
+/// What a process-group value means, written independently of the
+/// parser: %{GLOBAL}, %{ENV:VARIABLE}, or a group name (no spaces,
+/// controls or '=', not of the form %{...}).
+fn expected_process_group(value: &str) -> Option<ProcessGroup> {
+    let plain = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    if value == "%{GLOBAL}" {
+        return Some(ProcessGroup::Global);
+    }
+    if let Some(variable) = value.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+        return (plain(variable) && !variable.contains(['{', '}'])).then(|| ProcessGroup::Env(variable.to_owned()));
+    }
+    (plain(value) && !value.starts_with("%{") && !value.contains('=')).then(|| ProcessGroup::Named(value.to_owned()))
 }
 
 fuzz_target!(|value: &str| {

@@ -9,8 +9,13 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
+// config.rs refers to the daemon-mode types.
+#[allow(dead_code)]
+#[path = "../../src/daemon_config.rs"]
+mod daemon_config;
 
 use config::{ScriptAlias, ServerConfig, UrlMatch};
+use daemon_config::ProcessGroup;
 
 fn is_python_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -28,19 +33,35 @@ fn on_off(value: &str) -> Option<bool> {
 
 /// What a valid line sets through its options (the last one of a kind
 /// wins), or None when an option is invalid.
-fn expected_options(options: &[&str]) -> Option<(Option<String>, Option<bool>)> {
-    let (mut callable, mut pass) = (None, None);
+fn expected_options(options: &[&str]) -> Option<(Option<String>, Option<bool>, Option<ProcessGroup>)> {
+    let (mut callable, mut pass, mut group) = (None, None, None);
     for option in options {
         let (key, value) = option.split_once('=')?;
         match key {
-            "process-group" | "application-group" if value == "%{GLOBAL}" => {}
+            "application-group" if value == "%{GLOBAL}" => {}
+            "process-group" => group = Some(expected_process_group(value)?),
             "callable-object" if is_python_identifier(value) => callable = Some(value.to_owned()),
             "pass-authorization" => pass = Some(on_off(value)?),
             _ => return None,
         }
     }
-    Some((callable, pass))
+    Some((callable, pass, group))
 }
+
+/// What a process-group value means, written independently of the
+/// parser: %{GLOBAL}, %{ENV:VARIABLE}, or a group name (no spaces,
+/// controls or '=', not of the form %{...}).
+fn expected_process_group(value: &str) -> Option<ProcessGroup> {
+    let plain = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    if value == "%{GLOBAL}" {
+        return Some(ProcessGroup::Global);
+    }
+    if let Some(variable) = value.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+        return (plain(variable) && !variable.contains(['{', '}'])).then(|| ProcessGroup::Env(variable.to_owned()));
+    }
+    (plain(value) && !value.starts_with("%{") && !value.contains('=')).then(|| ProcessGroup::Named(value.to_owned()))
+}
+
 
 /// Runs of slashes as one slash, as the prefix rule compares paths.
 fn collapse(path: &str) -> String {
@@ -113,8 +134,9 @@ fn check(directive: &str, result: Result<ScriptAlias, String>, words: &[&str], u
     };
     match result {
         Ok(alias) => {
-            let Some((callable, pass)) = expected else { panic!("{directive} {words:?} accepted") };
+            let Some((callable, pass, group)) = expected else { panic!("{directive} {words:?} accepted") };
             assert_eq!(alias.script, words[1]);
+            assert_eq!(alias.process_group, group);
             assert_eq!(alias.callable_object, callable);
             assert_eq!(alias.callable_name(), alias.callable_object.as_deref());
             assert_eq!(alias.pass_authorization, pass);

@@ -9,16 +9,27 @@ use crate::wsgi::logging::{self, Level};
 use crate::wsgi::startup;
 use crate::wsgi::transport::{self, ServerFacts};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// Lines that belong to no request go to the main server's error log.
+/// The main server, for lines that belong to no request.
+static MAIN_SERVER: AtomicPtr<ffi::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Lines that belong to no request go to the main server's error log (a
+/// null server would send them to Apache's start-up stderr instead).
 fn process_log(level: Level, text: &str) {
-    log::server(std::ptr::null(), apache_level(level), text);
+    log::server(MAIN_SERVER.load(Ordering::Relaxed), apache_level(level), text);
+}
+
+/// Sends the core's process log lines to the main server `s`'s log.
+pub fn log_to_main_server(s: *mut ffi::server_rec) {
+    MAIN_SERVER.store(s, Ordering::Relaxed);
+    logging::set_process_log(process_log);
 }
 
 /// # Safety
 /// `s` must be the main server_rec passed to child_init.
 pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
-    logging::set_process_log(process_log);
+    log_to_main_server(s);
     transport::set_server_facts(server_facts());
     let mut scripts = BTreeSet::new();
     let mut server = s;
@@ -26,7 +37,7 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
         // SAFETY: server walks Apache's list of server_recs, each with a
         // config this module created.
         unsafe {
-            scripts.extend(server_config(server).import_scripts.iter().cloned());
+            scripts.extend(server_config(server).import_scripts.iter().filter(|i| i.process_group.is_global()).map(|i| i.path.clone()));
             server = (*server).next;
         }
     }
@@ -36,7 +47,7 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
 }
 
 /// The running server as the MPM and Apache describe it.
-fn server_facts() -> ServerFacts {
+pub fn server_facts() -> ServerFacts {
     let query = |code: u32| {
         let mut value = 0;
         // SAFETY: ap_mpm_query writes one int for a known query code.

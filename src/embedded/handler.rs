@@ -8,6 +8,8 @@ use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
 use crate::directives::{dir_config, server_config, slot};
 use crate::httpd::{consts, ffi, log, pool};
 use crate::interp;
+use crate::daemon;
+use crate::daemon_config::ProcessGroup;
 use crate::wsgi::app::{self, Outcome};
 use std::ffi::c_int;
 use std::sync::Arc;
@@ -96,6 +98,34 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let mut scratch = Scratch::default();
     // SAFETY: r is live and prepared; the variables are used within this call.
     let variables = unsafe { request::cgi_variables(r, settings.pass_authorization, method, &mut scratch) };
+    // SAFETY: r is live; its subprocess_env holds SetEnv/mod_rewrite variables.
+    match unsafe { process_group_of(r, settings.process_group) } {
+        Ok(Some(group)) => {
+            let forward = daemon::client::Forward {
+                group: &group,
+                script: &script,
+                callable: settings.callable_object,
+                reload_mtime: settings.script_reloading.then_some(mtime),
+                variables: variables.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+            };
+            // SAFETY: r is live and its body set up.
+            return unsafe { daemon::client::handle(r, forward) };
+        }
+        Ok(None) => {}
+        Err(why) => {
+            log::request(r, consts::APLOG_ERR, &format!("{why} (script {script})"));
+            return consts::HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    // SAFETY: r->server is live, its config ours.
+    if unsafe { server_config((*r).server) }.restrict_embedded == Some(true) {
+        log::request(
+            r,
+            consts::APLOG_ERR,
+            &format!("WSGI script {script} would run in embedded mode, which WSGIRestrictEmbedded On forbids; give it a WSGIProcessGroup"),
+        );
+        return consts::HTTP_INTERNAL_SERVER_ERROR;
+    }
     let log = Arc::new(ApacheRequestLog::new(r));
     let outcome = interp::with_python(|py| {
         // SAFETY: r stays live for the whole call, and the core lets go of
@@ -192,4 +222,32 @@ unsafe fn head_as_get(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
             content_filter
         },
     }
+}
+
+/// The daemon process group a request goes to, None for embedded mode.
+/// `%{ENV:NAME}` takes the variable's value now (SetEnv, SetEnvIf or
+/// mod_rewrite may set it per request); empty or unset means embedded.
+///
+/// # Safety
+/// `r` must be the live request being handled.
+unsafe fn process_group_of(r: *mut ffi::request_rec, group: &ProcessGroup) -> Result<Option<String>, String> {
+    let name = match group {
+        ProcessGroup::Global => return Ok(None),
+        ProcessGroup::Named(name) => name.clone(),
+        ProcessGroup::Env(variable) => {
+            let c_name = std::ffi::CString::new(variable.as_str()).map_err(|_| "NUL in a variable name".to_owned())?;
+            // SAFETY: r is live; the table lookup returns null or a pool string.
+            let value = unsafe { pool::str_from(ffi::apr_table_get((*r).subprocess_env, c_name.as_ptr())) };
+            match value.as_deref() {
+                None | Some("") | Some("%{GLOBAL}") => return Ok(None),
+                Some(name) => name.to_owned(),
+            }
+        }
+    };
+    // SAFETY: r and its server are live; server_hostname is a pool string.
+    let host = unsafe { pool::str_from((*(*r).server).server_hostname) }.unwrap_or_default();
+    daemon::check_group(&name, &host).map(|()| Some(name)).map_err(|why| match group {
+        ProcessGroup::Env(variable) => format!("WSGIProcessGroup %{{ENV:{variable}}}: {why}"),
+        _ => format!("WSGIProcessGroup: {why}"),
+    })
 }

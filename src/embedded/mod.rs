@@ -8,5 +8,8 @@ mod handler;
 mod request;
 mod sink;
 
-pub use child::prepare_child;
+pub use body::ApacheBody;
+pub use child::{log_to_main_server, prepare_child, server_facts};
 pub use handler::{handle, translate_name};
+pub use request::apache_level;
+pub use sink::ApacheSink;

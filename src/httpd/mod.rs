@@ -52,6 +52,9 @@ pub mod consts {
     pub const HTTP_FORBIDDEN: c_int = ffi::HTTP_FORBIDDEN as c_int;
     pub const HTTP_NOT_FOUND: c_int = ffi::HTTP_NOT_FOUND as c_int;
     pub const HTTP_INTERNAL_SERVER_ERROR: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    pub const HTTP_BAD_GATEWAY: c_int = ffi::HTTP_BAD_GATEWAY as c_int;
+    pub const HTTP_SERVICE_UNAVAILABLE: c_int = ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
+    pub const HTTP_GATEWAY_TIME_OUT: c_int = ffi::HTTP_GATEWAY_TIME_OUT as c_int;
     pub const APR_HOOK_MIDDLE: c_int = ffi::APR_HOOK_MIDDLE as c_int;
     pub const APR_HOOK_REALLY_FIRST: c_int = ffi::APR_HOOK_REALLY_FIRST;
     pub const APLOG_CRIT: c_int = ffi::APLOG_CRIT as c_int;

@@ -25,7 +25,7 @@ pub mod logging;
 #[cfg(not(test))]
 mod response;
 #[cfg(not(test))]
-mod script;
+pub mod script;
 #[cfg(not(test))]
 mod server_modules;
 #[cfg(not(test))]

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyModule};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 struct LoadedScript {
     /// The file's mtime (APR microseconds) when it was loaded.
@@ -34,9 +34,24 @@ pub fn load<'py>(py: Python<'py>, path: &str, reload_mtime: Option<i64>) -> PyRe
         Some(mtime) => mtime,
         None => file_mtime(path)?,
     };
+    let reloaded = scripts.contains_key(path);
     let module = execute(py, path)?;
     scripts.insert(path.to_owned(), LoadedScript { mtime, module: module.clone().unbind() });
+    if reloaded {
+        if let Some(hook) = ON_RELOAD.get() {
+            hook(path);
+        }
+    }
     Ok(module)
+}
+
+/// Called after a script changed on disk was loaded again: a daemon
+/// process uses it to have itself replaced, so that modules the script
+/// imports are loaded afresh too.
+static ON_RELOAD: OnceLock<fn(&str)> = OnceLock::new();
+
+pub fn on_reload(hook: fn(&str)) {
+    let _ = ON_RELOAD.set(hook);
 }
 
 /// `WSGIImportScript`: loads `path` as a request for it later would, so

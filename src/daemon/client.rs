@@ -1,0 +1,340 @@
+//! The Apache-child side of daemon mode: a request routed to a process
+//! group goes to one of its daemons over the group's socket, on a
+//! connection kept for the next request; the daemon's frames become the
+//! response. Failures map to statuses an operator can act on: 503 when the
+//! group cannot be reached, 502 when its daemon ends before the response
+//! head, 504 when it does not answer in time, and a cut response when it
+//! fails after the head; each with a log line naming the group, the
+//! daemon's pid when known, and the script.
+
+use super::wire::{FrameReader, ToChild, ToDaemon, PROTOCOL_VERSION};
+use super::{Endpoint, ENDPOINTS};
+use crate::embedded::{apache_level, ApacheBody, ApacheSink};
+use crate::httpd::{consts, ffi, log};
+use crate::wsgi::file_wrapper::FileRegion;
+use crate::wsgi::transport::{BodySource, ResponseSink};
+use std::collections::HashMap;
+use std::ffi::c_int;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A connection to a daemon, with the pid its Hello named.
+struct Connection {
+    writer: UnixStream,
+    reader: FrameReader,
+    pid: u32,
+}
+
+/// Idle connections per group, reused by whichever thread needs one.
+static IDLE: Mutex<Option<HashMap<String, Vec<Connection>>>> = Mutex::new(None);
+
+fn take_idle(group: &str) -> Option<Connection> {
+    IDLE.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(group)?.pop()
+}
+
+fn put_idle(group: &str, connection: Connection) {
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    idle.get_or_insert_with(HashMap::new).entry(group.to_owned()).or_default().push(connection);
+}
+
+fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
+    let stream = connect_within(&endpoint.socket, endpoint.connect_timeout)?;
+    super::groups::set_buffer_sizes(stream.as_raw_fd(), endpoint.send_buffer_size, endpoint.receive_buffer_size);
+    stream.set_read_timeout(Some(endpoint.socket_timeout))?;
+    stream.set_write_timeout(Some(endpoint.socket_timeout))?;
+    let writer = stream.try_clone()?;
+    let mut reader = FrameReader::new(stream);
+    super::wire::write_frame(&writer, &ToDaemon::Hello { version: PROTOCOL_VERSION })?;
+    match reader.read_frame_maybe_fd::<ToChild>()? {
+        Some((ToChild::Hello { version, pid }, _)) if version == PROTOCOL_VERSION => Ok(Connection { writer, reader, pid }),
+        Some((ToChild::Hello { version, .. }, _)) => Err(io::Error::other(format!(
+            "the daemon speaks protocol version {version}, this Apache child {PROTOCOL_VERSION}"
+        ))),
+        _ => Err(io::Error::other("the daemon did not greet")),
+    }
+}
+
+/// Connects, retrying while the socket's backlog is full or the socket is
+/// not there yet (a group starting), until `timeout`.
+fn connect_within(path: &str, timeout: Duration) -> io::Result<UnixStream> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match UnixStream::connect(path) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => {
+                let retry = matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::ECONNREFUSED | libc::ENOENT));
+                if !retry || std::time::Instant::now() >= deadline {
+                    return Err(err);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// How a conversation with a daemon ended.
+enum Ended {
+    /// The handler's status.
+    Status(c_int),
+    /// The daemon closed the connection before taking the request: it was
+    /// stopping. Safe to send again, elsewhere.
+    NotTaken,
+}
+
+/// New connections a request may try when daemons close them before
+/// taking it (they were stopping).
+const MAX_FRESH_ATTEMPTS: u32 = 4;
+
+fn is_closed_by_peer(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof)
+        || err.to_string() == "the daemon did not greet"
+}
+
+/// What the request asks of the daemon, besides its CGI variables.
+pub struct Forward<'a> {
+    pub group: &'a str,
+    pub script: &'a str,
+    pub callable: &'a str,
+    pub reload_mtime: Option<i64>,
+    pub variables: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Runs the request in a daemon of `forward.group`.
+///
+/// # Safety
+/// `r` must be the live request being handled, after
+/// ap_setup_client_block.
+pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
+    let group = forward.group;
+    let script = forward.script;
+    let endpoint = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|e| e.name == group).cloned();
+    let Some(endpoint) = endpoint else {
+        log::request(r, consts::APLOG_ERR, &format!("no daemon process group named '{group}' is running (script {script})"));
+        return consts::HTTP_INTERNAL_SERVER_ERROR;
+    };
+    // SAFETY: r is live for the whole call.
+    let (mut body, mut sink) = unsafe { (ApacheBody::new(r), ApacheSink::new(r)) };
+    let request = ToDaemon::Request {
+        script: script.to_owned(),
+        callable: forward.callable.to_owned(),
+        reload_mtime: forward.reload_mtime,
+        // SAFETY: r is live.
+        request_start_micros: unsafe { (*r).request_time },
+        declared_length: body.declared_length(),
+        head_only: sink.head_only(),
+        // SAFETY: r is live; its connection's client address is a pool string.
+        client: unsafe { client_address(r) },
+        variables: forward.variables,
+    };
+    let mut encoded = Vec::new();
+    if let Err(err) = super::wire::encode(&request, &mut encoded) {
+        log::request(r, consts::APLOG_ERR, &format!("cannot forward the request for {script} to group '{group}': {err}"));
+        return consts::HTTP_INTERNAL_SERVER_ERROR;
+    }
+    // Idle connections to a daemon that has stopped since are closed: each
+    // is dropped and the next tried, then new connections; a new one that
+    // is closed before the request is taken (its daemon was stopping) is
+    // tried once more.
+    let mut fresh_attempts = 0;
+    loop {
+        let (connection, reused) = match take_idle(group) {
+            Some(connection) => (connection, true),
+            None => match connect(&endpoint) {
+                Ok(connection) => (connection, false),
+                // Accepted by a daemon that was stopping at that moment: it
+                // closed the connection during the greeting. Another daemon
+                // (or its successor) takes the next one.
+                Err(err) if is_closed_by_peer(&err) && fresh_attempts < MAX_FRESH_ATTEMPTS => {
+                    fresh_attempts += 1;
+                    continue;
+                }
+                Err(err) => {
+                    log::request(
+                        r,
+                        consts::APLOG_ERR,
+                        &format!(
+                            "cannot reach daemon process group '{group}' at {} for {script}: {err}",
+                            endpoint.socket
+                        ),
+                    );
+                    return consts::HTTP_SERVICE_UNAVAILABLE;
+                }
+            },
+        };
+        match converse(r, connection, &encoded, &endpoint, script, &mut body, &mut sink) {
+            Ended::Status(status) => return status,
+            Ended::NotTaken if reused => continue,
+            Ended::NotTaken if fresh_attempts < MAX_FRESH_ATTEMPTS => fresh_attempts += 1,
+            Ended::NotTaken => break,
+        }
+    }
+    log::request(
+        r,
+        consts::APLOG_ERR,
+        &format!("daemon process group '{group}' did not take the request for {script}: its daemons are stopping"),
+    );
+    consts::HTTP_SERVICE_UNAVAILABLE
+}
+
+/// # Safety
+/// `r` must be the live request.
+unsafe fn client_address(r: *mut ffi::request_rec) -> String {
+    // SAFETY: r and its connection are live; client_ip is a pool string.
+    unsafe {
+        let c = (*r).connection;
+        let ip = crate::httpd::pool::str_from((*c).client_ip).unwrap_or_default();
+        let port = if (*c).client_addr.is_null() { 0 } else { (*(*c).client_addr).port };
+        format!("{ip}:{port}")
+    }
+}
+
+/// One request over `connection`: sends it, then follows the daemon's
+/// frames until the response is complete.
+fn converse(
+    r: *mut ffi::request_rec,
+    mut connection: Connection,
+    request: &[u8],
+    endpoint: &Endpoint,
+    script: &str,
+    body: &mut ApacheBody,
+    sink: &mut ApacheSink,
+) -> Ended {
+    let group = &endpoint.name;
+    if super::wire::write_encoded(&connection.writer, request).is_err() {
+        return Ended::NotTaken;
+    }
+    let mut accepted = false;
+    let mut head_sent = false;
+    let pid = connection.pid;
+    let mut body_buffer: Vec<MaybeUninit<u8>> = Vec::new();
+    // Apache's input filters are not read again once they gave the end.
+    let mut body_ended = false;
+    loop {
+        let frame = match connection.reader.read_frame_maybe_fd::<ToChild>() {
+            Ok(Some(frame)) => frame,
+            other => {
+                if !accepted {
+                    return Ended::NotTaken;
+                }
+                let timed_out = matches!(&other, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
+                let what = match other {
+                    Err(e) if timed_out => format!("gave no answer within {} s ({e})", endpoint.socket_timeout.as_secs()),
+                    Err(e) => format!("connection failed: {e}"),
+                    Ok(_) => "ended the connection".to_owned(),
+                };
+                let when = if head_sent { "after the response head; the response is cut short" } else { "before the response head" };
+                log::request(
+                    r,
+                    consts::APLOG_ERR,
+                    &format!("daemon process {pid} of group '{group}' {what} {when} (script {script})"),
+                );
+                return Ended::Status(if head_sent {
+                    sink.abort();
+                    consts::OK
+                } else if timed_out {
+                    consts::HTTP_GATEWAY_TIME_OUT
+                } else {
+                    consts::HTTP_BAD_GATEWAY
+                });
+            }
+        };
+        let (message, fd) = frame;
+        match message {
+            ToChild::Accepted => accepted = true,
+            ToChild::ReadBody { max } => {
+                let max = (max as usize).clamp(1, 1 << 20);
+                body_buffer.resize(max, MaybeUninit::uninit());
+                let answer = match if body_ended { Ok((0, true)) } else { body.read(&mut body_buffer) } {
+                    // SAFETY: read initialised the first n bytes.
+                    Ok((n, false)) => ToDaemon::Body {
+                        data: body_buffer[..n].iter().map(|b| unsafe { b.assume_init() }).collect(),
+                    },
+                    Ok((n, true)) if n > 0 => {
+                        // The end is reported at the next read.
+                        body_ended = true;
+                        // SAFETY: as above.
+                        ToDaemon::Body { data: body_buffer[..n].iter().map(|b| unsafe { b.assume_init() }).collect() }
+                    }
+                    Ok((_, true)) => ToDaemon::BodyEnd,
+                    Err(err) => ToDaemon::BodyError { status: err.status, reason: err.reason },
+                };
+                if super::wire::write_frame(&connection.writer, &answer).is_err() {
+                    return Ended::Status(consts::HTTP_BAD_GATEWAY);
+                }
+            }
+            ToChild::Head { status, status_line, headers } => {
+                let size = status_line.len() + headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>();
+                if size > endpoint.header_buffer_size as usize {
+                    log::request(
+                        r,
+                        consts::APLOG_ERR,
+                        &format!(
+                            "daemon process {pid} of group '{group}' sent a response head of {size} bytes for {script}, \
+                             more than header-buffer-size ({})",
+                            endpoint.header_buffer_size
+                        ),
+                    );
+                    return Ended::Status(consts::HTTP_BAD_GATEWAY);
+                }
+                sink.set_head(status, &status_line, &headers);
+                head_sent = true;
+            }
+            ToChild::AnnounceStream => sink.announce_stream(),
+            ToChild::Data { data } => sink.append_copy(&data),
+            ToChild::Pass { flush } => {
+                if sink.pass(flush).is_err() {
+                    // The client is gone: dropping the connection tells the
+                    // daemon, whose next write fails as it would in
+                    // embedded mode.
+                    return Ended::Status(consts::OK);
+                }
+            }
+            ToChild::File { offset, len } => {
+                let Some(fd) = fd else { return Ended::Status(consts::HTTP_BAD_GATEWAY) };
+                if let Err(why) = sink.append_file(FileRegion { file: std::fs::File::from(fd), offset, len }) {
+                    log::request(r, consts::APLOG_ERR, &why);
+                    sink.abort();
+                    return Ended::Status(consts::OK);
+                }
+            }
+            ToChild::End { flush } => {
+                sink.close(flush);
+                sink.send_final();
+                put_idle(group, connection);
+                return Ended::Status(consts::OK);
+            }
+            ToChild::Abort => {
+                sink.abort();
+                put_idle(group, connection);
+                return Ended::Status(consts::OK);
+            }
+            ToChild::Failed { status } => {
+                sink.discard();
+                put_idle(group, connection);
+                return Ended::Status(c_int::from(status));
+            }
+            ToChild::BodyFailed { status } => {
+                sink.discard();
+                put_idle(group, connection);
+                return Ended::Status(status);
+            }
+            ToChild::Log { level, text } => log::request(r, apache_level(level_of(level)), &text),
+            ToChild::Hello { .. } => return Ended::Status(consts::HTTP_BAD_GATEWAY),
+        }
+    }
+}
+
+fn level_of(code: u8) -> crate::wsgi::logging::Level {
+    use crate::wsgi::logging::Level;
+    match code {
+        0..=2 => Level::Crit,
+        3 => Level::Err,
+        4 => Level::Warning,
+        5 => Level::Notice,
+        _ => Level::Info,
+    }
+}

@@ -1,0 +1,385 @@
+//! Daemon mode against the real Apache: requests routed with WSGIProcessGroup to
+//! WSGIDaemonProcess groups run in daemon processes (not in the Apache children), with
+//! the group's user, threads and title; bodies, streams, files and errors travel over the
+//! group's socket; a daemon killed or stopping by itself is replaced; daemons follow
+//! Apache's restarts and stop with it; the socket refuses other users.
+mod common;
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const NOBODY_UID: i64 = 65534;
+
+fn start(mpm: Mpm, tag: &str, groups: &str) -> Apache {
+    let dir = TestDir::new(&format!("daemon-{tag}-{}", mpm.name()));
+    dir.write("apps/blob.bin", pseudo_random_bytes(300_000, 7));
+    let app = dir.install_app("daemon_probe.wsgi", &[]);
+    let app = app.display();
+    let extra = groups.replace("@@APP@@", &app.to_string());
+    let conf = Conf::new(mpm).log_level("info").extra(&extra);
+    Apache::start(dir, &conf, &[])
+}
+
+/// The daemon processes: processes whose command line shows `(wsgi:NAME)`.
+fn daemons_titled(name: &str) -> Vec<u32> {
+    let title = format!("(wsgi:{name})");
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&title) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn info(a: &Apache, path: &str) -> Json {
+    let r = a.get(path);
+    assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.text(), a.error_log());
+    r.json()
+}
+
+fn basic(mpm: Mpm) {
+    // A group name of its own per test, so the titles of one test's daemons are not
+    // another's (tests run side by side).
+    let site = format!("site-{}", mpm.name());
+    let mut a = start(
+        mpm,
+        "basic",
+        &format!(
+            "WSGIDaemonProcess {site} processes=2 threads=4 display-name=%{{GROUP}}\n\
+             WSGIScriptAlias /site @@APP@@ process-group={site}\n\
+             WSGIScriptAlias /embedded @@APP@@\n"
+        ),
+    );
+    let children = a.child_pids();
+    let j = info(&a, "/site/where");
+    let pid = j.get("pid").as_i64() as u32;
+    assert!(!children.is_empty());
+    assert_eq!(j.get("process_group").as_str(), site, "{j}");
+    assert_eq!(j.get("environ_process_group").as_str(), site, "{j}");
+    assert_eq!(j.get("maximum_processes").as_i64(), 2, "{j}");
+    assert_eq!(j.get("threads_per_process").as_i64(), 4, "{j}");
+    assert!(j.get("multithread").as_bool() && j.get("multiprocess").as_bool(), "{j}");
+    assert_eq!(j.get("argv").str_list(), vec!["mod_wsgi".to_string()], "{j}");
+    assert_eq!((j.get("script_name").as_str(), j.get("path_info").as_str()), ("/site", "/where"), "{j}");
+    assert_eq!(j.get("remote_addr").as_str(), "127.0.0.1");
+    if running_as_root() {
+        assert_eq!(j.get("uid").as_i64(), WWW_UID as i64, "daemons default to Apache's user: {j}");
+    }
+    // Two daemons, titled, neither of them an Apache child serving HTTP.
+    wait_for("two titled daemons", Duration::from_secs(10), || daemons_titled(&site).len() == 2);
+    let daemons = daemons_titled(&site);
+    assert!(daemons.contains(&pid), "pid {pid} not among the titled daemons {daemons:?}");
+    assert!(!children.contains(&pid));
+    // The embedded alias still runs in the Apache child.
+    let e = info(&a, "/embedded/where");
+    assert_eq!(e.get("process_group").as_str(), "", "{e}");
+    assert!(!daemons.contains(&(e.get("pid").as_i64() as u32)));
+
+    // Bodies both ways, streaming, a file, HEAD, an error.
+    let body = pseudo_random_bytes(1 << 20, 3);
+    let r = a.post("/site/echo", &body);
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "the 1 MiB echo came back different ({} bytes)", r.body.len());
+    let r = a.get("/site/stream");
+    assert_eq!(r.status, 200);
+    let expected: String = (0..50).map(|i| format!("chunk {i}\n")).collect();
+    assert_eq!(r.text(), expected);
+    let r = a.get("/site/file");
+    assert_eq!(r.status, 200);
+    assert!(r.body == pseudo_random_bytes(300_000, 7), "file_wrapper body differs ({} bytes)", r.body.len());
+    let r = a.request("HEAD", "/site/where", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = a.get("/site/raise");
+    assert_eq!(r.status, 500);
+    let (found, log) = a.wait_log(Duration::from_secs(5), |l| l.contains("RuntimeError: raised in the daemon"));
+    assert!(found, "no traceback in the error log:\n{log}");
+    let traceback_line = log.lines().find(|l| l.contains("RuntimeError: raised in the daemon")).unwrap();
+    assert!(traceback_line.contains("[client 127.0.0.1:"), "daemon log lines carry the client: {traceback_line}");
+
+    // Output of the application reaches Apache's log with the client address.
+    assert_eq!(a.get("/site/log?marker-1").status, 200);
+    let (found, log) = a.wait_log(Duration::from_secs(5), |l| l.contains("daemon-probe wsgi.errors marker-1"));
+    assert!(found, "{log}");
+    assert!(log.lines().any(|l| l.contains("daemon-probe print marker-1") && l.contains("[client 127.0.0.1:")), "{log}");
+
+    // A daemon killed with SIGKILL is replaced; the group keeps serving.
+    let victim = daemons[0];
+    run_ok("/bin/kill", &["-KILL", &victim.to_string()], Path::new("/"), &[]);
+    let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains(&format!("process {victim} was killed by signal 9")));
+    assert!(found, "no log line for the killed daemon:\n{log}");
+    wait_for("a replacement daemon", Duration::from_secs(10), || {
+        let now = daemons_titled(&site);
+        now.len() == 2 && !now.contains(&victim)
+    });
+    for _ in 0..20 {
+        assert_eq!(a.get("/site/where").status, 200);
+    }
+
+    // An application that sends itself SIGINT (a common way to reload) gets a
+    // new process; the request that did it is answered.
+    let before = daemons_titled(&site);
+    let r = a.get("/site/sigint");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for("the SIGINTed daemon to be replaced", Duration::from_secs(15), || {
+        let now = daemons_titled(&site);
+        now.len() == 2 && now != before
+    });
+    for _ in 0..20 {
+        assert_eq!(a.get("/site/where").status, 200);
+    }
+
+    // Stopping Apache stops the daemons: none outlives it.
+    let remaining = daemons_titled(&site);
+    a.stop();
+    wait_for("the daemons to exit with Apache", Duration::from_secs(10), || {
+        remaining.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    });
+    assert_no_crash(&a.error_log());
+}
+
+#[test]
+fn daemon_basic_event() {
+    basic(Mpm::Event);
+}
+
+#[test]
+fn daemon_basic_prefork() {
+    basic(Mpm::Prefork);
+}
+
+#[test]
+fn daemon_basic_worker() {
+    basic(Mpm::Worker);
+}
+
+/// Two groups with different users and python-paths are two sets of processes, each
+/// with its own settings; a user without a home directory does not make a restart loop.
+#[test]
+fn two_groups_with_their_own_users_and_paths() {
+    if !running_as_root() {
+        panic!("this test needs root: the daemons change user");
+    }
+    let dir_a = "/tmp/mod_wsgi_rs-daemon-path-a";
+    let dir_b = "/tmp/mod_wsgi_rs-daemon-path-b";
+    for d in [dir_a, dir_b] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let a = start(
+        Mpm::Event,
+        "twogroups",
+        &format!(
+            "WSGIDaemonProcess one threads=2 python-path={dir_a}\n\
+             WSGIDaemonProcess two user=nobody group=nogroup threads=3 python-path={dir_b}\n\
+             WSGIScriptAlias /one @@APP@@ process-group=one\n\
+             WSGIScriptAlias /two @@APP@@ process-group=two\n"
+        ),
+    );
+    let one = info(&a, "/one/where");
+    let two = info(&a, "/two/where");
+    assert_ne!(one.get("pid").as_i64(), two.get("pid").as_i64());
+    assert_eq!(one.get("uid").as_i64(), WWW_UID as i64, "{one}");
+    assert_eq!(two.get("uid").as_i64(), NOBODY_UID, "{two}");
+    assert_eq!(one.get("threads_per_process").as_i64(), 2);
+    assert_eq!(two.get("threads_per_process").as_i64(), 3);
+    assert!(one.get("sys_path").str_list().contains(&dir_a.to_string()), "{one}");
+    assert!(!one.get("sys_path").str_list().contains(&dir_b.to_string()), "{one}");
+    assert!(two.get("sys_path").str_list().contains(&dir_b.to_string()), "{two}");
+    // nobody's home (/nonexistent) does not exist: the daemon runs in / and says so.
+    assert_eq!(two.get("cwd").as_str(), "/", "{two}");
+    let log = a.error_log();
+    assert!(log.lines().any(|l| l.contains("daemon process group two") && l.contains("/nonexistent")), "{log}");
+    // And it was started once: no restart loop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = a.error_log();
+    let restarts = log.lines().filter(|l| l.contains("daemon process group two") && l.contains("starting a new one")).count();
+    assert_eq!(restarts, 0, "{log}");
+    assert_no_crash(&log);
+}
+
+/// The group's socket is for Apache's children only: another user cannot connect.
+#[test]
+fn socket_refuses_other_users() {
+    if !running_as_root() {
+        panic!("this test needs root: it connects as another user");
+    }
+    let a = start(
+        Mpm::Event,
+        "socket",
+        "WSGIDaemonProcess guarded threads=1\nWSGIScriptAlias /g @@APP@@ process-group=guarded\n",
+    );
+    assert_eq!(a.get("/g/where").status, 200);
+    let run = a.dir.path().join("run");
+    let socket = fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".sock"))
+        .unwrap_or_else(|| panic!("no socket in {}", run.display()));
+    let probe = format!(
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n    s.connect({:?})\n    print('connected')\nexcept OSError as e:\n    print('refused', e.errno)\n",
+        socket.display().to_string()
+    );
+    let out = std::process::Command::new("/usr/sbin/runuser")
+        .args(["-u", "nobody", "--", "/usr/bin/python3.11", "-c", &probe])
+        .output()
+        .expect("runuser");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("refused"), "a process running as nobody could connect: {text} {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// After a graceful restart the groups run with new daemons and serve; requests under
+/// load across two graceful restarts all succeed.
+#[test]
+fn graceful_restart_replaces_daemons() {
+    let _heavy = heavy();
+    let a = start(
+        Mpm::Event,
+        "graceful",
+        "WSGIDaemonProcess graceful processes=1 threads=2 display-name=%{GROUP}\n\
+         WSGIScriptAlias /site @@APP@@ process-group=graceful\n",
+    );
+    let first = info(&a, "/site/where").get("pid").as_i64();
+    let port = a.port;
+    let loader = std::thread::spawn(move || load(port, &[("/site/where", "\"process_group\": \"graceful\"")], 4, Duration::from_secs(6)));
+    std::thread::sleep(Duration::from_secs(1));
+    run_ok("/bin/kill", &["-USR1", &a.pid.to_string()], Path::new("/"), &[]);
+    wait_for("a new daemon after the graceful restart", Duration::from_secs(20), || {
+        let r = a.get("/site/where");
+        r.status == 200 && r.json().get("pid").as_i64() != first
+    });
+    wait_for("the old daemon to exit", Duration::from_secs(10), || !Path::new(&format!("/proc/{first}")).exists());
+    std::thread::sleep(Duration::from_secs(1));
+    run_ok("/bin/kill", &["-USR1", &a.pid.to_string()], Path::new("/"), &[]);
+    let result = loader.join().unwrap();
+    assert!(result.total > 50, "the load made only {} requests", result.total);
+    assert_eq!(
+        (result.non_200(), result.error_count),
+        (0, 0),
+        "failed requests across graceful restarts: {:?} {:?}",
+        result.counts,
+        result.errors
+    );
+    wait_for("one daemon after the restarts", Duration::from_secs(10), || daemons_titled("graceful").len() == 1);
+    assert_no_crash(&a.error_log());
+}
+
+/// Planned replacements under load lose no request: touching the WSGI script and an
+/// application sending itself SIGINT each start a successor, which is ready before the
+/// old process stops accepting.
+#[test]
+fn planned_replacements_under_load_lose_nothing() {
+    let _heavy = heavy();
+    let a = start(
+        Mpm::Event,
+        "replace",
+        "WSGIDaemonProcess repl processes=1 threads=4 display-name=%{GROUP}\n\
+         WSGIScriptAlias /r @@APP@@ process-group=repl\n",
+    );
+    let first = info(&a, "/r/where").get("pid").as_i64();
+    let script = a.dir.p("apps/daemon_probe.wsgi");
+    let port = a.port;
+    let loader = std::thread::spawn(move || load(port, &[("/r/where", "\"process_group\": \"repl\"")], 4, Duration::from_secs(8)));
+    std::thread::sleep(Duration::from_secs(2));
+    bump_mtime(&script, 5);
+    let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains("ready;") && l.contains(&format!("{first} stops")));
+    assert!(found, "the touched script did not replace process {first}:\n{log}");
+    let mut second = first;
+    wait_for("a request served by the successor", Duration::from_secs(5), || {
+        second = info(&a, "/r/where").get("pid").as_i64();
+        second != first
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(a.get("/r/sigint").status, 200);
+    let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains("ready;") && l.contains(&format!("{second} stops")));
+    assert!(found, "the SIGINT did not replace process {second}:\n{log}");
+    let result = loader.join().unwrap();
+    assert!(result.total > 50, "the load made only {} requests", result.total);
+    assert_eq!((result.non_200(), result.error_count), (0, 0), "failed requests during replacements: {:?} {:?}", result.counts, result.errors);
+    assert_no_crash(&a.error_log());
+}
+
+/// WSGIRestrictEmbedded On: the Apache children start no Python; a request routed to
+/// embedded mode gets 500 with a log line saying why, daemon groups serve; and
+/// WSGIProcessGroup %{ENV:...} picks the group per request.
+#[test]
+fn restrict_embedded_and_env_groups() {
+    let a = start(
+        Mpm::Event,
+        "restrict",
+        "LoadModule env_module /usr/lib/apache2/modules/mod_env.so\n\
+         LoadModule setenvif_module /usr/lib/apache2/modules/mod_setenvif.so\n\
+         WSGIRestrictEmbedded On\n\
+         WSGIDaemonProcess blue threads=2\n\
+         WSGIDaemonProcess green threads=2\n\
+         WSGIScriptAlias /blue @@APP@@ process-group=blue\n\
+         WSGIScriptAlias /embedded @@APP@@\n\
+         WSGIScriptAlias /byenv @@APP@@\n\
+         <Location /byenv>\n    WSGIProcessGroup %{ENV:PICK}\n</Location>\n\
+         SetEnvIf X-Pick ^(blue|green|nope)$ PICK=$1\n",
+    );
+    assert_eq!(info(&a, "/blue/x").get("process_group").as_str(), "blue");
+    let r = a.get("/embedded/x");
+    assert_eq!(r.status, 500);
+    let (found, log) = a.wait_log(Duration::from_secs(5), |l| l.contains("WSGIRestrictEmbedded On forbids"));
+    assert!(found, "{log}");
+    // Python started in the daemons only, in no Apache child.
+    let children = a.child_pids();
+    let started: Vec<u32> = init_lines(&log).iter().map(|i| i.pid).collect();
+    assert!(!started.is_empty(), "{log}");
+    assert!(started.iter().all(|pid| !children.contains(pid)), "Python started in an Apache child: {started:?} {children:?}");
+    for group in ["blue", "green"] {
+        let r = a.request("GET", "/byenv/x", &[("X-Pick", group)], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json().get("process_group").as_str(), group);
+    }
+    let r = a.request("GET", "/byenv/x", &[("X-Pick", "nope")], b"");
+    assert_eq!(r.status, 500);
+    let (found, log) = a.wait_log(Duration::from_secs(5), |l| l.contains("there is no daemon process group named 'nope'"));
+    assert!(found, "{log}");
+    // Without the variable the request would be embedded, which is restricted.
+    assert_eq!(a.get("/byenv/x").status, 500);
+}
+
+/// Beside mod_python, which starts Python in the Apache parent, daemons use the
+/// interpreter they inherit, say which settings they could not apply, and serve.
+#[test]
+fn daemons_beside_mod_python() {
+    let dir = TestDir::new("daemon-mod_python");
+    let run_dir = dir.p("run");
+    let app = dir.install_app("daemon_probe.wsgi", &[]);
+    dir.write("apps/blob.bin", pseudo_random_bytes(1000, 1));
+    let conf = Conf::new(Mpm::Event)
+        .log_level("info")
+        .module_before("python_module", MOD_PYTHON_SO)
+        .extra(&format!(
+            "PythonOption mod_python.mutex_directory {run_dir}\n\
+             WSGIDaemonProcess beside threads=2 python-optimize=1\n\
+             WSGIScriptAlias /d {} process-group=beside\n",
+            app.display()
+        ));
+    let a = Apache::start(dir, &conf, &[]);
+    let j = info(&a, "/d/x");
+    assert_eq!(j.get("process_group").as_str(), "beside", "{j}");
+    let log = a.error_log();
+    assert!(
+        log.lines().any(|l| l.contains("owned by mod_python") && l.contains("python-optimize") || l.contains("owned by mod_python") && l.contains("WSGIPythonOptimize 1")),
+        "the daemon does not say which settings it could not apply:\n{log}"
+    );
+    for _ in 0..20 {
+        assert_eq!(a.get("/d/x").status, 200);
+    }
+    assert_no_crash(&a.error_log());
+}
