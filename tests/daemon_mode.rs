@@ -238,6 +238,22 @@ fn socket_refuses_other_users() {
         .expect("runuser");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("refused"), "a process running as nobody could connect: {text} {}", String::from_utf8_lossy(&out.stderr));
+
+    // Past the socket's permissions (opened up here on purpose), the daemon itself
+    // refuses a peer that is neither Apache's user nor root, and says so.
+    run_ok("/bin/chmod", &["0666", &socket.display().to_string()], Path::new("/"), &[]);
+    let probe = format!(
+        "import socket\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\ns.settimeout(5)\nprint('closed' if s.recv(64) == b'' else 'answered')\n",
+        socket.display().to_string()
+    );
+    let out = std::process::Command::new("/usr/sbin/runuser")
+        .args(["-u", "nobody", "--", "/usr/bin/python3.11", "-c", &probe])
+        .output()
+        .expect("runuser");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.trim(), "closed", "{text} {}", String::from_utf8_lossy(&out.stderr));
+    let (found, log) = a.wait_log(Duration::from_secs(5), |l| l.contains("refused a connection") && l.contains(&format!("uid {NOBODY_UID}")));
+    assert!(found, "no log line for the refused peer:\n{log}");
 }
 
 /// After a graceful restart the groups run with new daemons and serve; requests under
@@ -382,4 +398,110 @@ fn daemons_beside_mod_python() {
         assert_eq!(a.get("/d/x").status, 200);
     }
     assert_no_crash(&a.error_log());
+}
+
+fn rss_kib(pid: u32, key: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|v| v.split_whitespace().next()?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A 1 GiB upload and a 1 GiB response through a daemon are streamed: neither the daemon
+/// nor the Apache child holds them in memory (peak RSS grows by far less than the body).
+#[test]
+fn a_gibibyte_each_way_with_flat_memory() {
+    use std::io::{Read, Write};
+    let _heavy = heavy();
+    let a = start(
+        Mpm::Event,
+        "gib",
+        "WSGIDaemonProcess big processes=1 threads=2\n\
+         WSGIScriptAlias /big @@APP@@ process-group=big callable-object=big_application\n\
+         LimitRequestBody 0\n",
+    );
+    let daemon = info_pid(&a);
+    let before = rss_kib(daemon, "VmHWM:");
+    const GIB: u64 = 1 << 30;
+    // Upload: a raw request with a Content-Length, written in 1 MiB pieces.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(s, "POST /big/count HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {GIB}\r\nConnection: close\r\n\r\n").unwrap();
+    let piece = vec![b'u'; 1 << 20];
+    for _ in 0..(GIB >> 20) {
+        s.write_all(&piece).unwrap();
+    }
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{}", short(&reply));
+    assert!(reply.ends_with(&format!("\r\n\r\n{GIB}")), "{}", short(&reply));
+    // Download: read and count, without keeping it.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(s, "GET /big/stream?{GIB} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    assert!(total > GIB, "received {total} bytes");
+    let daemon_growth = rss_kib(daemon, "VmHWM:").saturating_sub(before);
+    assert!(daemon_growth < 64 * 1024, "the daemon's peak RSS grew by {daemon_growth} KiB");
+    for child in a.child_pids() {
+        let peak = rss_kib(child, "VmHWM:");
+        assert!(peak < 256 * 1024, "Apache process {child} peaked at {peak} KiB");
+    }
+    assert_no_crash(&a.error_log());
+}
+
+fn info_pid(a: &Apache) -> u32 {
+    let r = a.get("/big/stream?10");
+    assert_eq!(r.status, 200, "{}", a.error_log());
+    // The daemon is the only process titled with nothing; find it by asking /proc for
+    // processes whose parent is one of Apache's children (the supervisor).
+    let supervisors = a.child_pids();
+    let mut daemons = Vec::new();
+    for sup in supervisors {
+        daemons.extend(children_of(sup));
+    }
+    assert_eq!(daemons.len(), 1, "expected one daemon, found {daemons:?}");
+    daemons[0]
+}
+
+/// A daemon killed with SIGKILL under load loses at most the requests it had in flight
+/// (502), is replaced, and every other request succeeds.
+#[test]
+fn sigkill_under_load_loses_only_requests_in_flight() {
+    let _heavy = heavy();
+    let a = start(
+        Mpm::Event,
+        "kill",
+        "WSGIDaemonProcess killed processes=2 threads=2 display-name=%{GROUP}\n\
+         WSGIScriptAlias /k @@APP@@ process-group=killed\n",
+    );
+    assert_eq!(a.get("/k/where").status, 200);
+    wait_for("two daemons", Duration::from_secs(10), || daemons_titled("killed").len() == 2);
+    let victim = daemons_titled("killed")[0];
+    let port = a.port;
+    let loader = std::thread::spawn(move || load(port, &[("/k/where", "\"process_group\": \"killed\"")], 4, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_millis(1500));
+    run_ok("/bin/kill", &["-KILL", &victim.to_string()], Path::new("/"), &[]);
+    let result = loader.join().unwrap();
+    let failed = result.non_200() + result.error_count;
+    // The victim had at most `threads` requests running.
+    assert!(failed <= 2, "{failed} requests failed (at most 2 were in flight): {:?} {:?}", result.counts, result.errors);
+    assert!(result.counts.keys().all(|(_, status)| *status == 200 || *status == 502), "{:?}", result.counts);
+    assert!(result.total > 100, "only {} requests", result.total);
+    wait_for("a replacement", Duration::from_secs(10), || {
+        let now = daemons_titled("killed");
+        now.len() == 2 && !now.contains(&victim)
+    });
+    for _ in 0..20 {
+        assert_eq!(a.get("/k/where").status, 200);
+    }
 }

@@ -54,3 +54,33 @@ def application(environ, start_response):
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(info).encode()]
+
+
+def big_application(environ, start_response):
+    """/count reads the whole body in blocks and answers its size; /big
+    streams QUERY_STRING bytes in 1 MiB items. Neither holds more than a
+    block in memory."""
+    path = environ.get("PATH_INFO", "")
+    if path == "/count":
+        total = 0
+        stream = environ["wsgi.input"]
+        while True:
+            block = stream.read(65536)
+            if not block:
+                break
+            total += len(block)
+        body = str(total).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+    size = int(environ.get("QUERY_STRING") or 0)
+    block = b"z" * (1 << 20)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+
+    def blocks():
+        left = size
+        while left > 0:
+            n = min(left, len(block))
+            yield block[:n] if n < len(block) else block
+            left -= n
+
+    return blocks()
