@@ -49,6 +49,9 @@ FLASK_CASE = ("Flask hello", "/hello", None, None)
 APACHE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 SERVERS = ["mod_wsgi_rs", "mod_wsgi", "mod_python", "static"]
+# Daemon mode: both modules with the same process group, beside the static file.
+DAEMON_SERVERS = ["mod_wsgi_rs", "mod_wsgi", "static"]
+DAEMON_GROUP = "processes=2 threads=8"
 
 
 def free_port():
@@ -86,9 +89,9 @@ def mpm_lines(mpm):
 class Server:
     """One private Apache serving the benchmark apps with one module."""
 
-    def __init__(self, kind, mpm, work, flask_venv):
-        self.kind, self.mpm = kind, mpm
-        self.root = os.path.join(work, f"{kind}-{mpm}")
+    def __init__(self, kind, mpm, work, flask_venv, daemon=False):
+        self.kind, self.mpm, self.daemon = kind, mpm, daemon
+        self.root = os.path.join(work, f"{kind}-{mpm}{'-daemon' if daemon else ''}")
         os.makedirs(os.path.join(self.root, "logs"))
         self.port = free_port()
         self.flask = flask_venv if kind in ("mod_wsgi_rs", "mod_wsgi") else None
@@ -115,10 +118,14 @@ class Server:
             "</Directory>",
         ]
         script = f"{apps}/bench.wsgi"
+        # Daemon mode: the same group for both modules, titled so that its
+        # processes can be found for the memory figure.
+        group = [f"WSGIDaemonProcess bench {DAEMON_GROUP} display-name=%{{GROUP}}",
+                 "WSGIProcessGroup bench"] if daemon else []
         if kind == "mod_wsgi_rs":
-            conf += [f"LoadModule wsgi_rs_module {OUR_SO}", f"WSGIScriptAlias /app {script}"]
+            conf += [f"LoadModule wsgi_rs_module {OUR_SO}", *group, f"WSGIScriptAlias /app {script}"]
         elif kind == "mod_wsgi":
-            conf += [f"LoadModule wsgi_module {MODULES}/mod_wsgi.so",
+            conf += [f"LoadModule wsgi_module {MODULES}/mod_wsgi.so", *group,
                      "WSGIApplicationGroup %{GLOBAL}", f"WSGIScriptAlias /app {script}"]
         elif kind == "mod_python":
             conf += [f"LoadModule python_module {MODULES}/mod_python.so",
@@ -160,11 +167,32 @@ class Server:
     def children(self):
         return children_of(self.parent_pid())
 
+    def descendants(self):
+        """Children, and theirs: daemon processes forked by a supervisor."""
+        found, frontier = set(), {self.parent_pid()}
+        while frontier:
+            kids = set().union(*(children_of(p) for p in frontier)) - found
+            found |= kids
+            frontier = kids
+        return found
+
+    def daemons(self):
+        pids = []
+        for pid in self.descendants():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"(wsgi:bench)" in f.read():
+                        pids.append(pid)
+            except OSError:
+                pass
+        return pids
+
     def cpu_seconds(self):
-        """utime + stime of every child, in seconds."""
+        """utime + stime of every process of the server but the parent (the
+        children, and daemon processes), in seconds."""
         ticks = os.sysconf("SC_CLK_TCK")
         total = 0
-        for pid in self.children():
+        for pid in self.descendants():
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
@@ -174,8 +202,10 @@ class Server:
         return total / ticks
 
     def child_rss_mib(self):
+        """Mean RSS of the processes running the application: the Apache
+        children, or in daemon mode the daemon processes."""
         sizes = []
-        for pid in self.children():
+        for pid in (self.daemons() if self.daemon else self.children()):
             try:
                 with open(f"/proc/{pid}/status") as f:
                     for line in f:
@@ -247,22 +277,26 @@ def run(args):
     work = tempfile.mkdtemp(prefix="wsgi-rs-bench-")
     os.chmod(work, 0o755)
     prepare_work(work)
-    plans = [("event", CASES + ([FLASK_CASE] if args.flask_venv else []), [1, 32]),
-             ("prefork", CASES[:1], [32])]
+    daemon_cases = [c for c in CASES if c[0] != "1,000 print() lines"]
+    # (label, MPM, daemon mode, cases, connections, servers)
+    plans = [("event", "event", False, CASES + ([FLASK_CASE] if args.flask_venv else []), [1, 32], SERVERS),
+             ("prefork", "prefork", False, CASES[:1], [32], SERVERS),
+             ("event, daemon mode", "event", True, daemon_cases, [1, 32], DAEMON_SERVERS)]
     if args.only:
-        plans = [(mpm, [c for c in cases if args.only in c[0]], conns) for mpm, cases, conns in plans]
-        plans = [plan for plan in plans if plan[1]]
+        plans = [(label, mpm, daemon, [c for c in cases if args.only in c[0] or args.only in label], conns, kinds)
+                 for label, mpm, daemon, cases, conns, kinds in plans]
+        plans = [plan for plan in plans if plan[3]]
     results = {}
     servers_info = {}
-    for mpm, cases, conns in plans:
-        servers = [Server(kind, mpm, work, args.flask_venv) for kind in SERVERS]
+    for mpm_label, mpm, daemon, cases, conns, kinds in plans:
+        servers = [Server(kind, mpm, work, args.flask_venv, daemon=daemon and kind != "static") for kind in kinds]
         try:
             for s in servers:
                 s.start()
             for s in servers:
                 for _ in range(3):
                     run_wrk(s.url(s.hello_path()), 8, 1, None)
-                servers_info[(mpm, s.kind)] = (s.startup_seconds, s.child_rss_mib())
+                servers_info[(mpm_label, s.kind)] = (s.startup_seconds, s.child_rss_mib())
             for case, path, static_path, script in cases:
                 for c in conns:
                     samples = {s.kind: [] for s in servers}
@@ -273,9 +307,9 @@ def run(args):
                             if target is None:
                                 continue
                             samples[s.kind].append(measure(s, target, c, args.seconds, script))
-                    results[(mpm, case, c)] = {k: summarise(v) for k, v in samples.items() if v}
-                    print(f"{mpm} {case} c{c}: " + ", ".join(
-                        f"{k} {v['rps']:.0f}/s" for k, v in results[(mpm, case, c)].items()), flush=True)
+                    results[(mpm_label, case, c)] = {k: summarise(v) for k, v in samples.items() if v}
+                    print(f"{mpm_label} {case} c{c}: " + ", ".join(
+                        f"{k} {v['rps']:.0f}/s" for k, v in results[(mpm_label, case, c)].items()), flush=True)
         finally:
             for s in servers:
                 s.stop()
@@ -308,13 +342,16 @@ def report(results, servers_info, args, started):
         f"({args.reps} alternating reps of {args.seconds} s per server and case; medians, with "
         "the min-max of req/s; wrk with 2 threads, keep-alive.)",
         "",
-        "Ratios are against mod_wsgi 4.9.4 (embedded, `WSGIApplicationGroup %{GLOBAL}`) and "
+        "Ratios are against mod_wsgi 4.9.4 (embedded, `WSGIApplicationGroup %{GLOBAL}`; in the "
+        f"daemon-mode sections both modules run `WSGIDaemonProcess bench {DAEMON_GROUP}`) and "
         "against Apache serving the same bytes as a static file, from the same run. "
-        "CPU is user+system time of the Apache children per 1,000 requests.",
+        "CPU is user+system time of the Apache children and daemon processes per 1,000 requests; "
+        "memory is per Apache child, or per daemon process in daemon mode.",
         "",
     ]
     for (mpm, case, c), by_server in results.items():
-        lines += [f"## {case}, {mpm} MPM, {c} connection{'s' if c > 1 else ''}", "",
+        where = mpm.replace(", daemon mode", " MPM, daemon mode") if "daemon" in mpm else f"{mpm} MPM"
+        lines += [f"## {case}, {where}, {c} connection{'s' if c > 1 else ''}", "",
                   "| server | req/s (min-max) | p50 ms | p99 ms | CPU ms / 1k req | vs mod_wsgi | vs static |",
                   "|---|---|---|---|---|---|---|"]
         ref = by_server.get("mod_wsgi", {}).get("rps")
@@ -326,7 +363,7 @@ def report(results, servers_info, args, started):
                 f"{r['p99']:.2f} | {r['cpu']:.1f} | {ratio(r['rps'], ref)} | {ratio(r['rps'], static)} |")
         lines.append("")
     lines += ["## Start-up and memory", "",
-              "| MPM | server | start to first 200 (s) | RSS per child after warm-up (MiB) |",
+              "| MPM | server | start to first 200 (s) | RSS per child (daemon) after warm-up (MiB) |",
               "|---|---|---|---|"]
     for (mpm, kind), (startup, rss) in servers_info.items():
         lines.append(f"| {mpm} | {kind} | {startup:.3f} | {rss:.1f} |")
@@ -369,6 +406,16 @@ def targets(results, servers_info):
         rel(get("file_wrapper 1 MiB", 32, "mod_wsgi_rs"), get("file_wrapper 1 MiB", 32, "static")), 0.9)
     row("64 KiB POST echo c32 vs mod_wsgi >= 1.2x",
         rel(get("64 KiB POST echo", 32, "mod_wsgi_rs"), get("64 KiB POST echo", 32, "mod_wsgi")), 1.2)
+    daemon = "event, daemon mode"
+    for c in (1, 32):
+        row(f"daemon mode hello c{c} vs mod_wsgi daemon >= 2x",
+            rel(get("hello", c, "mod_wsgi_rs", mpm=daemon), get("hello", c, "mod_wsgi", mpm=daemon)), 2)
+    for case in ("1 MiB body", "64 KiB POST echo", "file_wrapper 1 MiB"):
+        row(f"daemon mode {case} c32 vs mod_wsgi daemon >= 1.5x",
+            rel(get(case, 32, "mod_wsgi_rs", mpm=daemon), get(case, 32, "mod_wsgi", mpm=daemon)), 1.5)
+    ours, theirs = servers_info.get((daemon, "mod_wsgi_rs")), servers_info.get((daemon, "mod_wsgi"))
+    if ours and theirs:
+        row("daemon RSS vs mod_wsgi daemon <= 1.0x", rel(ours[1], theirs[1]), 1.0, higher=False)
     ours, theirs = servers_info.get(("event", "mod_wsgi_rs")), servers_info.get(("event", "mod_wsgi"))
     if ours and theirs:
         row("child RSS vs mod_wsgi <= 1.0x", rel(ours[1], theirs[1]), 1.0, higher=False)
