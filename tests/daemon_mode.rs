@@ -43,6 +43,26 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Requests `path` on 4 threads for `seconds` in the background; the load's result
+/// comes from the handle.
+fn load_in_background(a: &Apache, path: &'static str, group: &str, seconds: u64) -> std::thread::JoinHandle<LoadResult> {
+    let port = a.port;
+    let expect = format!("\"process_group\": \"{group}\"");
+    std::thread::spawn(move || load(port, &[(path, &expect)], 4, Duration::from_secs(seconds)))
+}
+
+/// The load ran long enough to mean something, and not one request failed.
+fn assert_nothing_failed(result: &LoadResult, during: &str) {
+    assert!(result.total > 50, "the load made only {} requests", result.total);
+    assert_eq!(
+        (result.non_200(), result.error_count),
+        (0, 0),
+        "failed requests during {during}: {:?} {:?}",
+        result.counts,
+        result.errors
+    );
+}
+
 fn info(a: &Apache, path: &str) -> Json {
     let r = a.get(path);
     assert_eq!(r.status, 200, "GET {path}: {}\n{}", r.text(), a.error_log());
@@ -268,8 +288,7 @@ fn graceful_restart_replaces_daemons() {
          WSGIScriptAlias /site @@APP@@ process-group=graceful\n",
     );
     let first = info(&a, "/site/where").get("pid").as_i64();
-    let port = a.port;
-    let loader = std::thread::spawn(move || load(port, &[("/site/where", "\"process_group\": \"graceful\"")], 4, Duration::from_secs(6)));
+    let loader = load_in_background(&a, "/site/where", "graceful", 6);
     std::thread::sleep(Duration::from_secs(1));
     run_ok("/bin/kill", &["-USR1", &a.pid.to_string()], Path::new("/"), &[]);
     wait_for("a new daemon after the graceful restart", Duration::from_secs(20), || {
@@ -279,15 +298,7 @@ fn graceful_restart_replaces_daemons() {
     wait_for("the old daemon to exit", Duration::from_secs(10), || !Path::new(&format!("/proc/{first}")).exists());
     std::thread::sleep(Duration::from_secs(1));
     run_ok("/bin/kill", &["-USR1", &a.pid.to_string()], Path::new("/"), &[]);
-    let result = loader.join().unwrap();
-    assert!(result.total > 50, "the load made only {} requests", result.total);
-    assert_eq!(
-        (result.non_200(), result.error_count),
-        (0, 0),
-        "failed requests across graceful restarts: {:?} {:?}",
-        result.counts,
-        result.errors
-    );
+    assert_nothing_failed(&loader.join().unwrap(), "two graceful restarts");
     wait_for("one daemon after the restarts", Duration::from_secs(10), || daemons_titled("graceful").len() == 1);
     assert_no_crash(&a.error_log());
 }
@@ -306,8 +317,7 @@ fn planned_replacements_under_load_lose_nothing() {
     );
     let first = info(&a, "/r/where").get("pid").as_i64();
     let script = a.dir.p("apps/daemon_probe.wsgi");
-    let port = a.port;
-    let loader = std::thread::spawn(move || load(port, &[("/r/where", "\"process_group\": \"repl\"")], 4, Duration::from_secs(8)));
+    let loader = load_in_background(&a, "/r/where", "repl", 8);
     std::thread::sleep(Duration::from_secs(2));
     bump_mtime(&script, 5);
     let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains("ready;") && l.contains(&format!("{first} stops")));
@@ -321,9 +331,7 @@ fn planned_replacements_under_load_lose_nothing() {
     assert_eq!(a.get("/r/sigint").status, 200);
     let (found, log) = a.wait_log(Duration::from_secs(10), |l| l.contains("ready;") && l.contains(&format!("{second} stops")));
     assert!(found, "the SIGINT did not replace process {second}:\n{log}");
-    let result = loader.join().unwrap();
-    assert!(result.total > 50, "the load made only {} requests", result.total);
-    assert_eq!((result.non_200(), result.error_count), (0, 0), "failed requests during replacements: {:?} {:?}", result.counts, result.errors);
+    assert_nothing_failed(&loader.join().unwrap(), "the replacements");
     assert_no_crash(&a.error_log());
 }
 
@@ -487,8 +495,7 @@ fn sigkill_under_load_loses_only_requests_in_flight() {
     assert_eq!(a.get("/k/where").status, 200);
     wait_for("two daemons", Duration::from_secs(10), || daemons_titled("killed").len() == 2);
     let victim = daemons_titled("killed")[0];
-    let port = a.port;
-    let loader = std::thread::spawn(move || load(port, &[("/k/where", "\"process_group\": \"killed\"")], 4, Duration::from_secs(5)));
+    let loader = load_in_background(&a, "/k/where", "killed", 5);
     std::thread::sleep(Duration::from_millis(1500));
     run_ok("/bin/kill", &["-KILL", &victim.to_string()], Path::new("/"), &[]);
     let result = loader.join().unwrap();
