@@ -423,8 +423,9 @@ const DELIBERATE_FACTS: &[DeliberateFact] = &[
     },
     DeliberateFact {
         fact: "mod_wsgi.server_metrics",
-        reason: "mod_wsgi_rs does not read the scoreboard (WSGIServerMetrics is not supported) \
-                 and returns None, as mod_wsgi does with WSGIServerMetrics Off",
+        reason: "mod_wsgi 4.9.4 returns Apache's scoreboard; mod_wsgi_rs does not read it (it has \
+                 no WSGIServerMetrics) and returns None, as mod_wsgi's API does when the figures \
+                 are not collected",
     },
     DeliberateFact {
         fact: "mod_wsgi.request_started.args",

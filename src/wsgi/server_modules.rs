@@ -89,8 +89,9 @@ fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     events::process_metrics(py)
 }
 
-/// mod_wsgi returns None unless `WSGIServerMetrics On`, a directive
-/// mod_wsgi_rs does not support: the scoreboard is not read.
+/// mod_wsgi_rs does not read Apache's scoreboard (there is no
+/// `WSGIServerMetrics`), so this answers None, as mod_wsgi's API does when
+/// it collects no server figures.
 #[pyfunction]
 fn server_metrics(py: Python<'_>) -> Py<PyAny> {
     py.None()
