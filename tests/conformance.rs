@@ -4,17 +4,24 @@
 //! the other Debian's mod_wsgi 4.9.4 (`/usr/lib/apache2/modules/mod_wsgi.so`, package
 //! libapache2-mod-wsgi-py3) with `WSGIApplicationGroup %{GLOBAL}`.
 //!
+//! Each MPM is tested in both modes: embedded (the applications run in the Apache
+//! children) and daemon (both servers get `WSGIDaemonProcess conformance processes=2
+//! threads=4` and a global `WSGIProcessGroup conformance`, so every alias and handler runs
+//! in that group's daemons; the suite checks that they do, by pid).
+//!
 //! For every request the suite compares status, headers (names case-insensitively, order
 //! only among repeated headers), whether the response was complete or cut, and the body;
 //! env.wsgi's JSON report of the environ is compared key by key. What legitimately varies
 //! between two servers is normalised first (Date, Server, Keep-Alive, ports, the
-//! ServerRoot path, per-request ids). Every remaining difference fails the test unless the
-//! [`DELIBERATE`] table lists it; that table is mirrored in docs/COMPATIBILITY.md.
+//! ServerRoot path, per-request ids and timestamps). Every remaining difference fails the
+//! test unless the [`DELIBERATE`] table lists it for that mode; that table is mirrored in
+//! docs/COMPATIBILITY.md.
 //!
 //! Run: `cargo test --release --test conformance -- --test-threads=2`
-//! (needs libapache2-mod-wsgi-py3; the test fails if mod_wsgi.so is missing). Each MPM
-//! writes its full report to `target/conformance-<mpm>.txt`; `CONFORMANCE_ONLY=name,...`
-//! runs only the named cases.
+//! (needs libapache2-mod-wsgi-py3; the test fails if mod_wsgi.so is missing). Each run
+//! writes its full report to `target/conformance-<mpm>.txt` (embedded) or
+//! `target/conformance-daemon-<mpm>.txt`; `CONFORMANCE_ONLY=name,...` runs only the named
+//! cases.
 mod common;
 #[path = "conformance/cases.rs"]
 mod cases;
@@ -39,101 +46,124 @@ struct Deliberate {
     cases: &'static [&'static str],
     /// what differs: `environ:KEY` (both have the key, with different values),
     /// `environ-missing:KEY` (only mod_wsgi has it), `environ-extra:KEY` (only
-    /// mod_wsgi_rs has it), `header:NAME`, `reason`, `body`, `framing` (one server sent
+    /// mod_wsgi_rs has it), `header:NAME`, `reason`, `body`, `interim` (the 1xx
+    /// responses before the final one differ), `framing` (one server sent
     /// a Content-Length, the other a chunked or close-delimited body; `framing:list-body`
     /// when the application returned a list or tuple) or `response`
     /// (status or completeness differ, so the whole response is shown); a trailing `*`
     /// matches any suffix
     item: &'static str,
+    /// the modes it applies to (a difference that only one mode shows is restricted
+    /// to it)
+    modes: &'static [Mode],
     reason: &'static str,
 }
+
+/// Both modes.
+const ANY_MODE: &[Mode] = &[Mode::Embedded, Mode::Daemon];
 
 /// Every entry is mirrored, with the same reason, in docs/COMPATIBILITY.md.
 const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.version",
+        modes: ANY_MODE,
         reason: "mod_wsgi_rs is not mod_wsgi and does not claim a mod_wsgi version; it \
                  reports its own in mod_wsgi_rs.version",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-extra:mod_wsgi_rs.version",
+        modes: ANY_MODE,
         reason: "the version of mod_wsgi_rs itself, under a key of its own",
     },
     Deliberate {
         cases: &["*"],
         item: "environ:SERVER_SOFTWARE",
+        modes: ANY_MODE,
         reason: "each module adds its own product token to Apache's server banner \
                  (mod_wsgi/4.9.4 Python/3.11 there, mod_wsgi_rs/VERSION Python/3.11 here)",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.listener_host",
+        modes: ANY_MODE,
         reason: "mod_wsgi-specific diagnostic key (daemon-mode plumbing); not part of the \
                  WSGI environ mod_wsgi_rs provides",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.listener_port",
+        modes: ANY_MODE,
         reason: "mod_wsgi-specific diagnostic key (daemon-mode plumbing); not part of the \
                  WSGI environ mod_wsgi_rs provides",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.enable_sendfile",
+        modes: ANY_MODE,
         reason: "mod_wsgi-specific key for its WSGIEnableSendfile directive; mod_wsgi_rs \
                  always lets Apache send real files",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.ignore_activity",
-        reason: "mod_wsgi daemon-mode inactivity-timeout flag; there is no daemon mode",
+        modes: ANY_MODE,
+        reason: "mod_wsgi's flag for its daemons' inactivity-timeout; mod_wsgi_rs has no \
+                 inactivity-timeout yet",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.request_handler",
+        modes: ANY_MODE,
         reason: "mod_wsgi-specific key naming the Apache handler; mod_wsgi_rs has one handler",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.handler_script",
+        modes: ANY_MODE,
         reason: "mod_wsgi-specific key for its WSGIHandlerScript directive, which mod_wsgi_rs \
                  does not implement",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.request_start",
+        modes: ANY_MODE,
         reason: "mod_wsgi timing/metrics key (microsecond timestamps); mod_wsgi_rs does not \
                  collect request metrics",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.script_start",
+        modes: ANY_MODE,
         reason: "mod_wsgi timing/metrics key (microsecond timestamps); mod_wsgi_rs does not \
                  collect request metrics",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.thread_id",
+        modes: ANY_MODE,
         reason: "mod_wsgi request-thread counter used by its metrics; mod_wsgi_rs does not \
                  collect request metrics",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.thread_requests",
+        modes: ANY_MODE,
         reason: "mod_wsgi per-thread request counter used by its metrics; mod_wsgi_rs does \
                  not collect request metrics",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.total_requests",
+        modes: ANY_MODE,
         reason: "mod_wsgi per-process request counter used by its metrics; mod_wsgi_rs does \
                  not collect request metrics",
     },
     Deliberate {
         cases: &["*"],
         item: "framing:list-body",
+        modes: ANY_MODE,
         reason: "a list or tuple body is complete when the application returns it, so \
                  mod_wsgi_rs hands it to Apache in one piece and Apache announces its length \
                  (as for a static file); mod_wsgi 4.9 passes each item on as it goes and the \
@@ -142,28 +172,33 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.script_name",
+        modes: ANY_MODE,
         reason: "mod_wsgi's private copy of SCRIPT_NAME; applications read SCRIPT_NAME",
     },
     Deliberate {
         cases: &["*"],
         item: "environ-missing:mod_wsgi.path_info",
+        modes: ANY_MODE,
         reason: "mod_wsgi's private copy of PATH_INFO; applications read PATH_INFO",
     },
     Deliberate {
         cases: &["input-read-none"],
         item: "body",
+        modes: ANY_MODE,
         reason: "wsgi.input.read(None) reads everything, as read() and read(-1) do and as \
                  io streams do; mod_wsgi 4.9 raises TypeError",
     },
     Deliberate {
         cases: &["out-status-bare"],
         item: "response",
+        modes: ANY_MODE,
         reason: "a bare status \"200\" is accepted (Apache adds the reason phrase), as \
                  mod_wsgi 6.x does; mod_wsgi 4.9 raises and answers 500",
     },
     Deliberate {
         cases: &["err-header-name-colon"],
         item: "response",
+        modes: &[Mode::Embedded],
         reason: "mod_wsgi 4.9 lets a header name with ':' through and Apache's HTTP filter \
                  then aborts the response (AH02429; the client gets a 500 whose body is cut \
                  short); mod_wsgi_rs rejects the name in start_response (ValueError) and \
@@ -172,12 +207,14 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["*"],
         item: "environ:apache.version",
+        modes: ANY_MODE,
         reason: "mod_wsgi reports the Apache version it was compiled against (2.4.55 for \
                  Debian's 4.9.4 build); mod_wsgi_rs reports the version of the running server",
     },
     Deliberate {
         cases: &["out-exc-info-after-output", "out-start-response-after-output"],
         item: "response",
+        modes: &[Mode::Embedded],
         reason: "when the application raises after part of the body was sent, mod_wsgi_rs \
                  cuts the connection, so the client can tell the response is incomplete; \
                  mod_wsgi 4.9 appends Apache's HTML 500 page to the partial body and ends the \
@@ -186,6 +223,7 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["input-short-body"],
         item: "response",
+        modes: &[Mode::Embedded],
         reason: "when the request body cannot be read (the client stopped sending, a \
                  timeout, a body Apache rejects), that failure decides the response (400, \
                  408 or 413) and whatever the application answers after catching the OSError \
@@ -194,9 +232,78 @@ const DELIBERATE: &[Deliberate] = &[
     Deliberate {
         cases: &["input-over-limit"],
         item: "framing",
+        modes: ANY_MODE,
         reason: "the 413 for a body over LimitRequestBody is Apache's own error page in both; \
                  mod_wsgi 4.9 sends it without a Content-Length (the body ends when the \
                  connection closes), mod_wsgi_rs with one. Status and body are the same",
+    },
+    // Daemon mode: where mod_wsgi's daemon mode behaves otherwise than its embedded
+    // mode, mod_wsgi_rs keeps the behaviour of embedded mode.
+    Deliberate {
+        cases: &[
+            "err-raise-after-output",
+            "err-str-item-after-output",
+            "out-close-on-error",
+            "out-exc-info-after-output",
+            "out-start-response-after-output",
+        ],
+        item: "response",
+        modes: &[Mode::Daemon],
+        reason: "when the application fails after part of a streamed body was sent, \
+                 mod_wsgi's daemon just closes its socket, which its Apache child cannot \
+                 tell from the end of the body: the client sees a complete 200 with a \
+                 partial body. mod_wsgi_rs's daemon tells the Apache child that the \
+                 response failed, and the child cuts it, as both modules do in embedded mode",
+    },
+    Deliberate {
+        cases: &["err-header-name-colon"],
+        item: "response",
+        modes: &[Mode::Daemon],
+        reason: "mod_wsgi's daemon passes the header name 'X-Colon:' on and its Apache \
+                 child parses it as the header X-Colon with the value ': v', so the client \
+                 gets a complete 200 with a header the application did not send; \
+                 mod_wsgi_rs rejects the name in start_response (ValueError) and sends a \
+                 complete 500, as in embedded mode",
+    },
+    Deliberate {
+        cases: &["input-short-body"],
+        item: "response",
+        modes: &[Mode::Daemon],
+        reason: "mod_wsgi's Apache child sends the whole body to the daemon before the \
+                 application runs; when it cannot read it, it answers 500 (\"Request data \
+                 read error when proxying data to daemon process\"). mod_wsgi_rs's child \
+                 reads the body as the application reads wsgi.input, and the failure decides \
+                 the response (400, 408 or 413) as in embedded mode",
+    },
+    Deliberate {
+        cases: &["input-expect-100-unread"],
+        item: "interim",
+        modes: &[Mode::Daemon],
+        reason: "mod_wsgi's Apache child reads the whole request body to send it to the \
+                 daemon before the application runs, so a client that sent Expect: \
+                 100-continue always gets 100 Continue and uploads the body, even when the \
+                 application never reads it; mod_wsgi_rs's child reads the body only as the \
+                 application reads wsgi.input, so, as in embedded mode, no 100 Continue is \
+                 sent for a body the application does not want",
+    },
+    Deliberate {
+        cases: &["out-empty-list", "out-only-empty-items"],
+        item: "framing",
+        modes: &[Mode::Daemon],
+        reason: "an empty body: mod_wsgi's Apache child passes the response head on before \
+                 it knows that no body follows, so Apache sends a chunked body with only its \
+                 last chunk; mod_wsgi_rs's daemon sends the end of the response with the \
+                 head, and Apache announces Content-Length: 0, as both modules do in \
+                 embedded mode. The bytes are the same",
+    },
+    Deliberate {
+        cases: &["err-noapp"],
+        item: "response",
+        modes: &[Mode::Daemon],
+        reason: "a script without the application callable gives 404 in embedded mode under \
+                 both modules; under mod_wsgi's daemon mode the daemon logs the same error \
+                 but the client gets 500. mod_wsgi_rs's daemon hands the 404 to the Apache child, as in \
+                 embedded mode",
     },
 ];
 
@@ -208,6 +315,7 @@ const VARYING_KEYS: &[&str] = &[
     "mod_wsgi.request_start",
     "mod_wsgi.script_start",
     "mod_wsgi.queue_start",
+    "mod_wsgi.daemon_start",
     "mod_wsgi.thread_id",
     "mod_wsgi.thread_requests",
     "mod_wsgi.total_requests",
@@ -217,14 +325,15 @@ const VARYING_KEYS: &[&str] = &[
 /// Response headers that vary between any two servers: not compared.
 const VARYING_HEADERS: &[&str] = &["date", "server", "keep-alive"];
 
-fn deliberate_for(case: &str, item: &str) -> Option<&'static Deliberate> {
+fn deliberate_for(case: &str, item: &str, mode: Mode) -> Option<&'static Deliberate> {
     // "#2 status" (second request of a case) matches the entry for "status".
     let item = match item.split_once(' ') {
         Some((n, rest)) if n.starts_with('#') => rest,
         _ => item,
     };
     DELIBERATE.iter().find(|d| {
-        d.cases.iter().any(|c| *c == "*" || *c == case)
+        d.modes.contains(&mode)
+            && d.cases.iter().any(|c| *c == "*" || *c == case)
             && match d.item.strip_suffix('*') {
                 Some(prefix) => item.starts_with(prefix),
                 None => d.item == item,
@@ -234,6 +343,26 @@ fn deliberate_for(case: &str, item: &str) -> Option<&'static Deliberate> {
 
 // ---------------------------------------------------------------------------------------
 // the two servers
+
+/// Where both servers run the applications: in the Apache children, or in the daemon
+/// processes of one `WSGIDaemonProcess` group that every alias and handler is routed to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Embedded,
+    Daemon,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Embedded => "embedded",
+            Mode::Daemon => "daemon",
+        }
+    }
+}
+
+/// The daemon process group of daemon mode, as both modules see it.
+const GROUP: &str = "conformance";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Side {
@@ -252,7 +381,7 @@ impl Side {
 
 /// Installs the catalogue's apps into `dir` and returns the part of the config both
 /// servers share.
-fn install(dir: &TestDir) -> String {
+fn install(dir: &TestDir, mode: Mode) -> String {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/apps");
     let data_dir = dir.mkdir("data").to_string_lossy().into_owned();
     let state_dir = dir.mkdir_www("state").to_string_lossy().into_owned();
@@ -275,8 +404,21 @@ fn install(dir: &TestDir) -> String {
     for name in ["handler", "handler-noexec"] {
         dir.write(&format!("{name}/env.wsgi"), std::fs::read(dir.path().join("apps/env.wsgi")).unwrap());
     }
+    // In daemon mode one group serves every alias and handler below, the second virtual
+    // host's included (WSGIProcessGroup outside any section applies to all of them).
+    // Its sockets go to the server's own directory under a short name: a UNIX socket
+    // path holds at most 107 bytes.
+    let daemon = match mode {
+        Mode::Embedded => String::new(),
+        Mode::Daemon => format!(
+            "WSGISocketPrefix run/wsgi\n\
+             WSGIDaemonProcess {GROUP} processes=2 threads=4\n\
+             WSGIProcessGroup {GROUP}\n"
+        ),
+    };
     // @@DIR@@ and @@PORT@@ are filled in by the harness.
-    r#"TypesConfig /dev/null
+    daemon
+        + r#"TypesConfig /dev/null
 SetEnv CONFORMANCE_VAR "set by SetEnv"
 WSGIScriptAlias /env @@DIR@@/apps/env.wsgi
 WSGIScriptAlias /input @@DIR@@/apps/input.wsgi
@@ -319,7 +461,6 @@ Alias /handler-noexec/ @@DIR@@/handler-noexec/
     WSGIScriptAlias / @@DIR@@/apps/env.wsgi
 </VirtualHost>
 "#
-    .to_string()
 }
 
 fn modules(conf: Conf) -> Conf {
@@ -328,9 +469,14 @@ fn modules(conf: Conf) -> Conf {
         .module_before("env_module", "mod_env.so")
 }
 
-fn start(side: Side, mpm: Mpm) -> Apache {
-    let dir = TestDir::new(&format!("conformance-{}-{}", mpm.name(), side.label()));
-    let wsgi = install(&dir);
+fn start(side: Side, mpm: Mpm, mode: Mode) -> Apache {
+    // Short in daemon mode: the sockets are made inside this directory.
+    let tag = match mode {
+        Mode::Embedded => format!("conformance-{}-{}", mpm.name(), side.label()),
+        Mode::Daemon => format!("conf-d-{}-{}", mpm.name(), side.label()),
+    };
+    let dir = TestDir::new(&tag);
+    let wsgi = install(&dir, mode);
     let conf = match side {
         Side::Ours => modules(Conf::new(mpm)).extra(&wsgi),
         Side::Theirs => {
@@ -395,40 +541,50 @@ fn ensure_module_fresh() {
 /// purpose. Mirrored in docs/COMPATIBILITY.md.
 struct DeliberateFact {
     fact: &'static str,
+    /// the modes in which the fact differs
+    modes: &'static [Mode],
     reason: &'static str,
 }
 
 const DELIBERATE_FACTS: &[DeliberateFact] = &[
     DeliberateFact {
         fact: "sys.stdout.type",
+        modes: ANY_MODE,
         reason: "mod_wsgi_rs's streams are its own text stream type (an io.TextIOBase with the \
                  TextIOWrapper attributes and a .buffer), not an io.TextIOWrapper over a \
                  buffer: print() costs two calls into the module instead of five",
     },
-    DeliberateFact { fact: "sys.stderr.type", reason: "as sys.stdout.type" },
-    DeliberateFact { fact: "wsgi.errors.type", reason: "as sys.stdout.type" },
+    DeliberateFact { fact: "sys.stderr.type", modes: ANY_MODE, reason: "as sys.stdout.type" },
+    DeliberateFact { fact: "wsgi.errors.type", modes: ANY_MODE, reason: "as sys.stdout.type" },
     DeliberateFact {
         fact: "apache.version",
+        modes: ANY_MODE,
         reason: "mod_wsgi_rs reports the version of the running Apache; mod_wsgi the version of \
                  the headers it was compiled against",
     },
     DeliberateFact {
         fact: "apache.maximum_processes",
+        modes: ANY_MODE,
         reason: "mod_wsgi_rs reports the MPM's configured maximum of child processes; mod_wsgi \
                  the number of child slots used when it happened to ask",
     },
     DeliberateFact {
         fact: "mod_wsgi.maximum_processes",
+        // In a daemon both report the group's processes.
+        modes: &[Mode::Embedded],
         reason: "as apache.maximum_processes",
     },
     DeliberateFact {
         fact: "mod_wsgi.server_metrics",
+        // mod_wsgi's daemons have no scoreboard to read either: None in both.
+        modes: &[Mode::Embedded],
         reason: "mod_wsgi 4.9.4 returns Apache's scoreboard; mod_wsgi_rs does not read it (it has \
                  no WSGIServerMetrics) and returns None, as mod_wsgi's API does when the figures \
                  are not collected",
     },
     DeliberateFact {
         fact: "mod_wsgi.request_started.args",
+        modes: ANY_MODE,
         reason: "mod_wsgi_rs also passes callable_object and server_pid, as mod_wsgi 6 does \
                  (checked: every argument mod_wsgi passes is passed)",
     },
@@ -454,7 +610,7 @@ fn pyenv_log_lines(log: &str, needle: &str) -> Vec<String> {
 
 /// Compares what an application sees besides the environ under both modules; returns
 /// the report lines and the differences no table accepts.
-fn python_environment(ours: &Apache, theirs: &Apache) -> (String, Vec<String>) {
+fn python_environment(ours: &Apache, theirs: &Apache, mode: Mode) -> (String, Vec<String>) {
     let mut report = String::from("\nPython-side environment (pyenv.wsgi), mod_wsgi_rs | mod_wsgi:\n");
     let mut unexpected = Vec::new();
     let (mine, reference) = (pyenv_facts(ours), pyenv_facts(theirs));
@@ -462,21 +618,32 @@ fn python_environment(ours: &Apache, theirs: &Apache) -> (String, Vec<String>) {
     let mut keys: Vec<&String> = mine.iter().map(|(k, _)| k).chain(reference.iter().map(|(k, _)| k)).collect();
     keys.sort();
     keys.dedup();
+    let deliberate = |key: &str| DELIBERATE_FACTS.iter().find(|d| d.fact == key && d.modes.contains(&mode));
     for key in keys {
         let (a, b) = (lookup(&mine, key), lookup(&reference, key));
         let show = |v: &Option<Json>| v.as_ref().map_or("(absent)".to_string(), |v| short(&v.to_string()));
         let verdict = if a == b {
             "same"
-        } else if DELIBERATE_FACTS.iter().any(|d| d.fact == key) {
+        } else if deliberate(key).is_some() {
             "deliberate"
         } else {
             unexpected.push(format!("{key}: mod_wsgi_rs {} | mod_wsgi {}", show(&a), show(&b)));
             "DIFFERS"
         };
-        let reason = DELIBERATE_FACTS.iter().find(|d| d.fact == key && verdict == "deliberate").map(|d| d.reason);
+        let reason = deliberate(key).filter(|_| verdict == "deliberate").map(|d| d.reason);
         let _ = writeln!(report, "  {key:<48} {verdict:<10} {} | {}", show(&a), show(&b));
         if let Some(reason) = reason {
             let _ = writeln!(report, "      ({reason})");
+        }
+    }
+    // The group is what both modules report, at import and during a request: equal
+    // values could otherwise be two modules that both run embedded.
+    let expected_group = Json::Str(if mode == Mode::Daemon { GROUP.into() } else { String::new() });
+    for key in ["mod_wsgi.process_group", "mod_wsgi.process_group.at_import"] {
+        for (facts, label) in [(&mine, "mod_wsgi_rs"), (&reference, "mod_wsgi")] {
+            if lookup(facts, key).as_ref() != Some(&expected_group) {
+                unexpected.push(format!("{label}: {key} is {:?}, not {expected_group}", lookup(facts, key)));
+            }
         }
     }
     // A superset of mod_wsgi's request_started arguments is what the table allows.
@@ -514,6 +681,14 @@ fn python_environment(ours: &Apache, theirs: &Apache) -> (String, Vec<String>) {
             "pyenv-errors-lines-2",
             "pyenv-errors-unterminated",
         ];
+        // How the client is named: Apache's "[client ...]" of a request; mod_wsgi's
+        // daemons log their requests' lines with Apache's "[remote ...]" of a
+        // connection instead (mod_wsgi_rs has the Apache child log them for the
+        // request, as in embedded mode).
+        let tags: &[&str] = match (mode, label) {
+            (Mode::Daemon, "mod_wsgi") => &["[remote 127.0.0.1:"],
+            _ => &["[client 127.0.0.1:"],
+        };
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let log = server.error_log();
@@ -521,7 +696,7 @@ fn python_environment(ours: &Apache, theirs: &Apache) -> (String, Vec<String>) {
                 .iter()
                 .flat_map(|m| expected.iter().map(move |e| format!("{e} {m}")))
                 .filter(|line| {
-                    !log.lines().any(|l| l.contains("[client 127.0.0.1:") && l.contains(line.as_str()))
+                    !log.lines().any(|l| tags.iter().any(|t| l.contains(t)) && l.contains(line.as_str()))
                 })
                 .collect();
             if missing.is_empty() {
@@ -1091,7 +1266,7 @@ struct CaseResult {
     elapsed: Duration,
 }
 
-fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
+fn run_case(case: &Case, ours: &Apache, theirs: &Apache, mode: Mode) -> CaseResult {
     let (on, tn) = (Norm::of(ours), Norm::of(theirs));
     let mut res = CaseResult {
         name: case.name,
@@ -1123,7 +1298,7 @@ fn run_case(case: &Case, ours: &Apache, theirs: &Apache) -> CaseResult {
             res.seen_one(&label(j), a, b);
             for mut d in compare(case.cmp, sent[j.min(sent.len() - 1)], a, &on, b, &tn) {
                 d.item = format!("{}{}", label(j), d.item);
-                match deliberate_for(case.name, &d.item) {
+                match deliberate_for(case.name, &d.item, mode) {
                     Some(del) => res.accepted.push((d, del)),
                     None => res.unexpected.push(d),
                 }
@@ -1144,12 +1319,49 @@ impl CaseResult {
     }
 }
 
+/// Checks that `server` runs the applications where `mode` says, so that the catalogue
+/// does not compare two servers in another mode than intended: the pid pyenv.wsgi
+/// reports is, in daemon mode, one of the daemons the module logged as started for the
+/// group, and otherwise a child of the Apache parent.
+fn assert_served_in(server: &Apache, side: Side, mode: Mode) {
+    for _ in 0..6 {
+        let reply = exchange(server.port, &Req::new("GET", "/pyenv/pid")).remove(0);
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        assert_eq!(reply.status, 200, "{}: GET /pyenv/pid: {text}\n{}", side.label(), server.error_log());
+        let j = Json::parse(&text).unwrap_or_else(|e| panic!("{}: /pyenv/pid: {e}: {text}", side.label()));
+        let pid = j.get("pid").as_i64() as u32;
+        let group = j.get("process_group").as_str().to_string();
+        match mode {
+            Mode::Embedded => {
+                assert!(
+                    server.child_pids().contains(&pid) && group.is_empty(),
+                    "{}: pid {pid} (process group {group:?}) is not an Apache child",
+                    side.label()
+                );
+            }
+            Mode::Daemon => {
+                // Each module's line for a daemon it started.
+                let started = match side {
+                    Side::Ours => format!("daemon process group {GROUP}: process {pid} ("),
+                    Side::Theirs => format!("mod_wsgi (pid={pid}): Starting process '{GROUP}'"),
+                };
+                let (found, log) = server.wait_log(Duration::from_secs(5), |l| l.contains(&started));
+                assert!(
+                    found && group == GROUP,
+                    "{}: pid {pid} (process group {group:?}) is not a daemon of group {GROUP}:\n{log}",
+                    side.label()
+                );
+            }
+        }
+    }
+}
+
 fn crash_lines(log: &str) -> Vec<String> {
     let markers = ["Fatal Python error", "exit signal", "Segmentation fault", "AH00052", "panicked at"];
     log.lines().filter(|l| markers.iter().any(|m| l.contains(m))).map(str::to_string).collect()
 }
 
-fn conformance(mpm: Mpm) {
+fn conformance(mpm: Mpm, mode: Mode) {
     let only: Option<Vec<String>> = std::env::var("CONFORMANCE_ONLY")
         .ok()
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
@@ -1163,8 +1375,8 @@ fn conformance(mpm: Mpm) {
     }
 
     ensure_module_fresh();
-    let ours = start(Side::Ours, mpm);
-    let theirs = start(Side::Theirs, mpm);
+    let ours = start(Side::Ours, mpm, mode);
+    let theirs = start(Side::Theirs, mpm, mode);
     // The reference must work, or every case would compare two failures.
     let probe = exchange(theirs.port, &Req::new("GET", "/env")).remove(0);
     assert!(
@@ -1174,8 +1386,11 @@ fn conformance(mpm: Mpm) {
         probe.outcome.describe(),
         theirs.error_log()
     );
+    for (server, side) in [(&ours, Side::Ours), (&theirs, Side::Theirs)] {
+        assert_served_in(server, side, mode);
+    }
     let started = Instant::now();
-    let results: Vec<CaseResult> = catalogue.iter().map(|c| run_case(c, &ours, &theirs)).collect();
+    let results: Vec<CaseResult> = catalogue.iter().map(|c| run_case(c, &ours, &theirs, mode)).collect();
     let elapsed = started.elapsed();
 
     let mut report = String::new();
@@ -1183,7 +1398,8 @@ fn conformance(mpm: Mpm) {
     let deliberate_only = results.iter().filter(|r| r.unexpected.is_empty() && !r.accepted.is_empty()).count();
     let _ = writeln!(
         report,
-        "conformance on {}: {} cases in {:.1} s; {} identical, {} differ only deliberately, {} differ",
+        "conformance in {} mode on {}: {} cases in {:.1} s; {} identical, {} differ only deliberately, {} differ",
+        mode.name(),
         mpm.name(),
         results.len(),
         elapsed.as_secs_f64(),
@@ -1247,12 +1463,14 @@ fn conformance(mpm: Mpm) {
             cut(&e.theirs)
         );
     }
-    let unseen: Vec<&str> =
-        (0..DELIBERATE.len()).filter(|i| !used.contains_key(i)).map(|i| DELIBERATE[i].item).collect();
+    let unseen: Vec<String> = (0..DELIBERATE.len())
+        .filter(|i| !used.contains_key(i) && DELIBERATE[*i].modes.contains(&mode))
+        .map(|i| format!("{} ({})", DELIBERATE[i].item, DELIBERATE[i].cases.join(", ")))
+        .collect();
     if !unseen.is_empty() {
         let _ = writeln!(report, "\nDELIBERATE entries that matched nothing in this run: {unseen:?}");
     }
-    let (environment_report, environment_differences) = python_environment(&ours, &theirs);
+    let (environment_report, environment_differences) = python_environment(&ours, &theirs, mode);
     let mut ours = ours;
     let mut theirs = theirs;
     let (events_report, events_differences) = python_events(&mut ours, &mut theirs);
@@ -1269,20 +1487,26 @@ fn conformance(mpm: Mpm) {
             crashes_ours, crashes_theirs
         );
     }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/conformance-{}.txt", mpm.name()));
+    let file = match mode {
+        Mode::Embedded => format!("conformance-{}.txt", mpm.name()),
+        Mode::Daemon => format!("conformance-daemon-{}.txt", mpm.name()),
+    };
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(file);
     let _ = std::fs::write(&out, format!("{report}{listing}{cases_listing}"));
     eprintln!("{report}");
     assert!(
         environment_differences.is_empty() && events_differences.is_empty(),
-        "the Python-side environment differs from mod_wsgi's on {} (see above, or {})",
+        "the Python-side environment differs from mod_wsgi's in {} mode on {} (see above, or {})",
+        mode.name(),
         mpm.name(),
         out.display()
     );
     assert!(
         failing.is_empty() && crashes_ours.is_empty(),
-        "{} of {} conformance cases differ from mod_wsgi on {} (see above, or {})",
+        "{} of {} conformance cases differ from mod_wsgi in {} mode on {} (see above, or {})",
         failing.len(),
         results.len(),
+        mode.name(),
         mpm.name(),
         out.display()
     );
@@ -1297,18 +1521,24 @@ fn catalogue_is_large_enough() {
     }
 }
 
-/// Every entry of [`DELIBERATE`] is listed in docs/COMPATIBILITY.md by its item.
+/// Every entry of [`DELIBERATE`] is listed in docs/COMPATIBILITY.md by its item (and its
+/// cases, when it has a few), an entry of daemon mode alone in the section on daemon mode.
 #[test]
 fn deliberate_table_is_documented() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/COMPATIBILITY.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let daemon_section = doc
+        .split_once("\n### Daemon mode\n")
+        .map(|(_, rest)| rest.split("\n## ").next().unwrap_or(""))
+        .unwrap_or_else(|| panic!("{} has no section \"### Daemon mode\"", path.display()));
     let mut missing = Vec::new();
     for d in DELIBERATE {
         let mut names = vec![d.item];
         if d.cases.len() <= 4 {
             names.extend(d.cases.iter().filter(|c| **c != "*"));
         }
-        missing.extend(names.into_iter().filter(|n| !doc.contains(&format!("`{n}`"))));
+        let text = if d.modes == [Mode::Daemon] { daemon_section } else { doc.as_str() };
+        missing.extend(names.into_iter().filter(|n| !text.contains(&format!("`{n}`"))));
     }
     let facts = DELIBERATE_FACTS.iter().map(|d| d.fact).chain(EVENT_ARGS_NOT_PASSED.iter().copied());
     missing.extend(facts.filter(|n| !doc.contains(&format!("`{n}`"))));
@@ -1321,15 +1551,30 @@ fn deliberate_table_is_documented() {
 
 #[test]
 fn conformance_event() {
-    conformance(Mpm::Event);
+    conformance(Mpm::Event, Mode::Embedded);
 }
 
 #[test]
 fn conformance_worker() {
-    conformance(Mpm::Worker);
+    conformance(Mpm::Worker, Mode::Embedded);
 }
 
 #[test]
 fn conformance_prefork() {
-    conformance(Mpm::Prefork);
+    conformance(Mpm::Prefork, Mode::Embedded);
+}
+
+#[test]
+fn conformance_daemon_event() {
+    conformance(Mpm::Event, Mode::Daemon);
+}
+
+#[test]
+fn conformance_daemon_worker() {
+    conformance(Mpm::Worker, Mode::Daemon);
+}
+
+#[test]
+fn conformance_daemon_prefork() {
+    conformance(Mpm::Prefork, Mode::Daemon);
 }

@@ -106,6 +106,27 @@ fn basic(mpm: Mpm) {
     let e = info(&a, "/embedded/where");
     assert_eq!(e.get("process_group").as_str(), "", "{e}");
     assert!(!daemons.contains(&(e.get("pid").as_i64() as u32)));
+    // How a request reached its daemon, in the environ (microseconds and counts, as
+    // strings) and in request_started (seconds and counts), as under mod_wsgi; embedded
+    // requests have no daemon queue.
+    let j = info(&a, "/site/where");
+    let queue: Vec<String> = j.get("queue").as_arr().iter().map(|v| v.as_str().to_string()).collect();
+    let micros = |s: &str| s.parse::<i64>().unwrap_or_else(|_| panic!("not microseconds: {s:?} in {j}"));
+    let (queue_start, daemon_start) = (micros(&queue[0]), micros(&queue[1]));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64;
+    assert!(queue_start <= daemon_start && daemon_start <= now && now - queue_start < 60_000_000, "{j}");
+    assert_eq!((queue[2].as_str(), queue[3].as_str()), ("1", "0"), "one attempt, no restart: {j}");
+    let event = j.get("queue_event").as_arr();
+    let seconds = |v: &Json| match v {
+        Json::Num(n) => *n,
+        other => panic!("not a number: {other:?} in {j}"),
+    };
+    assert!((seconds(&event[0]) - queue_start as f64 / 1e6).abs() < 1e-3, "{j}");
+    assert!((seconds(&event[1]) - daemon_start as f64 / 1e6).abs() < 1e-3, "{j}");
+    assert_eq!((event[2].as_i64(), event[3].as_i64()), (1, 0), "{j}");
+    assert!(e.get("queue").as_arr().iter().all(|v| matches!(v, Json::Null)), "{e}");
+    let embedded_event: Vec<f64> = e.get("queue_event").as_arr().iter().map(seconds).collect();
+    assert_eq!(embedded_event, vec![0.0; 4], "{e}");
 
     // Bodies both ways, streaming, a file, HEAD, an error.
     let body = pseudo_random_bytes(1 << 20, 3);

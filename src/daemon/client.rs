@@ -41,8 +41,8 @@ fn put_idle(group: &str, connection: Connection) {
     idle.get_or_insert_with(HashMap::new).entry(group.to_owned()).or_default().push(connection);
 }
 
-fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
-    let stream = connect_within(&endpoint.socket, endpoint.connect_timeout)?;
+fn connect(endpoint: &Endpoint, tries: &mut Tries) -> io::Result<Connection> {
+    let stream = connect_within(&endpoint.socket, endpoint.connect_timeout, tries)?;
     super::groups::set_buffer_sizes(stream.as_raw_fd(), endpoint.send_buffer_size, endpoint.receive_buffer_size);
     stream.set_read_timeout(Some(endpoint.socket_timeout))?;
     stream.set_write_timeout(Some(endpoint.socket_timeout))?;
@@ -60,9 +60,10 @@ fn connect(endpoint: &Endpoint) -> io::Result<Connection> {
 
 /// Connects, retrying while the socket's backlog is full or the socket is
 /// not there yet (a group starting), until `timeout`.
-fn connect_within(path: &str, timeout: Duration) -> io::Result<UnixStream> {
+fn connect_within(path: &str, timeout: Duration, tries: &mut Tries) -> io::Result<UnixStream> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
+        tries.connects += 1;
         match UnixStream::connect(path) {
             Ok(stream) => return Ok(stream),
             Err(err) => {
@@ -74,6 +75,30 @@ fn connect_within(path: &str, timeout: Duration) -> io::Result<UnixStream> {
             }
         }
     }
+}
+
+/// How hard it was to reach a daemon, reported to the application as
+/// mod_wsgi does (`mod_wsgi.daemon_connects`, `mod_wsgi.daemon_restarts`):
+/// monitoring tells a saturated or restarting group by these.
+#[derive(Default)]
+struct Tries {
+    /// Attempts to reach a daemon: every connect() and every kept
+    /// connection the request was sent on.
+    connects: u32,
+    /// Times the request was sent again because the daemon that had it
+    /// closed the connection before taking it (it was stopping).
+    restarts: u32,
+}
+
+/// The environ entries the daemon gets besides the request's CGI
+/// variables, last so that they replace any of the same name.
+const QUEUE_START: &[u8] = b"mod_wsgi.queue_start";
+const DAEMON_CONNECTS: &[u8] = b"mod_wsgi.daemon_connects";
+const DAEMON_RESTARTS: &[u8] = b"mod_wsgi.daemon_restarts";
+
+/// Microseconds since the epoch, as Apache's request_time.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 /// How a conversation with a daemon ended.
@@ -118,7 +143,14 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
     };
     // SAFETY: r is live for the whole call.
     let (mut body, mut sink) = unsafe { (ApacheBody::new(r), ApacheSink::new(r)) };
-    let request = ToDaemon::Request {
+    // When the request started to wait for a daemon: the time it spends
+    // queued is daemon_start (set by the daemon) minus this.
+    let mut variables = forward.variables;
+    variables.push((QUEUE_START.to_vec(), now_micros().to_string().into_bytes()));
+    // The last two: filled in at each attempt.
+    variables.push((DAEMON_CONNECTS.to_vec(), Vec::new()));
+    variables.push((DAEMON_RESTARTS.to_vec(), Vec::new()));
+    let mut request = ToDaemon::Request {
         script: script.to_owned(),
         callable: forward.callable.to_owned(),
         reload_mtime: forward.reload_mtime,
@@ -128,28 +160,30 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
         head_only: sink.head_only(),
         // SAFETY: r is live; its connection's client address is a pool string.
         client: unsafe { client_address(r) },
-        variables: forward.variables,
+        variables,
     };
+    let mut tries = Tries::default();
     let mut encoded = Vec::new();
-    if let Err(err) = super::wire::encode(&request, &mut encoded) {
-        log::request(r, consts::APLOG_ERR, &format!("cannot forward the request for {script} to group '{group}': {err}"));
-        return consts::HTTP_INTERNAL_SERVER_ERROR;
-    }
     // Idle connections to a daemon that has stopped since are closed: each
     // is dropped and the next tried, then new connections; a new one that
     // is closed before the request is taken (its daemon was stopping) is
     // tried once more.
     let mut fresh_attempts = 0;
     loop {
-        let (connection, reused) = match take_idle(group) {
+        let idle = take_idle(group);
+        if idle.is_some() {
+            tries.connects += 1;
+        }
+        let (connection, reused) = match idle {
             Some(connection) => (connection, true),
-            None => match connect(&endpoint) {
+            None => match connect(&endpoint, &mut tries) {
                 Ok(connection) => (connection, false),
                 // Accepted by a daemon that was stopping at that moment: it
                 // closed the connection during the greeting. Another daemon
                 // (or its successor) takes the next one.
                 Err(err) if is_closed_by_peer(&err) && fresh_attempts < MAX_FRESH_ATTEMPTS => {
                     fresh_attempts += 1;
+                    tries.restarts += 1;
                     continue;
                 }
                 Err(err) => {
@@ -165,10 +199,25 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
                 }
             },
         };
+        // Encoded for each attempt: the counts are part of the request.
+        if let ToDaemon::Request { variables, .. } = &mut request {
+            let n = variables.len();
+            variables[n - 2].1 = tries.connects.to_string().into_bytes();
+            variables[n - 1].1 = tries.restarts.to_string().into_bytes();
+        }
+        encoded.clear();
+        if let Err(err) = super::wire::encode(&request, &mut encoded) {
+            put_idle(group, connection);
+            log::request(r, consts::APLOG_ERR, &format!("cannot forward the request for {script} to group '{group}': {err}"));
+            return consts::HTTP_INTERNAL_SERVER_ERROR;
+        }
         match converse(r, connection, &encoded, &endpoint, script, &mut body, &mut sink) {
             Ended::Status(status) => return status,
-            Ended::NotTaken if reused => continue,
-            Ended::NotTaken if fresh_attempts < MAX_FRESH_ATTEMPTS => fresh_attempts += 1,
+            Ended::NotTaken if reused => tries.restarts += 1,
+            Ended::NotTaken if fresh_attempts < MAX_FRESH_ATTEMPTS => {
+                fresh_attempts += 1;
+                tries.restarts += 1;
+            }
             Ended::NotTaken => break,
         }
     }

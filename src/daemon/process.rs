@@ -55,6 +55,8 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
     crate::embedded::log_to_main_server(s);
     let mut facts = crate::embedded::server_facts();
     facts.process_group = name.clone();
+    // mod_wsgi's figures become the group's; the apache module's still
+    // describe Apache's MPM, as they do in mod_wsgi's daemons.
     facts.maximum_processes = group.processes as i32;
     facts.threads_per_process = group.threads as i32;
     facts.multithread = group.threads > 1;

@@ -289,10 +289,16 @@ fn worker(server: &'static Server) {
 
 /// Runs one request and sends how it ended.
 fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
-    let ToDaemon::Request { script, callable, reload_mtime, request_start_micros, declared_length, head_only, client, variables } = request
+    let ToDaemon::Request { script, callable, reload_mtime, request_start_micros, declared_length, head_only, client, mut variables } =
+        request
     else {
         return;
     };
+    // When a worker took the request, after it waited for a free thread:
+    // the end of its queueing time (mod_wsgi.queue_start, from the Apache
+    // child), in the environ and the events as with mod_wsgi.
+    let daemon_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    variables.push((b"mod_wsgi.daemon_start".to_vec(), daemon_start.to_string().into_bytes()));
     let log = Arc::new(ChannelLog::new(conn.clone(), client));
     let vars: Vec<(&[u8], &[u8])> = variables.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
     let outcome = interp::with_python(|py| {

@@ -78,6 +78,8 @@ pub fn server_facts() -> ServerFacts {
         mpm_name,
         description,
         build_date,
+        apache_maximum_processes: processes.max(1),
+        apache_threads_per_process: threads.max(1),
         maximum_processes: processes.max(1),
         threads_per_process: threads.max(1),
         multithread,

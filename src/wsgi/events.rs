@@ -155,10 +155,43 @@ pub struct RequestScope<'py> {
     data: Bound<'py, PyDict>,
     thread_id: u32,
     request_start: f64,
+    /// Where the request waited for a daemon; zero in embedded mode.
+    queue: DaemonQueue,
     application_start: (SystemTime, Instant),
     /// Thread CPU at the start, taken only for subscribers.
     cpu_start: Option<(f64, f64)>,
     finished: bool,
+}
+
+/// How a request reached the daemon that runs it: daemon mode's transport
+/// puts these in the environ as mod_wsgi does (`mod_wsgi.queue_start`,
+/// `mod_wsgi.daemon_start` in microseconds, `mod_wsgi.daemon_connects`,
+/// `mod_wsgi.daemon_restarts`), and the events carry them. Embedded mode
+/// has no daemon queue: all zero.
+#[derive(Default, Clone, Copy)]
+struct DaemonQueue {
+    queue_start: f64,
+    daemon_start: f64,
+    connects: u64,
+    restarts: u64,
+}
+
+impl DaemonQueue {
+    /// Read only for subscribers, before the application can change the
+    /// environ.
+    fn of(environ: &Bound<'_, PyDict>) -> Self {
+        let number = |key: &str| -> Option<u64> {
+            let value = environ.get_item(key).ok().flatten()?;
+            value.extract::<String>().ok()?.parse().ok()
+        };
+        let seconds = |key| number(key).map_or(0.0, |micros| micros as f64 / 1e6);
+        Self {
+            queue_start: seconds("mod_wsgi.queue_start"),
+            daemon_start: seconds("mod_wsgi.daemon_start"),
+            connects: number("mod_wsgi.daemon_connects").unwrap_or(0),
+            restarts: number("mod_wsgi.daemon_restarts").unwrap_or(0),
+        }
+    }
 }
 
 impl<'py> RequestScope<'py> {
@@ -186,6 +219,7 @@ impl<'py> RequestScope<'py> {
             data,
             thread_id: thread_id(),
             request_start,
+            queue: DaemonQueue::default(),
             application_start: (SystemTime::now(), Instant::now()),
             cpu_start: None,
             finished: false,
@@ -194,12 +228,13 @@ impl<'py> RequestScope<'py> {
             return Ok((scope, application));
         }
         scope.cpu_start = Some(thread_cpu());
+        scope.queue = DaemonQueue::of(environ);
         let event = scope.event(py)?;
         event.set_item("request_environ", environ)?;
         event.set_item("application_object", &application)?;
         event.set_item("callable_object", callable_object)?;
-        event.set_item("daemon_connects", 0)?;
-        event.set_item("daemon_restarts", 0)?;
+        event.set_item("daemon_connects", scope.queue.connects)?;
+        event.set_item("daemon_restarts", scope.queue.restarts)?;
         publish(py, "request_started", callbacks, &event);
         let application = event.get_item("application_object")?.unwrap_or(application);
         Ok((scope, application))
@@ -213,9 +248,8 @@ impl<'py> RequestScope<'py> {
         event.set_item("request_data", &self.data)?;
         event.set_item("server_pid", std::process::id())?;
         event.set_item("request_start", self.request_start)?;
-        // Embedded mode: no daemon queue.
-        event.set_item("queue_start", 0.0)?;
-        event.set_item("daemon_start", 0.0)?;
+        event.set_item("queue_start", self.queue.queue_start)?;
+        event.set_item("daemon_start", self.queue.daemon_start)?;
         event.set_item("application_start", epoch_seconds(self.application_start.0))?;
         Ok(event)
     }

@@ -53,8 +53,8 @@ fn apache(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let facts = server_facts();
     let m = PyModule::new(py, "apache")?;
     m.add("version", facts.apache_version)?;
-    m.add("maximum_processes", facts.maximum_processes)?;
-    m.add("threads_per_process", facts.threads_per_process)?;
+    m.add("maximum_processes", facts.apache_maximum_processes)?;
+    m.add("threads_per_process", facts.apache_threads_per_process)?;
     m.add("description", &facts.description)?;
     m.add("mpm_name", &facts.mpm_name)?;
     m.add("build_date", &facts.build_date)?;

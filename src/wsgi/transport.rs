@@ -85,7 +85,12 @@ pub struct ServerFacts {
     pub mpm_name: String,
     pub description: String,
     pub build_date: String,
-    /// The MPM's maximum of child processes and threads per child.
+    /// The MPM's maximum of child processes and threads per child: the
+    /// `apache` module's, which describes Apache in every process.
+    pub apache_maximum_processes: i32,
+    pub apache_threads_per_process: i32,
+    /// The `mod_wsgi` module's: the MPM's in an Apache child, the group's
+    /// `processes` and `threads` in a daemon process.
     pub maximum_processes: i32,
     pub threads_per_process: i32,
     pub multithread: bool,
@@ -107,6 +112,8 @@ pub fn server_facts() -> &'static ServerFacts {
         mpm_name: String::new(),
         description: String::new(),
         build_date: String::new(),
+        apache_maximum_processes: 1,
+        apache_threads_per_process: 1,
         maximum_processes: 1,
         threads_per_process: 1,
         multithread: false,

@@ -9,6 +9,16 @@ import sys
 import mod_wsgi
 
 FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "blob.bin")
+QUEUE_KEYS = ("queue_start", "daemon_start", "daemon_connects", "daemon_restarts")
+
+
+def on_event(name, **kwargs):
+    # How request_started reported the way to the daemon, for /where.
+    if name == "request_started":
+        kwargs["request_data"]["queue"] = [kwargs.get(key) for key in QUEUE_KEYS]
+
+
+mod_wsgi.subscribe_events(on_event)
 
 
 def application(environ, start_response):
@@ -51,6 +61,8 @@ def application(environ, start_response):
         "path_info": environ.get("PATH_INFO"),
         "method": environ.get("REQUEST_METHOD"),
         "argv": sys.argv,
+        "queue": [environ.get("mod_wsgi." + key) for key in QUEUE_KEYS],
+        "queue_event": mod_wsgi.request_data().get("queue"),
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(info).encode()]

@@ -136,6 +136,11 @@ def application(environ, start_response):
         environ["wsgi.errors"].write("pyenv-errors-unterminated %s" % marker)
         print("pyenv-non-ascii é€", marker)
         body = b"written"
+    elif path == "/pid":
+        # Which process runs the application: the suite checks that it is one of
+        # the server's daemons in daemon mode and an Apache child otherwise.
+        mod_wsgi.request_data()["quiet"] = True
+        body = json.dumps({"pid": os.getpid(), "process_group": mod_wsgi.process_group}).encode()
     elif path == "/raise":
         raise LookupError("raised by the probe")
     elif path == "/close":
@@ -146,5 +151,5 @@ def application(environ, start_response):
     else:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"unknown probe path"]
-    start_response("200 OK", [("Content-Type", "application/json" if path == "/facts" else "text/plain")])
+    start_response("200 OK", [("Content-Type", "application/json" if path in ("/facts", "/pid") else "text/plain")])
     return [body]
