@@ -6,7 +6,7 @@ use super::errors::{log_exception, CurrentRequest, ErrorLog};
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
 use super::response::{FinalPass, StartResponse};
-use super::{script, type_name, ConnectionLock};
+use super::{flush_at_end, script, type_name, ConnectionLock};
 use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
 use crate::directives::{dir_config, server_config, slot};
 use crate::httpd::{consts, ffi, log, pool};
@@ -64,6 +64,10 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     if !handler.is_some_and(|h| HANDLERS.contains(&&*h)) {
         return consts::DECLINED;
     }
+    // First, so that the error pages Apache sends for the statuses
+    // returned below are flushed like the application's responses.
+    // SAFETY: r is live.
+    unsafe { flush_at_end::add(r) };
     // SAFETY: translate_name stored an alias pointer in our slot, or left
     // it null for requests that got the handler from the configuration.
     let alias = unsafe { (*slot((*r).request_config)).cast::<ScriptAlias>().as_ref() };

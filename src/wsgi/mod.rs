@@ -12,6 +12,8 @@ mod errors;
 #[cfg(not(test))]
 mod file_wrapper;
 #[cfg(not(test))]
+mod flush_at_end;
+#[cfg(not(test))]
 mod handler;
 #[cfg(not(test))]
 mod input;
@@ -24,6 +26,8 @@ mod startup;
 #[cfg(not(test))]
 mod std_streams;
 
+#[cfg(not(test))]
+pub use flush_at_end::{on_brigade as flush_at_end, register as register_flush_at_end};
 #[cfg(not(test))]
 pub use handler::{handle, translate_name};
 #[cfg(not(test))]
