@@ -180,3 +180,34 @@ int wsgi_rs_brigade_ends_with_eos(apr_bucket_brigade *bb)
 {
     return !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
 }
+
+/* The EOS bucket of an output brigade, or NULL if the response goes on;
+ * *has_file is set when a file bucket comes before it. */
+apr_bucket *wsgi_rs_brigade_find_eos(apr_bucket_brigade *bb, int *has_file)
+{
+    apr_bucket *e;
+
+    *has_file = 0;
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            return e;
+        }
+        if (APR_BUCKET_IS_FILE(e)) {
+            *has_file = 1;
+        }
+    }
+    return NULL;
+}
+
+/* Puts a FLUSH bucket just before `eos` (a bucket of `bb`), unless the
+ * bucket there is a FLUSH already. */
+void wsgi_rs_brigade_flush_before(apr_bucket_brigade *bb, apr_bucket *eos)
+{
+    apr_bucket *prev = APR_BUCKET_PREV(eos);
+
+    if (prev != APR_BRIGADE_SENTINEL(bb) && APR_BUCKET_IS_FLUSH(prev)) {
+        return;
+    }
+    APR_BUCKET_INSERT_BEFORE(eos, apr_bucket_flush_create(eos->list));
+}

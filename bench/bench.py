@@ -201,6 +201,25 @@ class Server:
                 pass
         return total / ticks
 
+    def context_switches(self):
+        """Voluntary and involuntary context switches of every thread of every
+        process of the server but the parent (children and daemons)."""
+        total = 0
+        for pid in self.descendants():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/status") as f:
+                        for line in f:
+                            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                                total += int(line.split()[1])
+                except OSError:
+                    pass
+        return total
+
     def child_rss_mib(self):
         """Mean RSS of the processes running the application: the Apache
         children, or in daemon mode the daemon processes."""
@@ -245,10 +264,11 @@ def to_ms(text):
 
 
 def measure(server, path, connections, seconds, script):
-    before = server.cpu_seconds()
+    before, cs_before = server.cpu_seconds(), server.context_switches()
     result = run_wrk(server.url(path), connections, seconds, script)
-    after = server.cpu_seconds()
+    after, cs_after = server.cpu_seconds(), server.context_switches()
     result["cpu_ms_per_1k"] = (after - before) * 1000 / max(result["requests"], 1) * 1000
+    result["cs_per_req"] = (cs_after - cs_before) / max(result["requests"], 1)
     return result
 
 
@@ -259,6 +279,7 @@ def summarise(samples):
         "p50": statistics.median(s["p50"] for s in samples),
         "p99": statistics.median(s["p99"] for s in samples),
         "cpu": statistics.median(s["cpu_ms_per_1k"] for s in samples),
+        "cs": statistics.median(s["cs_per_req"] for s in samples),
         "bad": sum(s["bad"] for s in samples),
         "errors": "; ".join(s["errors"] for s in samples if s["errors"]),
     }
@@ -309,7 +330,8 @@ def run(args):
                             samples[s.kind].append(measure(s, target, c, args.seconds, script))
                     results[(mpm_label, case, c)] = {k: summarise(v) for k, v in samples.items() if v}
                     print(f"{mpm_label} {case} c{c}: " + ", ".join(
-                        f"{k} {v['rps']:.0f}/s" for k, v in results[(mpm_label, case, c)].items()), flush=True)
+                        f"{k} {v['rps']:.0f}/s {v['cs']:.2f} cs/req"
+                        for k, v in results[(mpm_label, case, c)].items()), flush=True)
         finally:
             for s in servers:
                 s.stop()
@@ -345,22 +367,23 @@ def report(results, servers_info, args, started):
         "Ratios are against mod_wsgi 4.9.4 (embedded, `WSGIApplicationGroup %{GLOBAL}`; in the "
         f"daemon-mode sections both modules run `WSGIDaemonProcess bench {DAEMON_GROUP}`) and "
         "against Apache serving the same bytes as a static file, from the same run. "
-        "CPU is user+system time of the Apache children and daemon processes per 1,000 requests; "
+        "CPU is user+system time of the Apache children and daemon processes per 1,000 requests, "
+        "cs / req their context switches (voluntary and involuntary, all threads) per request; "
         "memory is per Apache child, or per daemon process in daemon mode.",
         "",
     ]
     for (mpm, case, c), by_server in results.items():
         where = mpm.replace(", daemon mode", " MPM, daemon mode") if "daemon" in mpm else f"{mpm} MPM"
         lines += [f"## {case}, {where}, {c} connection{'s' if c > 1 else ''}", "",
-                  "| server | req/s (min-max) | p50 ms | p99 ms | CPU ms / 1k req | vs mod_wsgi | vs static |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| server | req/s (min-max) | p50 ms | p99 ms | CPU ms / 1k req | cs / req | vs mod_wsgi | vs static |",
+                  "|---|---|---|---|---|---|---|---|"]
         ref = by_server.get("mod_wsgi", {}).get("rps")
         static = by_server.get("static", {}).get("rps")
         for kind, r in by_server.items():
             flag = f" ({r['bad']} non-2xx)" if r["bad"] else ""
             lines.append(
                 f"| {kind}{flag} | {r['rps']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['p50']:.2f} | "
-                f"{r['p99']:.2f} | {r['cpu']:.1f} | {ratio(r['rps'], ref)} | {ratio(r['rps'], static)} |")
+                f"{r['p99']:.2f} | {r['cpu']:.1f} | {r['cs']:.2f} | {ratio(r['rps'], ref)} | {ratio(r['rps'], static)} |")
         lines.append("")
     lines += ["## Start-up and memory", "",
               "| MPM | server | start to first 200 (s) | RSS per child (daemon) after warm-up (MiB) |",

@@ -122,6 +122,9 @@ mod entry_points {
                     consts::APR_HOOK_REALLY_FIRST,
                 );
             }
+            // The output filter the handler adds to each WSGI request, so
+            // that the response is written as soon as it is complete.
+            embedded::register_flush_at_end(Some(flush_at_end_filter));
         })
     }
 
@@ -344,5 +347,18 @@ mod entry_points {
     unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: r is the live request of this hook call.
         guarded("handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { embedded::handle(r) })
+    }
+
+    unsafe extern "C" fn flush_at_end_filter(
+        f: *mut ffi::ap_filter_t,
+        bb: *mut ffi::apr_bucket_brigade,
+    ) -> ffi::apr_status_t {
+        // SAFETY: Apache calls an output filter with itself and the live
+        // brigade being passed.
+        guarded("the end-of-response filter", (), || unsafe { embedded::flush_at_end(f, bb) });
+        // Passed on whatever happened above: the response must go out.
+        // SAFETY: f is live and f->next is the rest of the chain, also
+        // after the filter has removed itself.
+        unsafe { ffi::ap_pass_brigade((*f).next, bb) }
     }
 }

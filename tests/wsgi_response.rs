@@ -77,6 +77,55 @@ fn chunked_complete(body: &[u8]) -> bool {
     body.ends_with(b"0\r\n\r\n")
 }
 
+/// The length of the response at the start of `buf` once all of it is there.
+/// Knows what a keep-alive client must: HEAD, 204 and 304 responses end with
+/// their head, others with their Content-Length or their last chunk.
+fn response_len(buf: &[u8], head: bool) -> Option<usize> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let r = parse_response(&buf[..end], true).ok()?;
+    if head || r.status == 204 || r.status == 304 {
+        return Some(end);
+    }
+    if r.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+        let mut at = end;
+        loop {
+            let eol = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+            let size_line = std::str::from_utf8(&buf[at..eol]).ok()?;
+            let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+            // The last chunk is followed by the blank line that ends the
+            // (empty) trailer.
+            at = eol + 2 + if size == 0 { 2 } else { size + 2 };
+            if buf.len() < at {
+                return None;
+            }
+            if size == 0 {
+                return Some(at);
+            }
+        }
+    }
+    let n: usize = r.header("content-length")?.parse().ok()?;
+    (buf.len() >= end + n).then_some(end + n)
+}
+
+/// Sends one request on a keep-alive connection and reads its whole
+/// response, leaving the connection ready for the next one.
+fn keepalive_exchange(s: &mut TcpStream, host: &str, method: &str, path: &str) -> Response {
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(len) = response_len(&got, method == "HEAD") {
+            assert_eq!(len, got.len(), "{method} {path}: bytes after the response: {:?}", short(&String::from_utf8_lossy(&got)));
+            return parse_response(&got, method == "HEAD").unwrap();
+        }
+        let n = s.read(&mut buf).unwrap_or_else(|e| {
+            panic!("{method} {path}: waiting for the response: {e}; got {:?}", short(&String::from_utf8_lossy(&got)))
+        });
+        assert!(n > 0, "{method} {path}: connection closed mid-response: {:?}", short(&String::from_utf8_lossy(&got)));
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
 fn suite(mpm: Mpm) {
     let dir = TestDir::new(&format!("response-{}", mpm.name()));
     let state = dir.mkdir_www("state").to_string_lossy().into_owned();
@@ -84,8 +133,9 @@ fn suite(mpm: Mpm) {
     let (app, wrapped) =
         rp_install(&dir, "rp_response.wsgi", &[("STATE_DIR", &state), ("DATA_FILE", &data_file)]);
     let bad = dir.install_app("rp_badresp.wsgi", &[]).to_string_lossy().into_owned();
+    let noapp = dir.install_app("rp_noapp.wsgi", &[]).to_string_lossy().into_owned();
     let conf = Conf::new(mpm).extra(&format!(
-        "WSGIScriptAlias /resp {app}\nWSGIScriptAlias /bad {bad}\n{}",
+        "WSGIScriptAlias /resp {app}\nWSGIScriptAlias /bad {bad}\nWSGIScriptAlias /noapp {noapp}\n{}",
         rp_vhosts(&format!("WSGIScriptAlias /resp {wrapped}"))
     ));
     let apache = match rp_start(dir, &conf) {
@@ -238,6 +288,48 @@ fn suite(mpm: Mpm) {
                 assert!(r.after_head().is_empty(), "{code} must not carry a body: {:?}", r.text());
                 assert!(r.closed);
             }
+        });
+        c.run(&format!("every kind of response in turn on one keep-alive connection [{v}]"), || {
+            let mut s = TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            let host = cl.host();
+            let plan: &[(&str, &str, u16, &[u8])] = &[
+                ("GET", "/resp/list", 200, b"alpha-beta-gamma"),
+                ("GET", "/resp/gen", 200, b"chunk0;chunk1;chunk2;chunk3;chunk4;"),
+                ("GET", "/resp/write", 200, b"w1-w2-end"),
+                ("GET", "/resp/write_only", 200, b"only-written"),
+                ("GET", "/resp/fw_file?blk=4096", 200, &data),
+                ("GET", "/resp/fw_bytesio?blk=65536", 200, &data),
+                ("HEAD", "/resp/head", 200, b""),
+                ("HEAD", "/resp/gen", 200, b""),
+                ("HEAD", "/resp/fw_file", 200, b""),
+                ("GET", "/resp/s204", 204, b""),
+                ("GET", "/resp/s304", 304, b""),
+                ("GET", "/resp/nosuch", 404, b"no such path /nosuch"),
+                ("GET", "/noapp", 404, b""),
+                ("GET", "/resp/list", 200, b"alpha-beta-gamma"),
+            ];
+            for round in 0..2 {
+                for (method, path, status, body) in plan {
+                    let what = format!("round {round}, {method} {path}");
+                    let r = keepalive_exchange(&mut s, &host, method, path);
+                    assert_eq!(r.status, *status, "{what}: {}", short(&r.text()));
+                    // Apache's own error page for a script without a callable.
+                    if *path != "/noapp" {
+                        assert!(r.body == *body, "{what}: body {:?}", short(&r.text()));
+                    }
+                    assert!(
+                        !r.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close")),
+                        "{what}: the server ended keep-alive: {:?}",
+                        r.headers
+                    );
+                }
+            }
+            // A 500 ends the connection (Apache's rule); the page still comes whole.
+            let r = keepalive_exchange(&mut s, &host, "GET", "/resp/exc_before");
+            assert_eq!(r.status, 500, "{}", short(&r.text()));
+            let rest = read_until_close(&mut s, Duration::from_secs(10));
+            assert!(rest.closed && rest.bytes.is_empty(), "after the 500: {:?}", short(&rest.text()));
         });
         c.run(&format!("exception before headers -> 500 and traceback [{v}]"), || {
             let mark = log_mark(&apache);

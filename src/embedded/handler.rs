@@ -2,6 +2,7 @@
 //! (handler).
 
 use super::body::ApacheBody;
+use super::flush_at_end;
 use super::request::{self, ApacheRequestLog, Scratch};
 use super::sink::ApacheSink;
 use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
@@ -62,6 +63,11 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     if !handler.is_some_and(|h| HANDLERS.contains(&&*h)) {
         return consts::DECLINED;
     }
+    // First, so that the error pages Apache sends for the statuses
+    // returned below are flushed like the application's responses (and
+    // those a daemon sends through this child too).
+    // SAFETY: r is live.
+    unsafe { flush_at_end::add(r) };
     // SAFETY: translate_name stored an alias pointer in our slot, or left
     // it null for requests that got the handler from the configuration.
     let alias = unsafe { (*slot((*r).request_config)).cast::<ScriptAlias>().as_ref() };

@@ -4,12 +4,14 @@
 
 mod body;
 mod child;
+mod flush_at_end;
 mod handler;
 mod request;
 mod sink;
 
 pub use body::ApacheBody;
 pub use child::{log_to_main_server, prepare_child, server_facts};
+pub use flush_at_end::{on_brigade as flush_at_end, register as register_flush_at_end};
 pub use handler::{handle, translate_name};
 pub use request::apache_level;
 pub use sink::ApacheSink;

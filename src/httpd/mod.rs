@@ -33,11 +33,13 @@ pub mod ffi {
     include!(concat!(env!("OUT_DIR"), "/httpd_bindings.rs"));
 
     // Declared in apxs/shim.c: the directive table (built with the AP_INIT_*
-    // macros) and the one bucket-ring macro we need as a function.
+    // macros) and the bucket-ring macros we need, as functions.
     unsafe extern "C" {
         pub static wsgi_rs_commands: [command_rec; 0];
         pub fn wsgi_rs_brigade_append(bb: *mut apr_bucket_brigade, bucket: *mut apr_bucket);
         pub fn wsgi_rs_brigade_ends_with_eos(bb: *mut apr_bucket_brigade) -> std::ffi::c_int;
+        pub fn wsgi_rs_brigade_find_eos(bb: *mut apr_bucket_brigade, has_file: *mut std::ffi::c_int) -> *mut apr_bucket;
+        pub fn wsgi_rs_brigade_flush_before(bb: *mut apr_bucket_brigade, eos: *mut apr_bucket);
     }
 }
 
@@ -80,6 +82,7 @@ pub mod consts {
     pub const AP_MODE_READBYTES: ffi::ap_input_mode_t = ffi::ap_input_mode_t_AP_MODE_READBYTES;
     pub const APR_BLOCK_READ: ffi::apr_read_type_e = ffi::apr_read_type_e_APR_BLOCK_READ;
     pub const AP_FTYPE_PROTOCOL: ffi::ap_filter_type = ffi::ap_filter_type_AP_FTYPE_PROTOCOL;
+    pub const AP_FTYPE_CONNECTION: ffi::ap_filter_type = ffi::ap_filter_type_AP_FTYPE_CONNECTION;
     pub const APR_NOFILE: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_NOFILE;
     pub const APR_DIR: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_DIR;
     pub const AP_CONN_CLOSE: ffi::ap_conn_keepalive_e = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;

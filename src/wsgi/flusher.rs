@@ -66,9 +66,12 @@ pub fn arm(response: Weak<dyn Deferred>) -> bool {
         queue.running_in = Some(pid);
     }
     queue.armed.push_back(Armed { due: Instant::now() + FLUSH_DELAY, response });
-    if queue.armed.len() == 1 {
-        // The thread may be waiting for an entry with no deadline to wake
-        // it; with others queued it already waits for an earlier one.
+    // The thread may be waiting for an entry with no deadline to wake it;
+    // with others queued it already waits for an earlier one.
+    let first = queue.armed.len() == 1;
+    // Woken with the lock still held here, it would only block on it.
+    drop(queue);
+    if first {
         WAKE.notify_one();
     }
     true
@@ -102,6 +105,7 @@ fn run() {
         let due = {
             let mut queue = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
             loop {
+                drop_finished(&mut queue.armed);
                 match queue.armed.front() {
                     None => queue = WAKE.wait(queue).unwrap_or_else(|e| e.into_inner()),
                     Some(first) => {
@@ -126,6 +130,18 @@ fn run() {
             let mut queue = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
             queue.armed.push_back(Armed { due: Instant::now() + FLUSH_DELAY, response });
         }
+    }
+}
+
+/// Drops the entries at the front whose response has finished and been
+/// freed. Most responses end well within FLUSH_DELAY of arming, and waiting
+/// for each of their deadlines only to find them gone would wake the thread
+/// once per streamed response; this way it sleeps until the first response
+/// that may still need it, about once per FLUSH_DELAY however many
+/// responses stream.
+fn drop_finished(armed: &mut VecDeque<Armed>) {
+    while armed.front().is_some_and(|first| first.response.strong_count() == 0) {
+        armed.pop_front();
     }
 }
 
@@ -218,6 +234,25 @@ mod tests {
         for signal in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGUSR1] {
             assert!(mask & (1 << (signal - 1)) != 0, "signal {signal} not blocked (SigBlk {blocked})");
         }
+    }
+
+    #[test]
+    fn finished_responses_leave_the_queue_before_their_deadline() {
+        let due = Instant::now() + FLUSH_DELAY;
+        let entry = |probe: &Arc<Probe>| {
+            let target: Arc<dyn Deferred> = probe.clone();
+            Armed { due, response: Arc::downgrade(&target) }
+        };
+        let (first, second, live, behind) = (Probe::new(0), Probe::new(0), Probe::new(0), Probe::new(0));
+        let mut armed: VecDeque<Armed> = [&first, &second, &live, &behind].into_iter().map(entry).collect();
+        drop((first, second, behind));
+        drop_finished(&mut armed);
+        // Up to the first response still alive; what follows it waits.
+        assert_eq!(armed.len(), 2);
+        assert!(armed[0].response.upgrade().is_some_and(|r| std::ptr::addr_eq(Arc::as_ptr(&r), Arc::as_ptr(&live))));
+        drop(live);
+        drop_finished(&mut armed);
+        assert!(armed.is_empty());
     }
 
     #[test]
