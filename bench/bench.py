@@ -89,9 +89,11 @@ def mpm_lines(mpm):
 class Server:
     """One private Apache serving the benchmark apps with one module."""
 
-    def __init__(self, kind, mpm, work, flask_venv, daemon=False):
+    def __init__(self, kind, mpm, work, flask_venv, daemon=False, plan=None):
         self.kind, self.mpm, self.daemon = kind, mpm, daemon
-        self.root = os.path.join(work, f"{kind}-{mpm}{'-daemon' if daemon else ''}")
+        # One directory per server of each plan (the static file is in several).
+        tag = re.sub(r"[^a-z0-9]+", "-", plan or mpm)
+        self.root = os.path.join(work, f"{kind}-{tag}")
         os.makedirs(os.path.join(self.root, "logs"))
         self.port = free_port()
         self.flask = flask_venv if kind in ("mod_wsgi_rs", "mod_wsgi") else None
@@ -310,7 +312,8 @@ def run(args):
     results = {}
     servers_info = {}
     for mpm_label, mpm, daemon, cases, conns, kinds in plans:
-        servers = [Server(kind, mpm, work, args.flask_venv, daemon=daemon and kind != "static") for kind in kinds]
+        servers = [Server(kind, mpm, work, args.flask_venv, daemon=daemon and kind != "static", plan=mpm_label)
+                   for kind in kinds]
         try:
             for s in servers:
                 s.start()
