@@ -10,12 +10,13 @@
 //! that read finds nothing, the response is written only afterwards, and
 //! the connection goes back to the MPM to wait: on the event MPM the
 //! listener thread polls the socket and wakes a worker for the next
-//! request, two context switches and more per request on a keep-alive
-//! connection. Written while the handler is still finishing, the response
-//! reaches the client in time for its next request to be there when Apache
-//! looks, and the same worker goes on with it at once, as it does after a
-//! static file (file buckets are written at once) or under mod_wsgi (which
-//! flushes every write).
+//! request, some two context switches more per request on a keep-alive
+//! connection. Written as soon as it is complete, before Apache's own end
+//! of request (logging, freeing the request's pool), the response gives the
+//! client time to send its next request before Apache looks, and the same
+//! worker goes on with it at once, as it does after a static file (file
+//! buckets are written at once) or under mod_wsgi (which flushes every
+//! write).
 //!
 //! So each WSGI request gets this filter, which puts a FLUSH before the EOS
 //! of its response. It sits below the request's other filters, in the
