@@ -1,7 +1,7 @@
 //! One connection between an Apache child and a daemon process, seen from
-//! the daemon: frames in and out, usable from the connection's thread, the
-//! worker running its request and the flusher thread at once (writes and
-//! reads each under their own lock, so a frame is never interleaved).
+//! the daemon: frames in and out, usable from the worker running its
+//! request and the flusher thread at once (writes and reads each under
+//! their own lock, so a frame is never interleaved).
 
 use super::wire::{self, FrameReader, ToChild, ToDaemon};
 use std::io;
@@ -44,6 +44,23 @@ impl Conn {
     /// The next frame from the child; None when it closed the connection.
     pub fn recv(&self) -> io::Result<Option<ToDaemon>> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner()).read_frame::<ToDaemon>()
+    }
+
+    /// Whether bytes of a next frame have been read from the socket
+    /// already: a readiness poll of the socket would not report them.
+    pub fn has_unread(&self) -> bool {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner()).buffered() > 0
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Bounds how long a read waits (None: for ever).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        // The reader's and the writer's descriptors share one socket, so
+        // the option set through one applies to both.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).set_read_timeout(timeout)
     }
 
     /// Ends the connection in both directions: the thread reading it wakes

@@ -90,7 +90,13 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
             group.threads,
         ),
     );
-    let server = Server::new(group, listener);
+    let server = match Server::new(group, listener) {
+        Ok(server) => server,
+        Err(err) => {
+            logging::process(Level::Crit, &format!("daemon process group {name}: cannot start serving: {err}"));
+            return 1;
+        }
+    };
     SERVER.store((&server as *const Server).cast_mut(), std::sync::atomic::Ordering::Release);
     // A changed WSGI script is loaded again at once, and the whole process
     // replaced behind it so the modules it imports are fresh as well.

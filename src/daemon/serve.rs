@@ -1,43 +1,50 @@
 //! How a daemon process serves: an acceptor thread takes connections from
 //! Apache children on the group's socket (refusing any peer that is not
-//! the Apache user or root), a thread per connection reads its requests,
-//! and `threads` worker threads run them through the WSGI core, so the
-//! group's `threads` bounds how many applications run at once whatever the
-//! number of connections. SIGTERM, SIGINT or SIGHUP make the process stop
-//! accepting, finish the requests it has and exit.
+//! the Apache user or root) and greets them; `threads` worker threads then
+//! wait together on one epoll set of the connections between requests, and
+//! the worker a connection's next request wakes reads it and runs it
+//! through the WSGI core on its own thread. The request is never handed
+//! from one thread to another (each hand-off costs a wake-up on both
+//! sides, and at one connection those dominate), and the group's `threads`
+//! still bounds how many applications run at once, with a fixed set of
+//! Python threads (thread-local state such as a database connection per
+//! thread stays bounded as it is with mod_wsgi). SIGTERM, SIGINT or SIGHUP
+//! make the process stop accepting, finish the requests it has and exit.
 
 use super::channel::{ChannelLog, DaemonBody, DaemonSink};
 use super::conn::Conn;
 use super::supervisor::{self, Notice, STOP_SIGNAL};
-use super::wire::{ToChild, ToDaemon, PROTOCOL_VERSION};
+use super::wire::{Message, ToChild, ToDaemon, PROTOCOL_VERSION};
 use crate::daemon_config::DaemonGroup;
 use crate::httpd::ffi;
 use crate::interp;
 use crate::wsgi::app::{self, Outcome};
 use crate::wsgi::logging::{self, Level};
-use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A request read from a connection, waiting for a worker.
-struct Job {
+/// A connection the process holds, with whether a request on it is in
+/// progress: idle ones are shut down when the process stops.
+struct Held {
     conn: Arc<Conn>,
-    request: ToDaemon,
-    done: Arc<(Mutex<bool>, Condvar)>,
+    busy: bool,
 }
 
 pub struct Server {
     group: &'static DaemonGroup,
     listener: RawFd,
     stopping: AtomicBool,
-    queue: Mutex<VecDeque<Job>>,
-    queued: Condvar,
-    /// Live connections by id, with whether a request is in progress:
-    /// idle ones are shut down when the process stops.
-    connections: Mutex<HashMap<u64, (Arc<Conn>, bool)>>,
+    /// The connections waiting for their next request, each armed for one
+    /// wake-up at a time (EPOLLONESHOT): whichever worker it wakes owns
+    /// the connection until it arms it again.
+    waiting: OwnedFd,
+    /// Readable in `waiting` once the process stops: wakes every worker.
+    stop_event: OwnedFd,
+    connections: Mutex<HashMap<u64, Held>>,
     next_id: AtomicU64,
     /// The uid allowed to connect besides root.
     allowed_uid: u32,
@@ -48,22 +55,105 @@ pub struct Server {
 /// How long a stopping process waits for its requests to finish.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a new connection may take to greet: Apache children send
+/// their Hello as soon as they are connected.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The epoll key of the stop event (connections count up from 0).
+const STOP_KEY: u64 = u64::MAX;
+
 impl Server {
-    pub fn new(group: &'static DaemonGroup, listener: RawFd) -> Self {
+    pub fn new(group: &'static DaemonGroup, listener: RawFd) -> std::io::Result<Self> {
         // SAFETY: reads a plain field of Apache's process-wide config.
         let apache_uid = unsafe { std::ptr::addr_of!(ffi::ap_unixd_config).read().user_id };
-        Self {
+        // SAFETY: epoll_create1 and eventfd return new descriptors (or -1),
+        // owned from here by the OwnedFds.
+        let (waiting, stop_event) = unsafe {
+            let waiting = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            if waiting < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let waiting = OwnedFd::from_raw_fd(waiting);
+            let stop_event = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+            if stop_event < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            (waiting, OwnedFd::from_raw_fd(stop_event))
+        };
+        // Level-triggered and never disarmed: once written, every worker's
+        // wait returns it.
+        epoll_control(&waiting, libc::EPOLL_CTL_ADD, stop_event.as_raw_fd(), libc::EPOLLIN as u32, STOP_KEY)?;
+        Ok(Self {
             group,
             listener,
             stopping: AtomicBool::new(false),
-            queue: Mutex::new(VecDeque::new()),
-            queued: Condvar::new(),
+            waiting,
+            stop_event,
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             allowed_uid: group.socket_user.unwrap_or(apache_uid),
             replacement_asked: AtomicBool::new(false),
+        })
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Arms `id` for its next request: one worker wakes when it comes (or
+    /// when the child closes the connection).
+    fn wait_for_next_request(&self, id: u64, conn: &Conn, op: libc::c_int) -> std::io::Result<()> {
+        let events = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32;
+        epoll_control(&self.waiting, op, conn.fd(), events, id)
+    }
+
+    /// Lets go of connection `id`: its descriptors close once the last
+    /// user of the Conn drops it.
+    fn forget(&self, id: u64) {
+        if let Some(held) = self.connections().remove(&id) {
+            // The descriptor may still be open elsewhere (a flusher thread's
+            // Arc), so it is taken out of the set by hand.
+            let _ = epoll_control(&self.waiting, libc::EPOLL_CTL_DEL, held.conn.fd(), 0, id);
+            held.conn.shut_down();
         }
     }
+
+    /// Marks `id` busy unless the process is stopping; under the
+    /// connections' lock, so that stopping either sees the request in
+    /// progress (and waits for it) or refuses it.
+    fn begin_request(&self, id: u64) -> bool {
+        let mut connections = self.connections();
+        if self.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        match connections.get_mut(&id) {
+            Some(held) => {
+                held.busy = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn end_request(&self, id: u64) {
+        if let Some(held) = self.connections().get_mut(&id) {
+            held.busy = false;
+        }
+    }
+
+    fn any_busy(&self) -> bool {
+        self.connections().values().any(|held| held.busy)
+    }
+}
+
+/// epoll_ctl on `epoll` for `fd` with `key` as the event's data.
+fn epoll_control(epoll: &OwnedFd, op: libc::c_int, fd: RawFd, events: u32, key: u64) -> std::io::Result<()> {
+    let mut event = libc::epoll_event { events, u64: key };
+    // SAFETY: both descriptors are open; the event is read during the call.
+    if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), op, fd, &mut event) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Serves until a stop signal; returns once every request has finished
@@ -123,21 +213,22 @@ pub fn run(server: &Server) {
         );
         break;
     }
-    server.stopping.store(true, Ordering::SeqCst);
+    // Under the connections' lock: see begin_request.
+    {
+        let _connections = server.connections();
+        server.stopping.store(true, Ordering::SeqCst);
+    }
+    // SAFETY: writes the 8 bytes an eventfd takes, from a live u64.
+    unsafe { libc::write(server.stop_event.as_raw_fd(), (&1u64 as *const u64).cast(), 8) };
     // Idle connections first: their next requests go to the successor
     // rather than waiting for the acceptor's poll to end.
     shut_idle_connections(server);
     let _ = acceptor.join();
     let deadline = Instant::now() + FINISH_TIMEOUT;
-    loop {
-        shut_idle_connections(server);
-        let busy = server.connections.lock().unwrap_or_else(|e| e.into_inner()).values().any(|(_, busy)| *busy);
-        if !busy || Instant::now() >= deadline {
-            break;
-        }
+    while server.any_busy() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    server.queued.notify_all();
+    shut_idle_connections(server);
     for worker in workers {
         let _ = worker.join();
     }
@@ -156,9 +247,9 @@ fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
 }
 
 fn shut_idle_connections(server: &Server) {
-    for (conn, busy) in server.connections.lock().unwrap_or_else(|e| e.into_inner()).values() {
-        if !*busy {
-            conn.shut_down();
+    for held in server.connections().values() {
+        if !held.busy {
+            held.conn.shut_down();
         }
     }
 }
@@ -191,16 +282,39 @@ fn accept_loop(server: &'static Server) {
             continue;
         }
         super::groups::set_buffer_sizes(fd, server.group.send_buffer_size, server.group.receive_buffer_size);
-        let id = server.next_id.fetch_add(1, Ordering::Relaxed);
-        match Conn::new(stream) {
-            Ok(conn) => {
-                let conn = Arc::new(conn);
-                server.connections.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (conn.clone(), false));
-                std::thread::spawn(move || connection(server, id, conn));
-            }
-            Err(err) => logging::process(Level::Err, &format!("daemon connection setup failed: {err}")),
+        if let Err(err) = take_connection(server, stream) {
+            logging::process(
+                Level::Err,
+                &format!("daemon process group {}: a new connection failed: {err}", server.group.name),
+            );
         }
     }
+}
+
+/// Greets a new connection and adds it to the connections waiting for a
+/// request.
+fn take_connection(server: &Server, stream: UnixStream) -> std::io::Result<()> {
+    let conn = Arc::new(Conn::new(stream)?);
+    conn.set_read_timeout(Some(GREETING_TIMEOUT))?;
+    match conn.recv()? {
+        Some(ToDaemon::Hello { version }) if version == PROTOCOL_VERSION => {}
+        Some(ToDaemon::Hello { version }) => {
+            return Err(std::io::Error::other(format!(
+                "the Apache child speaks protocol version {version}, this daemon {PROTOCOL_VERSION}"
+            )))
+        }
+        Some(other) => return Err(std::io::Error::other(format!("the Apache child sent {} before Hello", other.name()))),
+        None => return Ok(()),
+    }
+    conn.set_read_timeout(None)?;
+    conn.send(&ToChild::Hello { version: PROTOCOL_VERSION, pid: std::process::id() })?;
+    let id = server.next_id.fetch_add(1, Ordering::Relaxed);
+    server.connections().insert(id, Held { conn: conn.clone(), busy: false });
+    if let Err(err) = server.wait_for_next_request(id, &conn, libc::EPOLL_CTL_ADD) {
+        server.forget(id);
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// Only Apache's children (its User) and root may hand this process a
@@ -228,62 +342,58 @@ fn check_peer(server: &Server, stream: &UnixStream) -> Result<(), String> {
     }
 }
 
-fn set_busy(server: &Server, id: u64, busy: bool) {
-    if let Some(entry) = server.connections.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
-        entry.1 = busy;
+/// A worker: waits with the others for a connection's next request and
+/// runs it, until the process stops.
+fn worker(server: &'static Server) {
+    while !server.stopping.load(Ordering::SeqCst) {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: waits for one event into `event`; no timeout, the stop
+        // event wakes every worker.
+        let n = unsafe { libc::epoll_wait(server.waiting.as_raw_fd(), &mut event, 1, -1) };
+        if n <= 0 || event.u64 == STOP_KEY {
+            continue;
+        }
+        let id = event.u64;
+        let conn = server.connections().get(&id).map(|held| held.conn.clone());
+        if let Some(conn) = conn {
+            serve_connection(server, id, &conn);
+        }
     }
 }
 
-/// Reads one connection's requests, one at a time, and hands each to a
-/// worker.
-fn connection(server: &'static Server, id: u64, conn: Arc<Conn>) {
-    let greeted = conn.recv().ok().flatten().is_some_and(|m| matches!(m, ToDaemon::Hello { version } if version == PROTOCOL_VERSION))
-        && conn.send(&ToChild::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_ok();
-    while greeted && !server.stopping.load(Ordering::SeqCst) {
+/// Runs the requests `conn` has ready, then arms it for the next one (or
+/// lets it go when it ended or the process is stopping).
+fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
+    loop {
         let request = match conn.recv() {
             Ok(Some(request @ ToDaemon::Request { .. })) => request,
-            Ok(None) => break,
-            Ok(Some(_)) | Err(_) => break,
+            // Closed by the child, or a frame out of turn.
+            Ok(_) | Err(_) => return server.forget(id),
         };
-        set_busy(server, id, true);
+        // Refused while stopping: the child, seeing the connection close
+        // before Accepted, sends the request elsewhere.
+        if !server.begin_request(id) {
+            return server.forget(id);
+        }
         // Accepted: from here the request is this process's to answer, and
         // the Apache child must not send it elsewhere.
-        if conn.send(&ToChild::Accepted).is_err() {
+        if conn.send(&ToChild::Accepted).is_ok() {
+            answer(server, conn, request);
+        }
+        server.end_request(id);
+        if server.stopping.load(Ordering::SeqCst) {
+            return server.forget(id);
+        }
+        // A child sends its next request only after the end of the
+        // response, so nothing is buffered here unless it broke the
+        // protocol; that is read (and refused) at once rather than left
+        // where no readiness poll reports it.
+        if !conn.has_unread() {
             break;
         }
-        let done = Arc::new((Mutex::new(false), Condvar::new()));
-        server.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(Job { conn: conn.clone(), request, done: done.clone() });
-        server.queued.notify_one();
-        let (lock, finished) = &*done;
-        let mut is_done = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while !*is_done {
-            is_done = finished.wait(is_done).unwrap_or_else(|e| e.into_inner());
-        }
-        drop(is_done);
-        set_busy(server, id, false);
     }
-    server.connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-}
-
-fn worker(server: &'static Server) {
-    loop {
-        let job = {
-            let mut queue = server.queue.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(job) = queue.pop_front() {
-                    break Some(job);
-                }
-                if server.stopping.load(Ordering::SeqCst) && server.connections.lock().unwrap_or_else(|e| e.into_inner()).values().all(|(_, busy)| !*busy) {
-                    break None;
-                }
-                queue = server.queued.wait_timeout(queue, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
-            }
-        };
-        let Some(job) = job else { return };
-        answer(server, &job.conn, job.request);
-        let (lock, finished) = &*job.done;
-        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        finished.notify_one();
+    if server.wait_for_next_request(id, conn, libc::EPOLL_CTL_MOD).is_err() {
+        server.forget(id);
     }
 }
 

@@ -817,6 +817,12 @@ impl FrameReader {
         &self.stream
     }
 
+    /// Bytes received and not yet returned as frames: the start of a
+    /// frame whose rest is still on its way, or whole frames.
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
     /// The next frame, None at a clean end of file between frames. A
     /// frame that carries a descriptor is an error here (its descriptor
     /// is closed): read those with [`Self::read_frame_maybe_fd`].
