@@ -38,7 +38,8 @@ LOGLEVEL ?= warn wsgi_rs:info
 
 # Debian packages: the build (apache2-dev for apxs and headers, libclang-dev for
 # bindgen, python3.11-dev for libpython, a C toolchain for the shim), the tests
-# (apache2, mod_python and mod_wsgi beside us, curl) and the benchmarks (wrk).
+# (apache2, mod_python and mod_wsgi beside us, curl) and the benchmarks (wrk; apxs again
+# for their C handler; bench.py itself pip-installs granian and gunicorn into a venv).
 DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
                python3.11 python3.11-dev python3.11-venv \
                libapache2-mod-python libapache2-mod-wsgi-py3 \
@@ -81,7 +82,8 @@ test: deps build
 run: deps build
 	PORT='$(PORT)' APP='$(APP)' SO='$(SO)' MPM='$(MPM)' LOGLEVEL='$(LOGLEVEL)' tools/run.sh
 
-# Side-by-side benchmarks (about 25 minutes); writes BENCHMARKS.md.
+# Side-by-side benchmarks (about 70 minutes: 5 reps of 10 s per server, case and
+# connection count); writes BENCHMARKS.md.
 # BENCH_ARGS=--quick for a short smoke run.
 bench: deps build
 	python3 bench/bench.py $(BENCH_ARGS)

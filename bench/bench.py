@@ -1,28 +1,35 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmarks of mod_wsgi_rs, mod_wsgi, mod_python and a static file.
+"""Side-by-side benchmarks of mod_wsgi_rs, mod_wsgi, mod_python, a C handler and a
+static file; in daemon mode also Apache's mod_proxy_http in front of granian and
+of gunicorn.
 
 Each server is a private Apache started from one generated configuration that
-differs only in the module lines. wrk runs against them in alternation (A B C D,
+differs only in the module lines (and, for the proxies, a backend the run starts
+on a free port and stops). wrk runs against them in alternation (A B C D,
 then D C B A, ...) so that drift on a shared machine hits every server alike.
 Results, with the ratios to mod_wsgi and to the static file from the same run,
 are written as Markdown (BENCHMARKS.md by default).
 
-    python3 bench/bench.py                 # the full run (about 25 minutes)
+    python3 bench/bench.py                 # the full run (about 70 minutes)
     python3 bench/bench.py --quick         # 2 reps of 3 s, for a smoke test
 """
 
 import argparse
 import datetime
+import fcntl
+import hashlib
 import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,20 +51,89 @@ CASES = [
 ]
 FLASK_CASE = ("Flask hello", "/hello", None, None)
 
+# What each case must answer, checked once per server before it is measured, so
+# that a wrong route (a 404 page measured as fast as any) stops the run.
+HELLO = b"Hello world\n"
+EXPECTED_BODY = {
+    "hello": HELLO,
+    "100 x 100 B yields": (b"x" * 99 + b"\n") * 100,
+    "1 MiB body": b"y" * (1024 * 1024),
+    "file_wrapper 1 MiB": b"y" * (1024 * 1024),
+    "64 KiB POST echo": b"p" * 65536,  # what post.lua sends
+    "1,000 print() lines": HELLO,
+    "Flask hello": HELLO,
+}
+# The C handler is the sample `apxs -g -n hello` generates, unchanged: its page.
+C_HANDLER_BODY = b"The sample page from mod_hello.c\n"
+
 # Apache starts with the environment a system service has, so that no
 # python3 from a developer's PATH is picked up by mod_python.
 APACHE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
-SERVERS = ["mod_wsgi_rs", "mod_wsgi", "mod_python", "static"]
-# Daemon mode: both modules with the same process group, beside the static file.
-DAEMON_SERVERS = ["mod_wsgi_rs", "mod_wsgi", "static"]
+SERVERS = ["mod_wsgi_rs", "mod_wsgi", "mod_python", "c_handler", "static"]
+# Daemon mode: both modules with the same process group, beside the static file
+# and the application in separate servers behind a reverse proxy.
+DAEMON_SERVERS = ["mod_wsgi_rs", "mod_wsgi", "proxy_granian", "proxy_gunicorn", "static"]
 DAEMON_GROUP = "processes=2 threads=8"
+PROXIES = ("proxy_granian", "proxy_gunicorn")
+# How the report names the servers that are not just a module's name.
+SERVER_NAMES = {
+    "c_handler": "C handler (apxs -g sample)",
+    "proxy_granian": "mod_proxy_http -> granian",
+    "proxy_gunicorn": "mod_proxy_http -> gunicorn gthread",
+}
+
+# granian and gunicorn come from PyPI, pinned in bench/requirements.txt, into a
+# venv of Debian's python3.11 (the one both modules embed), cached like the
+# tests' framework venv: target/bench-venvs/<hash of the requirements>/.
+PEER_REQUIREMENTS = os.path.join(BENCH, "requirements.txt")
+PYTHON = "/usr/bin/python3.11"
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def server_name(kind):
+    return SERVER_NAMES.get(kind, kind)
+
+
+def peer_venv():
+    """The venv with granian and gunicorn, built once per requirements file
+    under a lock (concurrent runs build it once)."""
+    with open(PEER_REQUIREMENTS, "rb") as f:
+        key = hashlib.sha256(f.read() + PYTHON.encode()).hexdigest()[:16]
+    base = os.path.join(REPO, "target", "bench-venvs")
+    os.makedirs(base, exist_ok=True)
+    venv = os.path.join(base, key)
+    marker = os.path.join(venv, ".complete")
+    with open(os.path.join(base, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(marker):
+            print(f"building the peers' venv {venv} (pip from PyPI)", flush=True)
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([PYTHON, "-m", "venv", venv], check=True)
+            subprocess.run([f"{venv}/bin/python", "-m", "pip", "install", "--no-input",
+                            "--disable-pip-version-check", "-r", PEER_REQUIREMENTS],
+                           check=True, env={**APACHE_ENV, "HOME": "/tmp"}, stdin=subprocess.DEVNULL)
+            open(marker, "w").close()
+    return venv
+
+
+def build_c_handler(work):
+    """The C handler module: the sample `apxs -g -n hello` writes, compiled
+    with `apxs -c` in the run's directory and loaded from there (nothing is
+    installed). Returns the path of the .so."""
+    where = os.path.join(work, "c_handler")
+    os.makedirs(where)
+    source = os.path.join(where, "hello")
+    for cmd, cwd in ((["apxs", "-g", "-n", "hello"], where), (["apxs", "-c", "mod_hello.c"], source)):
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed (apxs is in apache2-dev):\n{done.stdout}{done.stderr}")
+    return os.path.join(source, ".libs", "mod_hello.so")
 
 
 def children_of(parent):
@@ -75,6 +151,69 @@ def children_of(parent):
     return kids
 
 
+def descendants_of(root):
+    """Children of `root`, and theirs (daemon processes forked by a supervisor,
+    a backend's workers), without `root` itself."""
+    found, frontier = set(), {root}
+    while frontier:
+        kids = set().union(*(children_of(p) for p in frontier)) - found
+        found |= kids
+        frontier = kids
+    return found
+
+
+class Backend:
+    """granian or gunicorn serving bench.wsgi (through apps/peer_app.py) on a
+    free port, for Apache's mod_proxy_http in front of it. The run starts it and
+    stops it (its own pid only); its output goes to the server's logs/."""
+
+    def __init__(self, kind, venv, apps, logs):
+        self.port = free_port()
+        self.log = os.path.join(logs, "backend.log")
+        if kind == "proxy_granian":
+            # The command the daemon-mode target names (WSGI, 2 workers); the rest
+            # is granian's defaults: HTTP/1.1 keep-alive, blocking threads per worker
+            # sized from its backpressure.
+            self.cmd = [f"{venv}/bin/granian", "--interface", "wsgi", "--workers", "2",
+                        "--host", "127.0.0.1", "--port", str(self.port),
+                        "--working-dir", apps, "--log-level", "warning", "peer_app:application"]
+        else:
+            # The gthread worker in the daemon group's shape, 2 processes x 8 threads.
+            # Its keep-alive (30 s) outlasts the proxy's ttl for idle pooled
+            # connections, so that Apache never reuses one gunicorn has closed.
+            self.cmd = [f"{venv}/bin/gunicorn", "--worker-class", "gthread",
+                        "--workers", "2", "--threads", "8", "--keep-alive", "30",
+                        "--bind", f"127.0.0.1:{self.port}", "--chdir", apps,
+                        "--graceful-timeout", "5", "--log-level", "warning", "peer_app:application"]
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "ab") as log:
+            # A session of its own: a Ctrl-C meant for bench.py reaches it only
+            # through stop(), after Apache has let go of its connections.
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=APACHE_ENV,
+                                         start_new_session=True)
+
+    def workers(self):
+        return descendants_of(self.proc.pid) if self.proc else set()
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        workers = self.workers()
+        self.proc.send_signal(signal.SIGTERM)  # both stop their workers on TERM
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            for pid in [self.proc.pid, *workers]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.wait()
+
+
 def mpm_lines(mpm):
     lines = [f"LoadModule mpm_{mpm}_module {MODULES}/mod_mpm_{mpm}.so"]
     if mpm == "prefork":
@@ -89,7 +228,8 @@ def mpm_lines(mpm):
 class Server:
     """One private Apache serving the benchmark apps with one module."""
 
-    def __init__(self, kind, mpm, work, flask_venv, daemon=False, plan=None):
+    def __init__(self, kind, mpm, work, flask_venv, daemon=False, plan=None,
+                 c_handler_so=None, peer_venv=None):
         self.kind, self.mpm, self.daemon = kind, mpm, daemon
         # One directory per server of each plan (the static file is in several).
         tag = re.sub(r"[^a-z0-9]+", "-", plan or mpm)
@@ -98,6 +238,8 @@ class Server:
         self.port = free_port()
         self.flask = flask_venv if kind in ("mod_wsgi_rs", "mod_wsgi") else None
         apps = os.path.join(work, "apps")
+        self.backend = Backend(kind, peer_venv, apps, os.path.join(self.root, "logs")) \
+            if kind in PROXIES else None
         static = os.path.join(work, "static")
         conf = [
             f"ServerRoot {self.root}",
@@ -134,6 +276,18 @@ class Server:
                      "<Location /app>", "    SetHandler mod_python",
                      "    PythonHandler mp_bench", f"    PythonPath \"['{apps}'] + sys.path\"",
                      "</Location>"]
+        elif kind == "c_handler":
+            conf += [f"LoadModule hello_module {c_handler_so}",
+                     "<Location /app>", "    SetHandler hello", "</Location>"]
+        elif kind in PROXIES:
+            # A reverse proxy as it is run in production: HTTP/1.1 to the backend
+            # with its connections pooled per child and reused (mod_proxy_http's
+            # default, disablereuse=Off; the pool holds up to ThreadsPerChild);
+            # ttl closes a pooled connection idle for 20 s, before the backend
+            # would; keepalive=On adds TCP keep-alive probes on them.
+            conf += [f"LoadModule proxy_module {MODULES}/mod_proxy.so",
+                     f"LoadModule proxy_http_module {MODULES}/mod_proxy_http.so",
+                     f"ProxyPass /app/ http://127.0.0.1:{self.backend.port}/ ttl=20 keepalive=On"]
         if self.flask:
             conf += [f"WSGIPythonHome {self.flask}",
                      f"WSGIScriptAlias /flask {apps}/flask_bench.wsgi"]
@@ -150,6 +304,8 @@ class Server:
 
     def start(self):
         began = time.monotonic()
+        if self.backend:
+            self.backend.start()
         subprocess.run([APACHE, "-f", self.conf, "-k", "start"], check=True, env=APACHE_ENV)
         deadline = began + 30
         while time.monotonic() < deadline:
@@ -160,7 +316,8 @@ class Server:
                         return
             except OSError:
                 time.sleep(0.005)
-        raise SystemExit(f"{self.kind}: no 200 within 30 s; see {self.root}/logs/error.log")
+        raise SystemExit(f"{self.kind}: no 200 within 30 s; see {self.root}/logs/error.log"
+                         + (" and backend.log" if self.backend else ""))
 
     def parent_pid(self):
         with open(f"{self.root}/logs/httpd.pid") as f:
@@ -170,15 +327,19 @@ class Server:
         return children_of(self.parent_pid())
 
     def descendants(self):
-        """Children, and theirs: daemon processes forked by a supervisor."""
-        found, frontier = set(), {self.parent_pid()}
-        while frontier:
-            kids = set().union(*(children_of(p) for p in frontier)) - found
-            found |= kids
-            frontier = kids
+        """The processes that serve: Apache's children and the daemon processes,
+        and a proxy's backend workers. Not the roots (Apache's parent, the
+        backend's master), which only supervise."""
+        found = descendants_of(self.parent_pid())
+        if self.backend:
+            found |= self.backend.workers()
         return found
 
     def daemons(self):
+        """The processes running the application away from Apache's children:
+        the daemon group's, or a proxy's backend workers."""
+        if self.backend:
+            return sorted(self.backend.workers())
         pids = []
         for pid in self.descendants():
             try:
@@ -242,6 +403,23 @@ class Server:
         deadline = time.monotonic() + 15
         while os.path.exists(pid_file) and time.monotonic() < deadline:
             time.sleep(0.1)
+        if self.backend:
+            self.backend.stop()
+
+    def check_answer(self, case, path, script):
+        """Fails the run unless `path` answers 200 with the case's body."""
+        expected = C_HANDLER_BODY if self.kind == "c_handler" else EXPECTED_BODY[case]
+        post = script == "post.lua"
+        request = urllib.request.Request(self.url(path), data=expected if post else None,
+                                         headers={"Content-Type": "application/octet-stream"} if post else {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                status, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, body = e.code, e.read()
+        if status != 200 or body != expected:
+            raise SystemExit(f"{self.kind}: {path} ({case}) answered {status} with {len(body)} bytes "
+                             f"{body[:60]!r}, not the expected {len(expected)} bytes; see {self.root}/logs/")
 
 
 def run_wrk(url, connections, seconds, script):
@@ -309,14 +487,29 @@ def run(args):
         plans = [(label, mpm, daemon, [c for c in cases if args.only in c[0] or args.only in label], conns, kinds)
                  for label, mpm, daemon, cases, conns, kinds in plans]
         plans = [plan for plan in plans if plan[3]]
+    # A plan starts only the servers that have one of its cases (not the C
+    # handler for --only yields), and only what those need is built: the C
+    # handler is compiled, the peers' venv made (or found cached).
+    plans = [(label, mpm, daemon, cases, conns,
+              [kind for kind in kinds if any(target_path(kind, *case[:3]) for case in cases)])
+             for label, mpm, daemon, cases, conns, kinds in plans]
+    wanted = {kind for *_, kinds in plans for kind in kinds}
+    c_handler_so = build_c_handler(work) if "c_handler" in wanted else None
+    venv = peer_venv() if wanted & set(PROXIES) else None
     results = {}
     servers_info = {}
     for mpm_label, mpm, daemon, cases, conns, kinds in plans:
-        servers = [Server(kind, mpm, work, args.flask_venv, daemon=daemon and kind != "static", plan=mpm_label)
+        servers = [Server(kind, mpm, work, args.flask_venv, daemon=daemon and kind != "static", plan=mpm_label,
+                          c_handler_so=c_handler_so, peer_venv=venv)
                    for kind in kinds]
         try:
             for s in servers:
                 s.start()
+            for case, path, static_path, script in cases:
+                for s in servers:
+                    target = target_path(s.kind, case, path, static_path)
+                    if target is not None:
+                        s.check_answer(case, target, script)
             for s in servers:
                 for _ in range(3):
                     run_wrk(s.url(s.hello_path()), 8, 1, None)
@@ -333,7 +526,7 @@ def run(args):
                             samples[s.kind].append(measure(s, target, c, args.seconds, script))
                     results[(mpm_label, case, c)] = {k: summarise(v) for k, v in samples.items() if v}
                     print(f"{mpm_label} {case} c{c}: " + ", ".join(
-                        f"{k} {v['rps']:.0f}/s {v['cs']:.2f} cs/req"
+                        f"{k} {v['rps']:.0f}/s {v['cpu']:.1f} CPU ms/1k {v['cs']:.2f} cs/req"
                         for k, v in results[(mpm_label, case, c)].items()), flush=True)
         finally:
             for s in servers:
@@ -343,9 +536,11 @@ def run(args):
 
 
 def target_path(kind, case, path, static_path):
+    """The path `kind` serves `case` at, or None where it has no such case."""
     if kind == "static":
         return static_path
-    if kind == "mod_python":
+    if kind in ("mod_python", "c_handler"):
+        # Handlers with only the hello case.
         return "/app/hello" if case == "hello" else None
     if case == FLASK_CASE[0]:
         return "/flask/" if kind in ("mod_wsgi_rs", "mod_wsgi") else None
@@ -370,29 +565,40 @@ def report(results, servers_info, args, started):
         "Ratios are against mod_wsgi 4.9.4 (embedded, `WSGIApplicationGroup %{GLOBAL}`; in the "
         f"daemon-mode sections both modules run `WSGIDaemonProcess bench {DAEMON_GROUP}`) and "
         "against Apache serving the same bytes as a static file, from the same run. "
-        "CPU is user+system time of the Apache children and daemon processes per 1,000 requests, "
+        "The C handler is the sample module `apxs -g -n hello` generates, built with `apxs -c` "
+        "(its page is 33 bytes against hello's 12). In daemon mode, Apache's mod_proxy_http "
+        "(`ProxyPass /app/ http://127.0.0.1:PORT/ ttl=20 keepalive=On`, pooled keep-alive "
+        f"connections) is in front of granian {peer_version('granian')} (`--interface wsgi "
+        f"--workers 2`) and of gunicorn {peer_version('gunicorn')} (`--worker-class gthread "
+        "--workers 2 --threads 8`), each serving the same bench.wsgi. "
+        "CPU is user+system time of the Apache children, daemon processes and backend workers "
+        "per 1,000 requests (not of Apache's parent or the backend's master, which supervise), "
         "cs / req their context switches (voluntary and involuntary, all threads) per request; "
-        "memory is per Apache child, or per daemon process in daemon mode.",
+        "memory is per Apache child, or per daemon process or backend worker in daemon mode.",
         "",
     ]
     for (mpm, case, c), by_server in results.items():
         where = mpm.replace(", daemon mode", " MPM, daemon mode") if "daemon" in mpm else f"{mpm} MPM"
+        # Ratios of req/s to these servers, where they are in the table.
+        refs = [("mod_wsgi", "vs mod_wsgi"), ("static", "vs static")]
+        if "proxy_granian" in by_server:
+            refs.append(("proxy_granian", "vs proxy -> granian"))
         lines += [f"## {case}, {where}, {c} connection{'s' if c > 1 else ''}", "",
-                  "| server | req/s (min-max) | p50 ms | p99 ms | CPU ms / 1k req | cs / req | vs mod_wsgi | vs static |",
-                  "|---|---|---|---|---|---|---|---|"]
-        ref = by_server.get("mod_wsgi", {}).get("rps")
-        static = by_server.get("static", {}).get("rps")
+                  "| server | req/s (min-max) | p50 ms | p99 ms | CPU ms / 1k req | cs / req | "
+                  + " | ".join(title for _, title in refs) + " |",
+                  "|---|---|---|---|---|---|" + "---|" * len(refs)]
         for kind, r in by_server.items():
             flag = f" ({r['bad']} non-2xx)" if r["bad"] else ""
             lines.append(
-                f"| {kind}{flag} | {r['rps']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['p50']:.2f} | "
-                f"{r['p99']:.2f} | {r['cpu']:.1f} | {r['cs']:.2f} | {ratio(r['rps'], ref)} | {ratio(r['rps'], static)} |")
+                f"| {server_name(kind)}{flag} | {r['rps']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['p50']:.2f} | "
+                f"{r['p99']:.2f} | {r['cpu']:.1f} | {r['cs']:.2f} | "
+                + " | ".join(ratio(r["rps"], by_server.get(ref, {}).get("rps")) for ref, _ in refs) + " |")
         lines.append("")
     lines += ["## Start-up and memory", "",
-              "| MPM | server | start to first 200 (s) | RSS per child (daemon) after warm-up (MiB) |",
+              "| MPM | server | start to first 200 (s) | RSS per child (daemon, backend worker) after warm-up (MiB) |",
               "|---|---|---|---|"]
     for (mpm, kind), (startup, rss) in servers_info.items():
-        lines.append(f"| {mpm} | {kind} | {startup:.3f} | {rss:.1f} |")
+        lines.append(f"| {mpm} | {server_name(kind)} | {startup:.3f} | {rss:.1f} |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += targets(results, servers_info)
     # The profile notes are written by hand (bench/analysis.md) and kept
@@ -413,17 +619,27 @@ def targets(results, servers_info):
     rows = []
 
     def row(name, value, goal, higher=True):
-        met = value is not None and (value >= goal if higher else value <= goal)
-        shown = f"{value:.2f}x" if value is not None else "-"
-        rows.append(f"| {name} | {shown} | {'yes' if met else 'no'} |")
+        # "-": not measured in this run (--only, or a server missing).
+        if value is None:
+            rows.append(f"| {name} | - | - |")
+            return
+        met = value >= goal if higher else value <= goal
+        rows.append(f"| {name} | {value:.2f}x | {'yes' if met else 'no'} |")
 
     def rel(a, b):
         return a / b if a and b else None
 
-    row("hello c32 vs mod_wsgi >= 1.4x", rel(get("hello", 32, "mod_wsgi_rs"), get("hello", 32, "mod_wsgi")), 1.4)
-    row("hello c32 vs static >= 0.9x", rel(get("hello", 32, "mod_wsgi_rs"), get("hello", 32, "static")), 0.9)
+    for c in (1, 32):
+        row(f"hello c{c} vs mod_wsgi >= 1.4x", rel(get("hello", c, "mod_wsgi_rs"), get("hello", c, "mod_wsgi")), 1.4)
+        row(f"hello c{c} vs static >= 0.9x", rel(get("hello", c, "mod_wsgi_rs"), get("hello", c, "static")), 0.9)
     row("hello CPU per request vs mod_wsgi <= 0.7x",
         rel(get("hello", 32, "mod_wsgi_rs", "cpu"), get("hello", 32, "mod_wsgi", "cpu")), 0.7, higher=False)
+    row("hello c1 CPU per request vs static <= 1.2x",
+        rel(get("hello", 1, "mod_wsgi_rs", "cpu"), get("hello", 1, "static", "cpu")), 1.2, higher=False)
+    row("hello c32 vs mod_python >= 1x",
+        rel(get("hello", 32, "mod_wsgi_rs"), get("hello", 32, "mod_python")), 1)
+    row("hello c32 CPU per request vs mod_python <= 1.15x",
+        rel(get("hello", 32, "mod_wsgi_rs", "cpu"), get("hello", 32, "mod_python", "cpu")), 1.15, higher=False)
     row("100 x 100 B yields c32 vs mod_wsgi >= 4x",
         rel(get("100 x 100 B yields", 32, "mod_wsgi_rs"), get("100 x 100 B yields", 32, "mod_wsgi")), 4)
     row("1 MiB body c32 vs mod_wsgi >= 1.2x",
@@ -436,6 +652,8 @@ def targets(results, servers_info):
     for c in (1, 32):
         row(f"daemon mode hello c{c} vs mod_wsgi daemon >= 2x",
             rel(get("hello", c, "mod_wsgi_rs", mpm=daemon), get("hello", c, "mod_wsgi", mpm=daemon)), 2)
+    row("daemon mode hello c32 vs mod_proxy_http -> granian >= 1.3x",
+        rel(get("hello", 32, "mod_wsgi_rs", mpm=daemon), get("hello", 32, "proxy_granian", mpm=daemon)), 1.3)
     for case in ("1 MiB body", "64 KiB POST echo", "file_wrapper 1 MiB"):
         row(f"daemon mode {case} c32 vs mod_wsgi daemon >= 1.5x",
             rel(get(case, 32, "mod_wsgi_rs", mpm=daemon), get(case, 32, "mod_wsgi", mpm=daemon)), 1.5)
@@ -454,8 +672,15 @@ def apache_version():
     return out.splitlines()[0].replace("Server version: ", "") if out else "Apache"
 
 
+def peer_version(package):
+    """The version pinned in bench/requirements.txt."""
+    with open(PEER_REQUIREMENTS) as f:
+        found = re.search(rf"^{package}==(\S+)", f.read(), re.M)
+    return found.group(1) if found else "?"
+
+
 def python_version():
-    return subprocess.run(["/usr/bin/python3.11", "-c", "import sys; print(sys.version.split()[0])"],
+    return subprocess.run([PYTHON, "-c", "import sys; print(sys.version.split()[0])"],
                           capture_output=True, text=True).stdout.strip()
 
 
@@ -466,8 +691,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="2 reps of 3 s")
     parser.add_argument("--flask-venv", help="a venv with Flask, for the Flask hello case")
     parser.add_argument("--only", metavar="TEXT",
-                        help="run only the cases whose name contains TEXT; prints, writes no report")
-    parser.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"))
+                        help="run only the cases whose name contains TEXT; prints, and writes a "
+                             "report only to an --out given")
+    parser.add_argument("--out", help="the report's path (default: BENCHMARKS.md)")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.seconds = 2, 3
@@ -475,8 +701,9 @@ def main():
         subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
     started = datetime.datetime.utcnow()
     results, servers_info = run(args)
-    if args.only:
+    if args.only and not args.out:
         return
+    args.out = args.out or os.path.join(REPO, "BENCHMARKS.md")
     report(results, servers_info, args, started)
 
 

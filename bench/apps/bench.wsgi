@@ -8,6 +8,15 @@ MIB = b"y" * (1024 * 1024)
 FILE = os.path.join(os.path.dirname(__file__), "..", "static", "1mib.bin")
 
 
+def _read_blocks(f, size):
+    with f:
+        while True:
+            block = f.read(size)
+            if not block:
+                return
+            yield block
+
+
 def application(environ, start_response):
     case = environ.get("PATH_INFO", "")
     if case == "/yields":
@@ -18,7 +27,10 @@ def application(environ, start_response):
         return [MIB]
     if case == "/file":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return environ["wsgi.file_wrapper"](open(FILE, "rb"), 65536)
+        # wsgi.file_wrapper is optional (PEP 3333); granian has none, so it gets
+        # the plain iteration that PEP gives as the fallback.
+        wrapper = environ.get("wsgi.file_wrapper", _read_blocks)
+        return wrapper(open(FILE, "rb"), 65536)
     if case == "/print":
         # print() goes to the error log, one line each.
         for i in range(1000):
