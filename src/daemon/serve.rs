@@ -309,7 +309,18 @@ fn take_connection(server: &Server, stream: UnixStream) -> std::io::Result<()> {
     conn.set_read_timeout(None)?;
     conn.send(&ToChild::Hello { version: PROTOCOL_VERSION, pid: std::process::id() })?;
     let id = server.next_id.fetch_add(1, Ordering::Relaxed);
-    server.connections().insert(id, Held { conn: conn.clone(), busy: false });
+    {
+        // Under the lock with the stopping check: a connection added after
+        // shut_idle_connections ran would never be answered. Dropped here,
+        // it ends before Accepted and the child sends the request
+        // elsewhere.
+        let mut connections = server.connections();
+        if server.stopping.load(Ordering::SeqCst) {
+            conn.shut_down();
+            return Ok(());
+        }
+        connections.insert(id, Held { conn: conn.clone(), busy: false });
+    }
     if let Err(err) = server.wait_for_next_request(id, &conn, libc::EPOLL_CTL_ADD) {
         server.forget(id);
         return Err(err);
