@@ -13,6 +13,8 @@ use std::sync::Mutex;
 pub struct EnvironSettings<'a> {
     pub callable_object: &'a str,
     pub script_reloading: bool,
+    /// The application group the request runs in ('' for %{GLOBAL}).
+    pub application_group: &'a str,
 }
 
 /// Variables a transport may pass that an application must not see.
@@ -58,6 +60,7 @@ pub fn build<'py>(
     environ.set_item("wsgi.errors", errors)?;
     environ.set_item("mod_wsgi.callable_object", settings.callable_object)?;
     environ.set_item("mod_wsgi.script_reloading", if settings.script_reloading { "1" } else { "0" })?;
+    environ.set_item("mod_wsgi.application_group", settings.application_group)?;
     Ok(environ)
 }
 
@@ -78,7 +81,6 @@ fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
             t.set_item("wsgi.run_once", false)?;
             t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
             t.set_item("mod_wsgi.process_group", &facts.process_group)?;
-            t.set_item("mod_wsgi.application_group", "")?;
             t.set_item("apache.version", facts.apache_version)?;
             t.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
             Ok(t.unbind())
