@@ -198,30 +198,22 @@ fn accepted_groups_are_reported_in_both_modes() {
     let apache = Apache::start(dir, &conf, &[]);
     let port = apache.port;
     let mut c = Checks::new("application groups reported");
-    c.run("a named group in a daemon group, its import script too", || {
-        let j = group_of(&apache, None, "/named");
-        assert_eq!(j.get("process_group").as_str(), "agr-named", "{j}");
-        assert_reported(&j, "shop", Some("shop"));
-    });
-    c.run("%{GLOBAL} in a daemon group", || {
-        let j = group_of(&apache, None, "/global");
-        assert_eq!(j.get("process_group").as_str(), "agr-global", "{j}");
-        assert_reported(&j, "", None);
-    });
-    c.run("%{SERVER} with one virtual host", || {
-        let j = group_of(&apache, Some("agr.test"), "/server");
-        assert_eq!(j.get("process_group").as_str(), "agr-server", "{j}");
-        assert_reported(&j, &format!("agr.test:{port}"), None);
-    });
-    c.run("%{ENV:...} set by SetEnvIf", || {
-        let j = group_of(&apache, None, "/env1");
-        assert_reported(&j, "first", None);
-    });
-    c.run("a name in embedded mode, its import script too", || {
-        let j = group_of(&apache, None, "/embedded");
-        assert_eq!(j.get("process_group").as_str(), "", "{j}");
-        assert_reported(&j, "emb", Some("emb"));
-    });
+    let server_group = format!("agr.test:{port}");
+    // (what, Host, path, process group, application group, as the import script saw it)
+    let cases = [
+        ("a named group in a daemon group, its import script too", None, "/named", "agr-named", "shop", Some("shop")),
+        ("%{GLOBAL} in a daemon group", None, "/global", "agr-global", "", None),
+        ("%{SERVER} with one virtual host", Some("agr.test"), "/server", "agr-server", server_group.as_str(), None),
+        ("%{ENV:...} set by SetEnvIf", None, "/env1", "agr-env", "first", None),
+        ("a name in embedded mode, its import script too", None, "/embedded", "", "emb", Some("emb")),
+    ];
+    for (what, host, path, process_group, group, at_start) in cases {
+        c.run(what, || {
+            let j = group_of(&apache, host, path);
+            assert_eq!(j.get("process_group").as_str(), process_group, "{j}");
+            assert_reported(&j, group, at_start);
+        });
+    }
     c.run("no group configured: the process's", || {
         let j = group_of(&apache, None, "/unset");
         assert_reported(&j, "emb", Some("emb"));

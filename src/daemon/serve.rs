@@ -399,17 +399,8 @@ fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
 
 /// Runs one request and sends how it ended.
 fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
-    let ToDaemon::Request {
-        script,
-        callable,
-        application_group,
-        reload_mtime,
-        request_start_micros,
-        declared_length,
-        head_only,
-        client,
-        mut variables,
-    } = request
+    let ToDaemon::Request { script, callable, application_group, reload_mtime, request_start_micros, declared_length, head_only, client, mut variables } =
+        request
     else {
         return;
     };
