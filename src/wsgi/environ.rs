@@ -60,7 +60,10 @@ pub fn build<'py>(
     environ.set_item("wsgi.errors", errors)?;
     environ.set_item("mod_wsgi.callable_object", settings.callable_object)?;
     environ.set_item("mod_wsgi.script_reloading", if settings.script_reloading { "1" } else { "0" })?;
-    environ.set_item("mod_wsgi.application_group", settings.application_group)?;
+    // The template's '' is right for %{GLOBAL} and for no group at all.
+    if !settings.application_group.is_empty() {
+        environ.set_item("mod_wsgi.application_group", settings.application_group)?;
+    }
     Ok(environ)
 }
 
@@ -81,6 +84,7 @@ fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
             t.set_item("wsgi.run_once", false)?;
             t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
             t.set_item("mod_wsgi.process_group", &facts.process_group)?;
+            t.set_item("mod_wsgi.application_group", "")?;
             t.set_item("apache.version", facts.apache_version)?;
             t.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
             Ok(t.unbind())
