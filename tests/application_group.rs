@@ -188,6 +188,8 @@ fn accepted_groups_are_reported_in_both_modes() {
              SetEnvIf Request_URI ^/env2 AGR_NAME=second\n\
              WSGIScriptAlias /env1 {app} process-group=agr-env application-group=%{{ENV:AGR_NAME}}\n\
              WSGIScriptAlias /env2 {app} process-group=agr-env application-group=%{{ENV:AGR_NAME}}\n\
+             WSGIDaemonProcess agr-resource processes=1 threads=2\n\
+             WSGIScriptAliasMatch ^/res/(one|two) {app} process-group=agr-resource application-group=%{{RESOURCE}}\n\
              WSGIScriptAlias /embedded {app} process-group=%{{GLOBAL}} application-group=emb\n\
              WSGIImportScript {import} process-group=%{{GLOBAL}} application-group=emb\n\
              WSGIScriptAlias /unset {app}\n\
@@ -199,12 +201,14 @@ fn accepted_groups_are_reported_in_both_modes() {
     let port = apache.port;
     let mut c = Checks::new("application groups reported");
     let server_group = format!("agr.test:{port}");
+    let resource_group = format!("127.0.0.1:{port}|/res/one");
     // (what, Host, path, process group, application group, as the import script saw it)
     let cases = [
         ("a named group in a daemon group, its import script too", None, "/named", "agr-named", "shop", Some("shop")),
         ("%{GLOBAL} in a daemon group", None, "/global", "agr-global", "", None),
         ("%{SERVER} with one virtual host", Some("agr.test"), "/server", "agr-server", server_group.as_str(), None),
         ("%{ENV:...} set by SetEnvIf", None, "/env1", "agr-env", "first", None),
+        ("%{RESOURCE}: host:port|SCRIPT_NAME", None, "/res/one", "agr-resource", resource_group.as_str(), None),
         ("a name in embedded mode, its import script too", None, "/embedded", "", "emb", Some("emb")),
     ];
     for (what, host, path, process_group, group, at_start) in cases {
@@ -228,6 +232,15 @@ fn accepted_groups_are_reported_in_both_modes() {
             .unwrap();
         // The process keeps serving its own group.
         assert_reported(&group_of(&apache, None, "/env1"), "first", None);
+    });
+    c.run("another script of a %{RESOURCE} daemon -> 500 naming both resources", || {
+        let r = apache.get("/res/two");
+        assert_eq!(r.status, 500, "{}", short(&r.text()));
+        let want = format!(
+            "is in application group '127.0.0.1:{port}|/res/two', but this process already serves application group \
+             '127.0.0.1:{port}|/res/one'"
+        );
+        wait_line(&apache, Duration::from_secs(5), &[&want]).unwrap();
     });
     assert_no_crash(&apache.error_log());
     drop(apache);
