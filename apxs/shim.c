@@ -81,7 +81,7 @@ const command_rec wsgi_rs_commands[] = {
     AP_INIT_RAW_ARGS("WSGIImportScript", wsgi_rs_add_server_line, NULL,
                      RSRC_CONF,
                      "WSGI script preloaded where its process group runs, "
-                     "then process-group=GROUP application-group=%{GLOBAL}"),
+                     "then process-group=GROUP application-group=GROUP"),
 
     /* Per-directory settings, with the override classes mod_wsgi uses so
      * the same .htaccess files keep working. */
@@ -91,8 +91,8 @@ const command_rec wsgi_rs_commands[] = {
                   "(default: application)"),
     AP_INIT_TAKE1("WSGIApplicationGroup", wsgi_rs_set_dir_option, NULL,
                   ACCESS_CONF | RSRC_CONF,
-                  "Interpreter for the application; only %{GLOBAL} (the "
-                  "main interpreter) is supported"),
+                  "Application group: a name, %{GLOBAL}, %{RESOURCE}, "
+                  "%{SERVER}, %{HOST} or %{ENV:VARIABLE}; one per process"),
     /* OR_AUTHCFG alone means <Directory>/<Location> and .htaccess only;
      * mod_wsgi also allows the server and virtual-host level. */
     AP_INIT_TAKE1("WSGIPassAuthorization", wsgi_rs_set_dir_option, NULL,

@@ -2,6 +2,7 @@
 //! here, with no Apache calls, so every rule is unit-tested. The glue that
 //! receives directives from Apache is in directives.rs.
 
+use crate::application_group::{self, ApplicationGroup, StaticGroups};
 use crate::daemon_config::{self, DaemonGroup, ProcessGroup};
 use std::fmt;
 
@@ -30,6 +31,11 @@ pub struct ServerConfig {
     pub socket_prefix: Option<String>,
     /// `WSGIRestrictEmbedded` (main server only, default Off).
     pub restrict_embedded: Option<bool>,
+    /// The application group each process group is known to host from
+    /// the configuration alone (`%{GLOBAL}` for the Apache children), for
+    /// its processes to report from the start. Main server only, filled
+    /// with `daemon_groups`.
+    pub static_application_groups: StaticGroups,
 }
 
 impl ServerConfig {
@@ -50,7 +56,14 @@ impl ServerConfig {
             daemon_groups: Vec::new(),
             socket_prefix: base.socket_prefix.clone(),
             restrict_embedded: base.restrict_embedded,
+            static_application_groups: Vec::new(),
         }
+    }
+
+    /// The application group the processes of `process_group` host
+    /// according to the configuration, if it names one.
+    pub fn static_application_group(&self, process_group: &ProcessGroup) -> Option<&str> {
+        self.static_application_groups.iter().find(|(g, _)| g == process_group).map(|(_, name)| name.as_str())
     }
 
     /// The first alias that covers `uri`, with the file it maps to (the
@@ -246,9 +259,8 @@ pub fn parse_warning_filter(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-/// The one application group this module has (the main interpreter of
-/// whichever process runs the application), and the process group of the
-/// Apache child itself.
+/// The main interpreter's application group, and the process group of
+/// the Apache child itself.
 pub const GLOBAL_GROUP: &str = "%{GLOBAL}";
 
 /// How an alias recognises its URLs.
@@ -284,6 +296,8 @@ pub struct ScriptAlias {
     pub pass_authorization: Option<bool>,
     /// `process-group=`: wins over `WSGIProcessGroup`, as with mod_wsgi.
     pub process_group: Option<ProcessGroup>,
+    /// `application-group=`: wins over `WSGIApplicationGroup`.
+    pub application_group: Option<ApplicationGroup>,
 }
 
 /// Parses the words of a `WSGIScriptAlias` line (already split the way
@@ -328,6 +342,7 @@ fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, Stri
         callable_object: None,
         pass_authorization: None,
         process_group: None,
+        application_group: None,
     };
     for option in options {
         let Some((key, value)) = option.split_once('=') else {
@@ -338,7 +353,10 @@ fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, Stri
                 alias.process_group =
                     Some(daemon_config::parse_process_group(value).map_err(|e| format!("{directive}: {e}"))?)
             }
-            "application-group" => check_global_group(directive, key, value)?,
+            "application-group" => {
+                alias.application_group =
+                    Some(application_group::parse(value).map_err(|e| format!("{directive}: {e}"))?)
+            }
             "callable-object" => {
                 alias.callable_object = Some(parse_callable_object(value).map_err(|e| format!("{directive}: {e}"))?);
             }
@@ -358,22 +376,11 @@ fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, Stri
     Ok(alias)
 }
 
-/// Application groups other than the main interpreter need
-/// sub-interpreters, which this module does not have (pyo3 and many C
-/// extensions do not support them); isolation comes from process groups.
-fn check_global_group(directive: &str, key: &str, value: &str) -> Result<(), String> {
-    if value == GLOBAL_GROUP {
-        return Ok(());
-    }
-    Err(format!(
-        "{directive}: {key} '{value}' is not supported; every application runs in the main \
-         interpreter of its process, so only {GLOBAL_GROUP} is supported"
-    ))
-}
-
-/// `WSGIApplicationGroup`'s argument.
-pub fn parse_application_group(value: &str) -> Result<(), String> {
-    check_global_group("WSGIApplicationGroup", "application group", value)
+/// `WSGIApplicationGroup`'s argument. Whether a process ends up with two
+/// groups is checked once the whole configuration is read (and, for
+/// groups that depend on the request, per request).
+pub fn parse_application_group(value: &str) -> Result<ApplicationGroup, String> {
+    application_group::parse(value).map_err(|e| format!("WSGIApplicationGroup: {e}"))
 }
 
 /// `WSGIProcessGroup`'s argument.
@@ -444,9 +451,12 @@ pub struct ImportScript {
     /// Where the script is preloaded; `%{GLOBAL}` (the Apache children)
     /// when the line has no `process-group=`.
     pub process_group: ProcessGroup,
+    /// `application-group=`: a name or `%{GLOBAL}`, which the processes
+    /// of the group must then host. None: whatever group they host.
+    pub application_group: Option<ApplicationGroup>,
 }
 
-/// `WSGIImportScript path [process-group=GROUP] [application-group=%{GLOBAL}]`.
+/// `WSGIImportScript path [process-group=GROUP] [application-group=GROUP]`.
 pub fn parse_import_script(words: &[&str]) -> Result<ImportScript, String> {
     let directive = "WSGIImportScript";
     let [path, options @ ..] = words else {
@@ -456,6 +466,7 @@ pub fn parse_import_script(words: &[&str]) -> Result<ImportScript, String> {
         return Err(format!("{directive}: script path '{path}' must be absolute"));
     }
     let mut process_group = ProcessGroup::Global;
+    let mut application_group = None;
     for option in options {
         match option.split_once('=') {
             Some(("process-group", value)) => {
@@ -469,7 +480,19 @@ pub fn parse_import_script(words: &[&str]) -> Result<ImportScript, String> {
                     ));
                 }
             }
-            Some((key @ "application-group", value)) => check_global_group(directive, key, value)?,
+            Some(("application-group", value)) => {
+                let group = application_group::parse(value).map_err(|e| format!("{directive}: {e}"))?;
+                // Also no request to name a group after.
+                if group.static_name().is_none() {
+                    return Err(format!(
+                        "{directive}: application-group '{}' cannot be used here; a script is imported \
+                         when a process starts, with no request to take the name from, so name the group \
+                         or use %{{GLOBAL}}",
+                        value.escape_default()
+                    ));
+                }
+                application_group = Some(group);
+            }
             _ => {
                 return Err(format!(
                     "{directive}: unknown option '{option}'; expected process-group=... or \
@@ -478,7 +501,7 @@ pub fn parse_import_script(words: &[&str]) -> Result<ImportScript, String> {
             }
         }
     }
-    Ok(ImportScript { path: (*path).to_owned(), process_group })
+    Ok(ImportScript { path: (*path).to_owned(), process_group, application_group })
 }
 
 /// Per-directory settings (also set at server and virtual-host level,
@@ -492,6 +515,8 @@ pub struct DirConfig {
     pub map_head_to_get: Option<MapHeadToGet>,
     /// `WSGIProcessGroup`.
     pub process_group: Option<ProcessGroup>,
+    /// `WSGIApplicationGroup`.
+    pub application_group: Option<ApplicationGroup>,
 }
 
 impl DirConfig {
@@ -504,6 +529,7 @@ impl DirConfig {
             chunked_request: inner.chunked_request.or(outer.chunked_request),
             map_head_to_get: inner.map_head_to_get.or(outer.map_head_to_get),
             process_group: inner.process_group.clone().or_else(|| outer.process_group.clone()),
+            application_group: inner.application_group.clone().or_else(|| outer.application_group.clone()),
         }
     }
 }
@@ -522,6 +548,10 @@ pub struct RequestSettings<'a> {
     /// `WSGIProcessGroup`, else `%{GLOBAL}` (embedded). An `Env` group is
     /// for the caller to resolve from the request.
     pub process_group: &'a ProcessGroup,
+    /// The alias's `application-group=`, else `WSGIApplicationGroup`;
+    /// None when neither is given (the application then runs in whatever
+    /// group its process hosts). For the caller to resolve.
+    pub application_group: Option<&'a ApplicationGroup>,
 }
 
 /// The default process group, for settings that borrow their values.
@@ -545,6 +575,7 @@ impl<'a> RequestSettings<'a> {
                 .and_then(|a| a.process_group.as_ref())
                 .or(dir.process_group.as_ref())
                 .unwrap_or(&GLOBAL_PROCESS_GROUP),
+            application_group: alias.and_then(|a| a.application_group.as_ref()).or(dir.application_group.as_ref()),
         }
     }
 }
@@ -760,6 +791,8 @@ mod tests {
         assert_eq!(a.callable_name(), Some("app"));
         assert_eq!(a.pass_authorization, Some(true));
         assert_eq!(a.process_group, Some(ProcessGroup::Global));
+        assert_eq!(a.application_group, Some(ApplicationGroup::Global));
+        assert_eq!(alias("/x").application_group, None);
         assert_eq!(alias("/x").callable_name(), None);
         assert_eq!(alias("/x").process_group, None);
         for (value, group) in [
@@ -782,9 +815,12 @@ mod tests {
         );
         assert_eq!(parse_map_head_to_get("AUTO"), Ok(MapHeadToGet::Auto));
         assert!(parse_map_head_to_get("maybe").unwrap_err().contains("expected On, Off or Auto"));
-        assert!(parse_application_group("%{GLOBAL}").is_ok());
-        for bad in ["%{RESOURCE}", "%{SERVER}", "site", ""] {
-            assert!(parse_application_group(bad).unwrap_err().contains("only %{GLOBAL} is supported"));
+        assert_eq!(parse_application_group("%{GLOBAL}"), Ok(ApplicationGroup::Global));
+        assert_eq!(parse_application_group("site"), Ok(ApplicationGroup::Named("site".into())));
+        assert_eq!(parse_application_group("%{ENV:G}"), Ok(ApplicationGroup::Env("G".into())));
+        for bad in ["%{global}", "%{ENV:}", "%site"] {
+            let err = parse_application_group(bad).unwrap_err();
+            assert!(err.starts_with(&format!("WSGIApplicationGroup: invalid application group '{bad}'")), "{err}");
         }
         assert_eq!(parse_process_group("%{GLOBAL}"), Ok(ProcessGroup::Global));
         assert_eq!(parse_process_group("site"), Ok(ProcessGroup::Named("site".into())));
@@ -796,19 +832,30 @@ mod tests {
 
     #[test]
     fn import_script() {
-        let global = |path: &str| ImportScript { path: path.to_owned(), process_group: ProcessGroup::Global };
+        let global =
+            |path: &str| ImportScript { path: path.to_owned(), process_group: ProcessGroup::Global, application_group: None };
         assert_eq!(parse_import_script(&["/srv/a.wsgi", "process-group=%{GLOBAL}"]), Ok(global("/srv/a.wsgi")));
         assert_eq!(parse_import_script(&["/srv/a.wsgi"]), Ok(global("/srv/a.wsgi")));
         assert_eq!(
             parse_import_script(&["/srv/a.wsgi", "process-group=site", "application-group=%{GLOBAL}"]),
-            Ok(ImportScript { path: "/srv/a.wsgi".into(), process_group: ProcessGroup::Named("site".into()) })
+            Ok(ImportScript {
+                path: "/srv/a.wsgi".into(),
+                process_group: ProcessGroup::Named("site".into()),
+                application_group: Some(ApplicationGroup::Global)
+            })
         );
+        let named = parse_import_script(&["/srv/a.wsgi", "application-group=site"]).unwrap();
+        assert_eq!(named.application_group, Some(ApplicationGroup::Named("site".into())));
+        for per_request in ["%{RESOURCE}", "%{SERVER}", "%{HOST}", "%{ENV:G}"] {
+            let err = parse_import_script(&["/srv/a.wsgi", &format!("application-group={per_request}")]).unwrap_err();
+            assert!(err.starts_with(&format!("WSGIImportScript: application-group '{per_request}' cannot be used here")), "{err}");
+        }
         let env = parse_import_script(&["/srv/a.wsgi", "process-group=%{ENV:G}"]).unwrap_err();
         assert!(env.starts_with("WSGIImportScript: process-group '%{ENV:G}' cannot be used here"), "{env}");
         let bad = parse_import_script(&["/srv/a.wsgi", "process-group=%{RESOURCE}"]).unwrap_err();
         assert!(bad.starts_with("WSGIImportScript: invalid process group '%{RESOURCE}'"), "{bad}");
         assert!(parse_import_script(&["a.wsgi"]).unwrap_err().contains("must be absolute"));
-        assert!(parse_import_script(&["/srv/a.wsgi", "application-group=x"]).unwrap_err().contains("only %{GLOBAL}"));
+        assert!(parse_import_script(&["/srv/a.wsgi", "application-group=%x"]).unwrap_err().contains("invalid application group '%x'"));
         assert!(parse_import_script(&["/srv/a.wsgi", "x=y"]).unwrap_err().contains("unknown option"));
         assert!(parse_import_script(&[]).is_err());
     }
@@ -843,6 +890,7 @@ mod tests {
                 chunked_request: false,
                 map_head_to_get: MapHeadToGet::Auto,
                 process_group: &ProcessGroup::Global,
+                application_group: None,
             }
         );
         let dir = DirConfig {
@@ -852,18 +900,24 @@ mod tests {
             chunked_request: Some(true),
             map_head_to_get: Some(MapHeadToGet::Off),
             process_group: Some(ProcessGroup::Named("dir_group".into())),
+            application_group: Some(ApplicationGroup::Named("dir_app_group".into())),
         };
         let from_dir = RequestSettings::resolve(None, &dir);
         assert_eq!(from_dir.callable_object, "dir_app");
         assert!(from_dir.pass_authorization && !from_dir.script_reloading && from_dir.chunked_request);
         assert_eq!(from_dir.map_head_to_get, MapHeadToGet::Off);
         assert_eq!(from_dir.process_group, &ProcessGroup::Named("dir_group".into()));
+        assert_eq!(from_dir.application_group, Some(&ApplicationGroup::Named("dir_app_group".into())));
         let alias = parse_script_alias(&["/x", "/s", "callable-object=alias_app", "pass-authorization=Off"]).unwrap();
         let from_alias = RequestSettings::resolve(Some(&alias), &dir);
         assert_eq!(from_alias.callable_object, "alias_app");
         assert!(!from_alias.pass_authorization);
-        // An alias without process-group= leaves WSGIProcessGroup in force.
+        // An alias without process-group= leaves WSGIProcessGroup in force,
+        // and without application-group= WSGIApplicationGroup.
         assert_eq!(from_alias.process_group, &ProcessGroup::Named("dir_group".into()));
+        assert_eq!(from_alias.application_group, dir.application_group.as_ref());
+        let alias = parse_script_alias(&["/x", "/s", "application-group=%{RESOURCE}"]).unwrap();
+        assert_eq!(RequestSettings::resolve(Some(&alias), &dir).application_group, Some(&ApplicationGroup::Resource));
         for value in ["%{GLOBAL}", "alias_group", "%{ENV:G}"] {
             let option = format!("process-group={value}");
             let alias = parse_script_alias(&["/x", "/s", &option]).unwrap();
@@ -888,11 +942,15 @@ mod tests {
             socket_prefix: Some("/run/wsgi".into()),
             restrict_embedded: Some(true),
             daemon_groups: vec![DaemonGroup::with_defaults("site")],
-            import_scripts: vec![ImportScript { path: "/a".into(), process_group: ProcessGroup::Global }],
+            import_scripts: vec![ImportScript { path: "/a".into(), process_group: ProcessGroup::Global, application_group: None }],
             ..Default::default()
         };
         let vhost = ServerConfig {
-            import_scripts: vec![ImportScript { path: "/b".into(), process_group: ProcessGroup::Named("site".into()) }],
+            import_scripts: vec![ImportScript {
+                path: "/b".into(),
+                process_group: ProcessGroup::Named("site".into()),
+                application_group: None,
+            }],
             ..Default::default()
         };
         let merged = ServerConfig::merge(&base, &vhost);
@@ -900,6 +958,20 @@ mod tests {
         assert!(merged.daemon_groups.is_empty());
         let paths: Vec<&str> = merged.import_scripts.iter().map(|i| i.path.as_str()).collect();
         assert_eq!(paths, ["/a", "/b"]);
+    }
+
+    #[test]
+    fn static_application_groups_are_looked_up_by_process_group() {
+        let site = ProcessGroup::Named("site".into());
+        let config = ServerConfig {
+            static_application_groups: vec![(site.clone(), "shop".into()), (ProcessGroup::Global, String::new())],
+            ..Default::default()
+        };
+        assert_eq!(config.static_application_group(&site), Some("shop"));
+        assert_eq!(config.static_application_group(&ProcessGroup::Global), Some(""));
+        assert_eq!(config.static_application_group(&ProcessGroup::Named("blog".into())), None);
+        // Virtual hosts' copies do not carry them.
+        assert!(ServerConfig::merge(&config, &ServerConfig::default()).static_application_groups.is_empty());
     }
 
     #[test]
@@ -975,7 +1047,7 @@ mod tests {
             (&["/x", "/s", "colour=red"], "unknown option 'colour'"),
             (&["/x", "/s", "process-group=%{RESOURCE}"], "WSGIScriptAlias: invalid process group '%{RESOURCE}'"),
             (&["/x", "/s", "process-group="], "WSGIScriptAlias: invalid process group ''"),
-            (&["/x", "/s", "application-group=a"], "main interpreter"),
+            (&["/x", "/s", "application-group=%{nope}"], "WSGIScriptAlias: invalid application group '%{nope}'"),
             (&["/x", "/s", "callable-object=1x"], "not a Python identifier"),
             (&["/x", "/s", "pass-authorization=yes"], "must be On or Off"),
         ];

@@ -587,9 +587,7 @@ pub fn parse_process_group(value: &str) -> Result<ProcessGroup, String> {
     }
     let variable = value.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}'));
     match variable {
-        Some(v) if !v.is_empty() && !v.contains(['{', '}']) && !v.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-            Ok(ProcessGroup::Env(v.to_owned()))
-        }
+        Some(v) if is_variable_name(v) => Ok(ProcessGroup::Env(v.to_owned())),
         None if !value.is_empty() && !value.starts_with("%{") && check_group_name(value).is_ok() => {
             Ok(ProcessGroup::Named(value.to_owned()))
         }
@@ -599,6 +597,13 @@ pub fn parse_process_group(value: &str) -> Result<ProcessGroup, String> {
             value.escape_default()
         )),
     }
+}
+
+/// The `VARIABLE` of a `%{ENV:VARIABLE}` value (process and application
+/// groups): something SetEnv, SetEnvIf or mod_rewrite can set, and that
+/// reads back unambiguously in log lines.
+pub fn is_variable_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['{', '}']) && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `WSGISocketPrefix`, after Apache made a relative path absolute under

@@ -2,7 +2,8 @@
 //! allocation and merging, and the bodies of the directive handlers whose
 //! `extern "C"` entry points are in lib.rs.
 
-use crate::config::{self, DirConfig, ServerConfig};
+use crate::application_group::{ApplicationGroupRegistry, Route};
+use crate::config::{self, DirConfig, ServerConfig, UrlMatch};
 use crate::daemon_config::{self, DaemonGroupId, DaemonRegistry, DaemonUser, Lookups, ProcessGroup, ServerInfo};
 use crate::httpd::{consts, ffi, log, pool};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -161,25 +162,47 @@ pub unsafe fn add_server_line(cmd: *mut ffi::cmd_parms, args: *const c_char) -> 
     // server too, as with mod_wsgi).
     // SAFETY: cmd is the live cmd_parms of this directive.
     let note_use = |group: &ProcessGroup| unsafe { record_group_use(cmd, &name, group, false) };
+    // SAFETY: as above; the configuration is read by one thread, and no
+    // other reference to the registry is alive while this one is used.
+    let application_groups = || unsafe { &mut registry((*cmd).pool).application_groups };
+    // SAFETY: as above.
+    let location = unsafe { location(cmd) };
     match name.as_str() {
-        "WSGIScriptAlias" => {
-            let mut alias = config::parse_script_alias(&words)?;
+        "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
+            let mut alias = if name == "WSGIScriptAlias" {
+                config::parse_script_alias(&words)?
+            } else {
+                config::parse_script_alias_match(&words)?
+            };
             // A target that is a directory serves the scripts inside it,
             // whether or not it was written with a trailing slash.
-            if !alias.script.ends_with('/') && std::path::Path::new(&alias.script).is_dir() {
-                alias.script.push('/');
+            if let UrlMatch::Prefix(_) = alias.url {
+                if !alias.script.ends_with('/') && std::path::Path::new(&alias.script).is_dir() {
+                    alias.script.push('/');
+                }
             }
-            alias.process_group.iter().for_each(note_use);
-            config.script_aliases.push(alias);
-        }
-        "WSGIScriptAliasMatch" => {
-            let alias = config::parse_script_alias_match(&words)?;
-            alias.process_group.iter().for_each(note_use);
+            if let Some(group) = &alias.process_group {
+                note_use(group);
+                application_groups().note_delegation(group);
+            }
+            if let Some(application_group) = &alias.application_group {
+                let route = alias.process_group.as_ref().map_or(Route::FromSections, Route::Explicit);
+                // One script under one URL: %{RESOURCE} names a group of its own.
+                let resource_of = match &alias.url {
+                    UrlMatch::Prefix(url) if !alias.script.ends_with('/') => Some(url.as_str()),
+                    _ => None,
+                };
+                application_groups().record(&name, application_group, route, resource_of, location);
+            }
             config.script_aliases.push(alias);
         }
         "WSGIImportScript" => {
             let script = config::parse_import_script(&words)?;
             note_use(&script.process_group);
+            if let Some(application_group) = &script.application_group {
+                let route = Route::Explicit(&script.process_group);
+                application_groups().record(&name, application_group, route, None, location);
+            }
             config.import_scripts.push(script);
         }
         other => return Err(format!("mod_wsgi_rs: no handler for {other}")),
@@ -200,9 +223,19 @@ pub unsafe fn set_dir_option(cmd: *mut ffi::cmd_parms, dir: *mut c_void, arg: &s
         "WSGICallableObject" => {
             dir.callable_object = Some(config::parse_callable_object(arg).map_err(|e| format!("{name}: {e}"))?)
         }
-        "WSGIApplicationGroup" => config::parse_application_group(arg)?,
+        "WSGIApplicationGroup" => {
+            let group = config::parse_application_group(arg)?;
+            // SAFETY: forwarded from the caller; `dir` lives in the
+            // configuration pool, as the registry does.
+            let (checks, location) = unsafe { (registry((*cmd).pool), location(cmd)) };
+            let section = (dir as *const DirConfig).cast::<c_void>();
+            checks.application_groups.record(&name, &group, Route::Section(section), None, location);
+            dir.application_group = Some(group);
+        }
         "WSGIProcessGroup" => {
             let group = config::parse_process_group(arg)?;
+            // SAFETY: as above.
+            unsafe { registry((*cmd).pool) }.application_groups.note_delegation(&group);
             // Set outside every <VirtualHost> (at the top or in a section),
             // it also applies to the virtual hosts, so whether a group of
             // one of them is visible can only be told per request.
@@ -253,7 +286,7 @@ pub unsafe fn add_daemon_process(cmd: *mut ffi::cmd_parms, args: *const c_char) 
     let args = unsafe { pool::str_from(args) }.unwrap_or_default();
     let group = daemon_config::parse_daemon_process(&args, &SystemLookups)?;
     let (server, location) = unsafe { ((*cmd).server.cast_const(), location(cmd)) };
-    unsafe { registry((*cmd).pool) }.define(group, server, location)
+    unsafe { registry((*cmd).pool) }.daemon.define(group, server, location)
 }
 
 /// `WSGISocketPrefix` and `WSGIRestrictEmbedded`, main server only.
@@ -295,9 +328,21 @@ pub unsafe fn set_daemon_option(cmd: *mut ffi::cmd_parms, arg: &str) -> Result<(
 pub unsafe fn check_config(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> Result<(), Vec<String>> {
     // SAFETY (whole function): forwarded from the caller; the registry's
     // server pointers are server_recs of this configuration, in pconf.
-    let groups = match unsafe { existing_registry(pconf) } {
-        None => Vec::new(),
-        Some(registry) => registry.finish(|server| unsafe { server_info(server) })?,
+    let (groups, application_groups) = match unsafe { existing_registry(pconf) } {
+        None => (Vec::new(), Vec::new()),
+        Some(registry) => {
+            let groups = registry.daemon.finish(|server| unsafe { server_info(server) });
+            // SAFETY: each section is a DirConfig made by
+            // create_dir_config in pconf, read-only now.
+            let section_process_group = |section: *const c_void| unsafe { (*section.cast::<DirConfig>()).process_group.clone() };
+            let application_groups = registry.application_groups.finish(section_process_group);
+            match (groups, application_groups) {
+                (Ok(groups), Ok(application_groups)) => (groups, application_groups),
+                (groups, application_groups) => {
+                    return Err(groups.err().into_iter().chain(application_groups.err()).flatten().collect())
+                }
+            }
+        }
     };
     // The daemons log these when they start; `apache2 -t` starts none, so
     // the check says it there.
@@ -307,7 +352,9 @@ pub unsafe fn check_config(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec)
             log::server(s, consts::APLOG_WARNING, note);
         }
     }
-    unsafe { server_config_mut_of(s) }.daemon_groups = groups;
+    let main = unsafe { server_config_mut_of(s) };
+    main.daemon_groups = groups;
+    main.static_application_groups = application_groups;
     Ok(())
 }
 
@@ -317,12 +364,19 @@ unsafe extern "C" {
     fn wsgi_rs_config_test_only() -> c_int;
 }
 
-type Registry = DaemonRegistry<*const ffi::server_rec>;
+/// What the checks of the whole configuration gather while it is read:
+/// the daemon groups and their uses, and the application groups set.
+/// Sections are identified by their DirConfig.
+#[derive(Default)]
+struct Registry {
+    daemon: DaemonRegistry<*const ffi::server_rec>,
+    application_groups: ApplicationGroupRegistry<*const c_void>,
+}
 
 /// The registry lives in the configuration pool, so a new configuration
 /// read (a restart) starts a new one and nothing survives in statics,
 /// which reset when Apache reloads this DSO.
-const REGISTRY_KEY: &CStr = c"mod_wsgi_rs daemon groups";
+const REGISTRY_KEY: &CStr = c"mod_wsgi_rs configuration registry";
 
 /// # Safety
 /// `pconf` must be the live configuration pool, used by one thread.
@@ -355,7 +409,7 @@ unsafe fn registry<'a>(pconf: *mut ffi::apr_pool_t) -> &'a mut Registry {
 unsafe fn record_group_use(cmd: *mut ffi::cmd_parms, directive: &str, group: &ProcessGroup, inherited: bool) {
     // SAFETY (whole function): forwarded from the caller.
     let (server, location) = unsafe { ((*cmd).server.cast_const(), location(cmd)) };
-    unsafe { registry((*cmd).pool) }.record_use(directive, group, server, inherited, location);
+    unsafe { registry((*cmd).pool) }.daemon.record_use(directive, group, server, inherited, location);
 }
 
 /// "line N of FILE" for the directive being read, as Apache words it.

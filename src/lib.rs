@@ -8,6 +8,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod application_group;
 mod config;
 mod daemon_config;
 mod daemon;

@@ -8,12 +8,19 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
-// config.rs refers to the daemon-mode types.
+// config.rs refers to the daemon-mode and application-group types.
 #[allow(dead_code)]
 #[path = "../../src/daemon_config.rs"]
 mod daemon_config;
+#[allow(dead_code)]
+#[path = "../../src/application_group.rs"]
+mod application_group;
+
+#[path = "expected_application_group.rs"]
+mod expected;
 
 use config::{InterpreterConfig, MapHeadToGet};
+use expected::expected_application_group;
 use daemon_config::ProcessGroup;
 
 const FLAG_DIRECTIVES: [&str; 9] = [
@@ -106,12 +113,19 @@ fuzz_target!(|value: &str| {
         }
     }
 
+    let expected = expected_application_group(value);
     match config::parse_application_group(value) {
-        Ok(()) => assert_eq!(value, config::GLOBAL_GROUP, "WSGIApplicationGroup accepted {value:?}"),
+        Ok(group) => {
+            assert_eq!(Some(&group), expected.as_ref(), "WSGIApplicationGroup {value:?}");
+            // A group shows as it was written; the empty name is %{GLOBAL}'s.
+            let shown = if value.is_empty() { config::GLOBAL_GROUP } else { value };
+            assert_eq!(group.to_string(), shown);
+        }
         Err(message) => {
-            assert_ne!(value, config::GLOBAL_GROUP, "WSGIApplicationGroup rejected %{{GLOBAL}}");
-            assert!(message.starts_with("WSGIApplicationGroup: "), "{message}");
-            assert!(message.contains(config::GLOBAL_GROUP), "{message}");
+            assert_eq!(expected, None, "WSGIApplicationGroup rejected {value:?}: {message}");
+            assert!(message.starts_with("WSGIApplicationGroup: invalid application group '"), "{message}");
+            assert!(message.contains(&format!("'{}'", value.escape_default())), "{message}");
+            assert!(!message.contains(['\n', '\r', '\0']), "{message:?}");
         }
     }
 

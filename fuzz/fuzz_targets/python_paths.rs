@@ -8,13 +8,20 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
-// config.rs refers to the daemon-mode types.
+// config.rs refers to the daemon-mode and application-group types.
 #[allow(dead_code)]
 #[path = "../../src/daemon_config.rs"]
 mod daemon_config;
+#[allow(dead_code)]
+#[path = "../../src/application_group.rs"]
+mod application_group;
 
 use config::InterpreterConfig;
 use daemon_config::ProcessGroup;
+
+#[path = "expected_application_group.rs"]
+mod expected;
+use expected::expected_application_group;
 
 fn check_home(value: &str) {
     match config::parse_python_home(value) {
@@ -70,7 +77,9 @@ fn check_import_script(words: &[&str]) {
         let mut group = ProcessGroup::Global;
         for option in options {
             match option.split_once('=') {
-                Some(("application-group", "%{GLOBAL}")) => {}
+                // Only names: an import has no request to resolve one for.
+                Some(("application-group", value))
+                    if expected_application_group(value).is_some_and(|g| g.static_name().is_some()) => {}
                 Some(("process-group", value)) => match expected_process_group(value)? {
                     ProcessGroup::Env(_) => return None,
                     named_or_global => group = named_or_global,

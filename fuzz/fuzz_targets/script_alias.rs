@@ -9,12 +9,19 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
-// config.rs refers to the daemon-mode types.
+// config.rs refers to the daemon-mode and application-group types.
 #[allow(dead_code)]
 #[path = "../../src/daemon_config.rs"]
 mod daemon_config;
+#[allow(dead_code)]
+#[path = "../../src/application_group.rs"]
+mod application_group;
+
+#[path = "expected_application_group.rs"]
+mod expected;
 
 use config::{ScriptAlias, ServerConfig, UrlMatch};
+use expected::expected_application_group;
 use daemon_config::ProcessGroup;
 
 fn is_python_identifier(name: &str) -> bool {
@@ -38,7 +45,7 @@ fn expected_options(options: &[&str]) -> Option<(Option<String>, Option<bool>, O
     for option in options {
         let (key, value) = option.split_once('=')?;
         match key {
-            "application-group" if value == "%{GLOBAL}" => {}
+            "application-group" if expected_application_group(value).is_some() => {}
             "process-group" => group = Some(expected_process_group(value)?),
             "callable-object" if is_python_identifier(value) => callable = Some(value.to_owned()),
             "pass-authorization" => pass = Some(on_off(value)?),

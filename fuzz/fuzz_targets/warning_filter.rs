@@ -9,10 +9,13 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
-// config.rs refers to the daemon-mode types.
+// config.rs refers to the daemon-mode and application-group types.
 #[allow(dead_code)]
 #[path = "../../src/daemon_config.rs"]
 mod daemon_config;
+#[allow(dead_code)]
+#[path = "../../src/application_group.rs"]
+mod application_group;
 
 use config::InterpreterConfig;
 

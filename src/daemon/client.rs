@@ -124,6 +124,8 @@ pub struct Forward<'a> {
     pub group: &'a str,
     pub script: &'a str,
     pub callable: &'a str,
+    /// The request's application group, resolved; None: not configured.
+    pub application_group: Option<&'a str>,
     pub reload_mtime: Option<i64>,
     pub variables: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -153,6 +155,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
     let mut request = ToDaemon::Request {
         script: script.to_owned(),
         callable: forward.callable.to_owned(),
+        application_group: forward.application_group.map(str::to_owned),
         reload_mtime: forward.reload_mtime,
         // SAFETY: r is live.
         request_start_micros: unsafe { (*r).request_time },

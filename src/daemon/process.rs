@@ -68,7 +68,8 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
         .filter(|script| matches!(&script.process_group, ProcessGroup::Named(group) if group == name))
         .map(|script| script.path.clone())
         .collect();
-    startup::prepare(&cfg.interpreter, &scripts);
+    let application_group = cfg.static_application_group(&ProcessGroup::Named(name.clone()));
+    startup::prepare(&cfg.interpreter, application_group, &scripts);
     let level = interp::with_python(|py| {
         py.import("sys").and_then(|sys| sys.getattr("flags")?.getattr("optimize")?.extract::<u8>()).unwrap_or(0)
     })

@@ -410,7 +410,7 @@ fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
 
 /// Runs one request and sends how it ended.
 fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
-    let ToDaemon::Request { script, callable, reload_mtime, request_start_micros, declared_length, head_only, client, mut variables } =
+    let ToDaemon::Request { script, callable, application_group, reload_mtime, request_start_micros, declared_length, head_only, client, mut variables } =
         request
     else {
         return;
@@ -427,6 +427,7 @@ fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
             script: &script,
             reload_mtime,
             callable_object: &callable,
+            application_group: application_group.as_deref(),
             variables: &vars,
             request_start: request_start_micros as f64 / 1e6,
             log: log.clone(),

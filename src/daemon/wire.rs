@@ -45,7 +45,7 @@ use std::os::unix::net::UnixStream;
 use std::ptr;
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest payload a frame may have.
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -66,6 +66,10 @@ pub enum ToDaemon {
     Request {
         script: String,
         callable: String,
+        /// The application group the configuration puts the request in,
+        /// resolved by the Apache child (which has the host, port and
+        /// variables); None when none is configured.
+        application_group: Option<String>,
         /// The script's mtime, when WSGIScriptReloading is on.
         reload_mtime: Option<i64>,
         /// When Apache received the request (apr_time_t: µs since the epoch).
@@ -307,6 +311,7 @@ impl Message for ToDaemon {
             Self::Request {
                 script,
                 callable,
+                application_group,
                 reload_mtime,
                 request_start_micros,
                 declared_length,
@@ -316,6 +321,7 @@ impl Message for ToDaemon {
             } => {
                 put_bytes(out, script.as_bytes());
                 put_bytes(out, callable.as_bytes());
+                put_option(out, application_group.as_ref(), |out, name| put_bytes(out, name.as_bytes()));
                 put_option(out, *reload_mtime, |out, mtime| out.extend_from_slice(&mtime.to_be_bytes()));
                 out.extend_from_slice(&request_start_micros.to_be_bytes());
                 put_option(out, *declared_length, |out, len| out.extend_from_slice(&len.to_be_bytes()));
@@ -342,6 +348,7 @@ impl Message for ToDaemon {
             Self::REQUEST => Self::Request {
                 script: fields.text("script")?,
                 callable: fields.text("callable")?,
+                application_group: fields.option("application_group", |f| f.text("application_group"))?,
                 reload_mtime: fields.option("reload_mtime", |f| f.i64("reload_mtime"))?,
                 request_start_micros: fields.i64("request_start_micros")?,
                 declared_length: fields.option("declared_length", |f| f.u64("declared_length"))?,
@@ -1090,6 +1097,7 @@ mod tests {
             ToDaemon::Request {
                 script: String::new(),
                 callable: String::new(),
+                application_group: None,
                 reload_mtime: None,
                 request_start_micros: 0,
                 declared_length: None,
@@ -1100,6 +1108,7 @@ mod tests {
             ToDaemon::Request {
                 script: "/srv/wsgi/été.wsgi".into(),
                 callable: "application".into(),
+                application_group: Some("www.example.com:8080|/app".into()),
                 reload_mtime: Some(i64::MIN),
                 request_start_micros: i64::MAX,
                 declared_length: Some(u64::MAX),
@@ -1221,6 +1230,7 @@ mod tests {
         let request = ToDaemon::Request {
             script: "s".into(),
             callable: "c".into(),
+            application_group: Some("g".into()),
             reload_mtime: Some(2),
             request_start_micros: 3,
             declared_length: None,
@@ -1231,6 +1241,7 @@ mod tests {
         let payload: Vec<u8> = [
             &[0, 0, 0, 1, b's'][..],
             &[0, 0, 0, 1, b'c'],
+            &[1, 0, 0, 0, 1, b'g'],
             &[1, 0, 0, 0, 0, 0, 0, 0, 2],
             &[0, 0, 0, 0, 0, 0, 0, 3],
             &[0],
@@ -1347,6 +1358,7 @@ mod tests {
         let request = ToDaemon::Request {
             script: "s".into(),
             callable: "c".into(),
+            application_group: Some(String::new()),
             reload_mtime: None,
             request_start_micros: 0,
             declared_length: None,
@@ -1363,7 +1375,7 @@ mod tests {
         assert_eq!(error, WireError::BadFlag { message: "Pass", field: "flush", value: 2 });
         assert_eq!(error.to_string(), "Pass frame: flush flag is 2, not 0 or 1");
         // An Option's tag.
-        let payload = [&[0, 0, 0, 0][..], &[0, 0, 0, 0], &[0x80]].concat();
+        let payload = [&[0, 0, 0, 0][..], &[0, 0, 0, 0], &[0], &[0x80]].concat();
         assert_eq!(
             decode_error::<ToDaemon>(&frame(ToDaemon::REQUEST, &payload)),
             WireError::BadFlag { message: "Request", field: "reload_mtime", value: 0x80 }
@@ -1404,14 +1416,21 @@ mod tests {
 
     #[test]
     fn another_version_is_a_mismatch_naming_both() {
-        let error = decode_error::<ToDaemon>(&encoded(&ToDaemon::Hello { version: 2 }));
-        assert_eq!(error, WireError::VersionMismatch { ours: 1, theirs: 2 });
-        assert_eq!(error.to_string(), "protocol version mismatch: this side speaks version 1, the peer version 2");
+        let ours = PROTOCOL_VERSION;
+        let error = decode_error::<ToDaemon>(&encoded(&ToDaemon::Hello { version: ours + 1 }));
+        assert_eq!(error, WireError::VersionMismatch { ours, theirs: ours + 1 });
+        assert_eq!(
+            error.to_string(),
+            format!("protocol version mismatch: this side speaks version {ours}, the peer version {}", ours + 1)
+        );
         // Whatever another version's Hello carries after its version.
         let error = decode_error::<ToChild>(&frame(ToChild::HELLO, &[0x01, 0x00, 9, 9, 9, 9, 9, 9, 9]));
-        assert_eq!(error, WireError::VersionMismatch { ours: 1, theirs: 256 });
+        assert_eq!(error, WireError::VersionMismatch { ours, theirs: 256 });
         let error = decode_error::<ToChild>(&frame(ToChild::HELLO, &[0, 0]));
-        assert_eq!(error, WireError::VersionMismatch { ours: 1, theirs: 0 });
+        assert_eq!(error, WireError::VersionMismatch { ours, theirs: 0 });
+        // Version 1's Request had no application group.
+        let error = decode_error::<ToDaemon>(&encoded(&ToDaemon::Hello { version: 1 }));
+        assert_eq!(error, WireError::VersionMismatch { ours, theirs: 1 });
     }
 
     #[test]

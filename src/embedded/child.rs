@@ -3,6 +3,7 @@
 //! `WSGIImportScript` files of the main server and every virtual host.
 
 use super::request::apache_level;
+use crate::daemon_config::ProcessGroup;
 use crate::directives::server_config;
 use crate::httpd::{consts, ffi, log, pool};
 use crate::wsgi::logging::{self, Level};
@@ -42,8 +43,9 @@ pub unsafe fn prepare_child(s: *mut ffi::server_rec) {
         }
     }
     // SAFETY: s is the main server; its config was created by us.
-    let settings = unsafe { &server_config(s).interpreter };
-    startup::prepare(settings, &scripts);
+    let main = unsafe { server_config(s) };
+    let application_group = main.static_application_group(&ProcessGroup::Global);
+    startup::prepare(&main.interpreter, application_group, &scripts);
 }
 
 /// The running server as the MPM and Apache describe it.

@@ -5,6 +5,7 @@ use super::body::ApacheBody;
 use super::flush_at_end;
 use super::request::{self, ApacheRequestLog, Scratch};
 use super::sink::ApacheSink;
+use crate::application_group::{self, ApplicationGroup, RequestFacts};
 use crate::config::{MapHeadToGet, RequestSettings, ScriptAlias};
 use crate::directives::{dir_config, server_config, slot};
 use crate::httpd::{consts, ffi, log, pool};
@@ -104,6 +105,10 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     let mut scratch = Scratch::default();
     // SAFETY: r is live and prepared; the variables are used within this call.
     let variables = unsafe { request::cgi_variables(r, settings.pass_authorization, method, &mut scratch) };
+    // Resolved here for both modes: a daemon has no request_rec to take
+    // the host, port and variables from.
+    // SAFETY: r is live, after request::prepare.
+    let application_group = unsafe { application_group_of(r, settings.application_group, &variables) };
     // SAFETY: r is live; its subprocess_env holds SetEnv/mod_rewrite variables.
     match unsafe { process_group_of(r, settings.process_group) } {
         Ok(Some(group)) => {
@@ -111,6 +116,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 group: &group,
                 script: &script,
                 callable: settings.callable_object,
+                application_group: application_group.as_deref(),
                 reload_mtime: settings.script_reloading.then_some(mtime),
                 variables: variables.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
             };
@@ -141,6 +147,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             script: &script,
             reload_mtime: settings.script_reloading.then_some(mtime),
             callable_object: settings.callable_object,
+            application_group: application_group.as_deref(),
             variables: &variables,
             // SAFETY: r is live.
             request_start: unsafe { (*r).request_time } as f64 / 1e6,
@@ -256,4 +263,45 @@ unsafe fn process_group_of(r: *mut ffi::request_rec, group: &ProcessGroup) -> Re
         ProcessGroup::Env(variable) => format!("WSGIProcessGroup %{{ENV:{variable}}}: {why}"),
         _ => format!("WSGIProcessGroup: {why}"),
     })
+}
+
+/// The application group the configuration puts the request in, named as
+/// mod_wsgi names its interpreters; None when none is configured.
+///
+/// # Safety
+/// `r` must be the live request being handled; `variables` its CGI
+/// variables.
+unsafe fn application_group_of(
+    r: *mut ffi::request_rec,
+    group: Option<&ApplicationGroup>,
+    variables: &[(&[u8], &[u8])],
+) -> Option<String> {
+    let group = group?;
+    if let Some(name) = group.static_name() {
+        return Some(name.to_owned());
+    }
+    let script_name = variables.iter().rev().find(|(key, _)| *key == b"SCRIPT_NAME").map(|(_, value)| *value);
+    let script_name = String::from_utf8_lossy(script_name.unwrap_or_default());
+    // SAFETY: r and its server are live; the names are null or pool strings.
+    let (server_hostname, host, port) = unsafe {
+        (
+            pool::str_from((*(*r).server).server_hostname).unwrap_or_default(),
+            pool::str_from((*r).hostname),
+            ffi::ap_get_server_port(r),
+        )
+    };
+    let facts = RequestFacts { server_hostname: &server_hostname, port, host: host.as_deref(), script_name: &script_name };
+    // Where mod_wsgi looks a variable up: the request's notes, its
+    // environment (SetEnv, SetEnvIf, mod_rewrite), then the process's.
+    let variable = |name: &str| -> Option<String> {
+        let c_name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: r is live for the whole call; the tables return null or
+        // NUL-terminated pool strings.
+        let found = unsafe {
+            pool::str_from(ffi::apr_table_get((*r).notes, c_name.as_ptr()))
+                .or_else(|| pool::str_from(ffi::apr_table_get((*r).subprocess_env, c_name.as_ptr())))
+        };
+        found.map(|v| v.into_owned()).or_else(|| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+    };
+    Some(application_group::resolve(group, &facts, &variable))
 }

@@ -2,6 +2,7 @@
 //! load the script, build the environ, call the application, send what it
 //! returns through the transport's sink, and always close() it.
 
+use super::app_group;
 use super::environ::{self, EnvironSettings};
 use super::events::RequestScope;
 use super::file_wrapper::FileWrapper;
@@ -23,6 +24,9 @@ pub struct Request<'a> {
     /// The script file's mtime, when WSGIScriptReloading is on.
     pub reload_mtime: Option<i64>,
     pub callable_object: &'a str,
+    /// The application group the configuration puts the request in,
+    /// resolved for it; None when none is configured.
+    pub application_group: Option<&'a str>,
     /// The CGI variables, in order (see environ::build).
     pub variables: &'a [(&'a [u8], &'a [u8])],
     /// When the transport received the request, in seconds since the epoch.
@@ -53,6 +57,16 @@ pub fn run(py: Python<'_>, request: Request<'_>) -> Outcome {
     // of this function on this thread.
     let _current = unsafe { CurrentRequest::enter(log) };
     let script = request.script;
+    // Before the script is loaded: it would be loaded into the
+    // interpreter of another group.
+    let application_group = match app_group::enter(py, request.application_group) {
+        Ok(name) => name,
+        Err(hosted) => {
+            let requested = request.application_group.unwrap_or_default();
+            log.write(Level::Err, &crate::application_group::mismatch_message(script, requested, &hosted));
+            return Outcome::Failed(INTERNAL_SERVER_ERROR);
+        }
+    };
     let module = match script::load(py, script, request.reload_mtime) {
         Ok(module) => module,
         Err(err) => {
@@ -85,7 +99,11 @@ pub fn run(py: Python<'_>, request: Request<'_>) -> Outcome {
             return Outcome::Failed(INTERNAL_SERVER_ERROR);
         }
     };
-    let settings = EnvironSettings { callable_object: callable, script_reloading: request.reload_mtime.is_some() };
+    let settings = EnvironSettings {
+        callable_object: callable,
+        script_reloading: request.reload_mtime.is_some(),
+        application_group: &application_group,
+    };
     let environ = environ::build(py, request.variables, &settings, input.clone().into_any(), errors.stream());
     let scope = environ.and_then(|environ| {
         RequestScope::begin(py, &environ, application, callable, request.request_start).map(|begun| (environ, begun))

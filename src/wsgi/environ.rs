@@ -13,6 +13,8 @@ use std::sync::Mutex;
 pub struct EnvironSettings<'a> {
     pub callable_object: &'a str,
     pub script_reloading: bool,
+    /// The application group the request runs in ('' for %{GLOBAL}).
+    pub application_group: &'a str,
 }
 
 /// Variables a transport may pass that an application must not see.
@@ -58,6 +60,10 @@ pub fn build<'py>(
     environ.set_item("wsgi.errors", errors)?;
     environ.set_item("mod_wsgi.callable_object", settings.callable_object)?;
     environ.set_item("mod_wsgi.script_reloading", if settings.script_reloading { "1" } else { "0" })?;
+    // The template's '' is right for %{GLOBAL} and for no group at all.
+    if !settings.application_group.is_empty() {
+        environ.set_item("mod_wsgi.application_group", settings.application_group)?;
+    }
     Ok(environ)
 }
 

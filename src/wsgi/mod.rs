@@ -11,6 +11,8 @@ mod rules;
 #[cfg(not(test))]
 pub mod app;
 #[cfg(not(test))]
+mod app_group;
+#[cfg(not(test))]
 mod environ;
 #[cfg(not(test))]
 mod events;

@@ -27,7 +27,8 @@ fn mod_wsgi(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let m = PyModule::new(py, "mod_wsgi")?;
     m.add("version", MOD_WSGI_API_VERSION)?;
     m.add("process_group", &facts.process_group)?;
-    // Main interpreter only: mod_wsgi's name for it.
+    // The main interpreter's name in mod_wsgi, until the process is given
+    // its group (app_group::host).
     m.add("application_group", "")?;
     m.add("maximum_processes", facts.maximum_processes)?;
     m.add("threads_per_process", facts.threads_per_process)?;

@@ -2,7 +2,7 @@
 //! serves requests.
 
 use super::logging::{self, format_exception, Level};
-use super::{events, script, server_modules, std_streams};
+use super::{app_group, events, script, server_modules, std_streams};
 use crate::config::InterpreterConfig;
 use crate::interp;
 use pyo3::prelude::*;
@@ -12,9 +12,11 @@ use std::collections::BTreeSet;
 /// Sets up the `mod_wsgi` and `apache` modules, applies the interpreter
 /// directives that act on a running Python (only in an interpreter this
 /// module started: mod_python's belongs to mod_python), then loads the
-/// `WSGIImportScript` scripts. The transport has set the process log and
-/// the server facts before.
-pub fn prepare(settings: &InterpreterConfig, import_scripts: &BTreeSet<String>) {
+/// `WSGIImportScript` scripts. `application_group` is the group the
+/// configuration gives this process, if it names one: the import scripts
+/// and `mod_wsgi.application_group` see it from the start. The transport
+/// has set the process log and the server facts before.
+pub fn prepare(settings: &InterpreterConfig, application_group: Option<&str>, import_scripts: &BTreeSet<String>) {
     let own_interpreter = interp::is_ours();
     let outcome = interp::with_python(|py| {
         let log_failure = |what: &str, err: PyErr| {
@@ -22,6 +24,9 @@ pub fn prepare(settings: &InterpreterConfig, import_scripts: &BTreeSet<String>) 
         };
         if let Err(err) = server_modules::install(py) {
             log_failure("cannot set up the mod_wsgi and apache modules", err);
+        }
+        if let Some(name) = application_group {
+            app_group::host(py, name);
         }
         if own_interpreter {
             interp::before_finalise(events::publish_process_stopping);
