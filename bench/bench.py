@@ -257,6 +257,12 @@ class Server:
             *mpm_lines(mpm),
             f"LoadModule authz_core_module {MODULES}/mod_authz_core.so",
             f"DocumentRoot {static}",
+            # As Debian's apache2.conf (and any production configuration):
+            # no .htaccess files are looked for, nothing outside is served.
+            "<Directory />",
+            "    AllowOverride None",
+            "    Require all denied",
+            "</Directory>",
             f"<Directory {work}>",
             "    Require all granted",
             "</Directory>",
