@@ -7,6 +7,7 @@
 //! fails after the head; each with a log line naming the group, the
 //! daemon's pid when known, and the script.
 
+use super::ledger::Ledger;
 use super::wire::{FrameReader, ToChild, ToDaemon, PROTOCOL_VERSION};
 use super::{Endpoint, ENDPOINTS};
 use crate::embedded::{apache_level, ApacheBody, ApacheSink};
@@ -27,6 +28,10 @@ struct Connection {
     writer: UnixStream,
     reader: FrameReader,
     pid: u32,
+    /// Whether the daemon took a request (see ledger.rs), and how many
+    /// requests have been sent on the connection.
+    ledger: Ledger,
+    sent: u64,
 }
 
 /// Idle connections per group, reused by whichever thread needs one.
@@ -49,13 +54,20 @@ fn connect(endpoint: &Endpoint, tries: &mut Tries) -> io::Result<Connection> {
     let writer = stream.try_clone()?;
     let mut reader = FrameReader::new(stream);
     super::wire::write_frame(&writer, &ToDaemon::Hello { version: PROTOCOL_VERSION })?;
-    match reader.read_frame_maybe_fd::<ToChild>()? {
-        Some((ToChild::Hello { version, pid }, _)) if version == PROTOCOL_VERSION => Ok(Connection { writer, reader, pid }),
-        Some((ToChild::Hello { version, .. }, _)) => Err(io::Error::other(format!(
-            "the daemon speaks protocol version {version}, this Apache child {PROTOCOL_VERSION}"
-        ))),
-        _ => Err(io::Error::other("the daemon did not greet")),
-    }
+    let pid = match reader.read_frame_maybe_fd::<ToChild>()? {
+        Some((ToChild::Hello { version, pid }, _)) if version == PROTOCOL_VERSION => pid,
+        Some((ToChild::Hello { version, .. }, _)) => {
+            return Err(io::Error::other(format!(
+                "the daemon speaks protocol version {version}, this Apache child {PROTOCOL_VERSION}"
+            )))
+        }
+        _ => return Err(io::Error::other("the daemon did not greet")),
+    };
+    let ledger = match reader.read_frame_maybe_fd::<ToChild>()? {
+        Some((ToChild::Ledger, Some(fd))) => Ledger::open(&fd)?,
+        _ => return Err(io::Error::other("the daemon did not greet")),
+    };
+    Ok(Connection { writer, reader, pid, ledger, sent: 0 })
 }
 
 /// Connects, retrying while the socket's backlog is full or the socket is
@@ -105,8 +117,9 @@ fn now_micros() -> i64 {
 enum Ended {
     /// The handler's status.
     Status(c_int),
-    /// The daemon closed the connection before taking the request: it was
-    /// stopping. Safe to send again, elsewhere.
+    /// The connection ended, or gave no answer in time, and the daemon
+    /// had not taken the request (it was stopping, or all its threads were
+    /// busy): it never ran there and can be sent elsewhere.
     NotTaken,
 }
 
@@ -256,10 +269,15 @@ fn converse(
     sink: &mut ApacheSink,
 ) -> Ended {
     let group = &endpoint.name;
-    if super::wire::write_encoded(&connection.writer, request).is_err() {
+    connection.sent += 1;
+    // A request written in part cannot have been taken: the daemon takes
+    // only whole ones.
+    if super::wire::write_encoded(&connection.writer, request).is_err() && connection.ledger.revoke(connection.sent) {
         return Ended::NotTaken;
     }
-    let mut accepted = false;
+    // Whether any of the answer has come: until then a failed connection
+    // may not have run the request.
+    let mut answered = false;
     let mut head_sent = false;
     let pid = connection.pid;
     let mut body_buffer: Vec<MaybeUninit<u8>> = Vec::new();
@@ -269,10 +287,24 @@ fn converse(
         let frame = match connection.reader.read_frame_maybe_fd::<ToChild>() {
             Ok(Some(frame)) => frame,
             other => {
-                if !accepted {
-                    return Ended::NotTaken;
-                }
                 let timed_out = matches!(&other, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
+                if !answered && connection.ledger.revoke(connection.sent) {
+                    if !timed_out {
+                        return Ended::NotTaken;
+                    }
+                    // Not run, but waiting on elsewhere would only double
+                    // the wait: the group is saturated.
+                    log::request(
+                        r,
+                        consts::APLOG_ERR,
+                        &format!(
+                            "daemon process {pid} of group '{group}' had no free thread for the request within {} s \
+                             (socket-timeout; script {script}); it did not run",
+                            endpoint.socket_timeout.as_secs()
+                        ),
+                    );
+                    return Ended::Status(consts::HTTP_SERVICE_UNAVAILABLE);
+                }
                 let what = match other {
                     Err(e) if timed_out => format!("gave no answer within {} s ({e})", endpoint.socket_timeout.as_secs()),
                     Err(e) => format!("connection failed: {e}"),
@@ -295,8 +327,9 @@ fn converse(
             }
         };
         let (message, fd) = frame;
+        answered = true;
         match message {
-            ToChild::Accepted => accepted = true,
+            ToChild::Ledger => return Ended::Status(consts::HTTP_BAD_GATEWAY),
             ToChild::ReadBody { max } => {
                 let max = (max as usize).clamp(1, 1 << 20);
                 body_buffer.resize(max, MaybeUninit::uninit());

@@ -3,9 +3,10 @@
 //! request and the flusher thread at once (writes and reads each under
 //! their own lock, so a frame is never interleaved).
 
+use super::ledger::Ledger;
 use super::wire::{self, FrameReader, ToChild, ToDaemon};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
@@ -13,13 +14,29 @@ pub struct Conn {
     writer: Mutex<UnixStream>,
     reader: Mutex<FrameReader>,
     fd: RawFd,
+    /// Taken requests, shared with the child (sent by `greet`).
+    ledger: Ledger,
+    ledger_fd: OwnedFd,
 }
 
 impl Conn {
     pub fn new(stream: UnixStream) -> io::Result<Self> {
         let fd = stream.as_raw_fd();
         let writer = stream.try_clone()?;
-        Ok(Self { writer: Mutex::new(writer), reader: Mutex::new(FrameReader::new(stream)), fd })
+        let (ledger, ledger_fd) = Ledger::create()?;
+        Ok(Self { writer: Mutex::new(writer), reader: Mutex::new(FrameReader::new(stream)), fd, ledger, ledger_fd })
+    }
+
+    /// The daemon's greeting: Hello, then the connection's ledger.
+    pub fn greet(&self) -> io::Result<()> {
+        self.send(&ToChild::Hello { version: wire::PROTOCOL_VERSION, pid: std::process::id() })?;
+        self.send_with_fd(&ToChild::Ledger, self.ledger_fd.as_raw_fd())
+    }
+
+    /// Takes the request just read: false if the child has given up on it
+    /// (see ledger.rs), and it must not run.
+    pub fn take_request(&self) -> bool {
+        self.ledger.take()
     }
 
     pub fn send(&self, message: &ToChild) -> io::Result<()> {

@@ -4,12 +4,15 @@
 //! a UNIX socket per group. See DESIGN.md section 7.
 //!
 //! - `wire`: the frames both sides exchange (pure, unit-tested, fuzzed);
+//! - `ledger`: the word per connection that says whether a request was
+//!   taken;
 //! - `groups`: starting the groups after each configuration read;
 //! - `supervisor`, `process`, `serve`, `conn`, `channel`, `title`: the
 //!   daemon side, from the supervisor down to the WSGI core's transport;
 //! - `client`: the Apache-child side.
 
 pub mod wire;
+mod ledger;
 
 #[cfg(not(test))]
 mod channel;

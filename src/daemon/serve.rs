@@ -307,12 +307,12 @@ fn take_connection(server: &Server, stream: UnixStream) -> std::io::Result<()> {
         None => return Ok(()),
     }
     conn.set_read_timeout(None)?;
-    conn.send(&ToChild::Hello { version: PROTOCOL_VERSION, pid: std::process::id() })?;
+    conn.greet()?;
     let id = server.next_id.fetch_add(1, Ordering::Relaxed);
     {
         // Under the lock with the stopping check: a connection added after
         // shut_idle_connections ran would never be answered. Dropped here,
-        // it ends before Accepted and the child sends the request
+        // it ends with no request taken and the child sends the request
         // elsewhere.
         let mut connections = server.connections();
         if server.stopping.load(Ordering::SeqCst) {
@@ -382,15 +382,18 @@ fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
             Ok(_) | Err(_) => return server.forget(id),
         };
         // Refused while stopping: the child, seeing the connection close
-        // before Accepted, sends the request elsewhere.
+        // with the request not taken, sends it elsewhere.
         if !server.begin_request(id) {
             return server.forget(id);
         }
-        // Accepted: from here the request is this process's to answer, and
-        // the Apache child must not send it elsewhere.
-        if conn.send(&ToChild::Accepted).is_ok() {
-            answer(server, conn, request);
+        // Taken: from here the request is this process's to answer, and
+        // the Apache child will not send it elsewhere. Not taken: the child
+        // gave up waiting for a free thread and the connection is over.
+        if !conn.take_request() {
+            server.end_request(id);
+            return server.forget(id);
         }
+        answer(server, conn, request);
         server.end_request(id);
         if server.stopping.load(Ordering::SeqCst) {
             return server.forget(id);

@@ -25,9 +25,12 @@
 //! another version is reported as a version mismatch naming both, not as a
 //! garbled frame.
 //!
+//! The daemon's Hello is followed by Ledger, with the descriptor of the
+//! connection's ledger (see ledger.rs: whether the daemon has taken a
+//! request is settled there, with no frame).
+//!
 //! Then, one request at a time: the child sends Request; the daemon sends
-//! Accepted once the request is its to answer, then any number of
-//! ReadBody (each answered by exactly one Body, BodyEnd or BodyError) and
+//! any number of ReadBody (each answered by exactly one Body, BodyEnd or BodyError) and
 //! Log, and ends the request with Failed or BodyFailed (nothing was sent to
 //! the client), or with Head, the body (AnnounceStream, Data, File, Pass)
 //! and End or Abort.
@@ -104,10 +107,9 @@ pub enum ToChild {
         version: u16,
         pid: u32,
     },
-    /// The daemon has taken the request: from here it must not be sent to
-    /// another daemon. A connection closed before this frame means the
-    /// daemon was stopping and the request can go elsewhere.
-    Accepted,
+    /// After Hello: the connection's ledger, a shared memory descriptor
+    /// that comes with the frame (SCM_RIGHTS).
+    Ledger,
     /// Asks for up to `max` bytes of the request body.
     ReadBody {
         max: u32,
@@ -267,7 +269,7 @@ impl ToDaemon {
 
 impl ToChild {
     const HELLO: u8 = 0x81;
-    const ACCEPTED: u8 = 0x82;
+    const LEDGER: u8 = 0x82;
     const READ_BODY: u8 = 0x83;
     const HEAD: u8 = 0x84;
     const ANNOUNCE_STREAM: u8 = 0x85;
@@ -375,7 +377,7 @@ impl Message for ToChild {
     fn kind(&self) -> u8 {
         match self {
             Self::Hello { .. } => Self::HELLO,
-            Self::Accepted => Self::ACCEPTED,
+            Self::Ledger => Self::LEDGER,
             Self::ReadBody { .. } => Self::READ_BODY,
             Self::Head { .. } => Self::HEAD,
             Self::AnnounceStream => Self::ANNOUNCE_STREAM,
@@ -393,7 +395,7 @@ impl Message for ToChild {
     fn kind_name(kind: u8) -> Option<&'static str> {
         Some(match kind {
             Self::HELLO => "Hello",
-            Self::ACCEPTED => "Accepted",
+            Self::LEDGER => "Ledger",
             Self::READ_BODY => "ReadBody",
             Self::HEAD => "Head",
             Self::ANNOUNCE_STREAM => "AnnounceStream",
@@ -436,7 +438,7 @@ impl Message for ToChild {
                 out.push(*level);
                 put_bytes(out, text.as_bytes());
             }
-            Self::Accepted | Self::AnnounceStream | Self::Abort => {}
+            Self::Ledger | Self::AnnounceStream | Self::Abort => {}
         }
     }
 
@@ -444,7 +446,7 @@ impl Message for ToChild {
         let mut fields = Fields::new(Self::kind_name(kind).unwrap_or("unknown"), payload);
         let message = match kind {
             Self::HELLO => Self::Hello { version: fields.version()?, pid: fields.u32("pid")? },
-            Self::ACCEPTED => Self::Accepted,
+            Self::LEDGER => Self::Ledger,
             Self::READ_BODY => Self::ReadBody { max: fields.u32("max")? },
             Self::HEAD => Self::Head {
                 status: fields.u16("status")?,
@@ -468,7 +470,7 @@ impl Message for ToChild {
     }
 
     fn carries_fd(&self) -> bool {
-        matches!(self, Self::File { .. })
+        matches!(self, Self::File { .. } | Self::Ledger)
     }
 }
 
@@ -1132,7 +1134,7 @@ mod tests {
     fn to_child_samples() -> Vec<ToChild> {
         vec![
             ToChild::Hello { version: PROTOCOL_VERSION, pid: u32::MAX },
-            ToChild::Accepted,
+            ToChild::Ledger,
             ToChild::ReadBody { max: 0 },
             ToChild::ReadBody { max: u32::MAX },
             ToChild::Head { status: 0, status_line: String::new(), headers: Vec::new() },
@@ -1388,8 +1390,8 @@ mod tests {
         assert_eq!(error, WireError::TrailingBytes { message: "End", extra: 1 });
         assert_eq!(error.to_string(), "End frame: 1 bytes left over after the last field");
         assert_eq!(
-            decode_error::<ToChild>(&frame(ToChild::ACCEPTED, b"xyz")),
-            WireError::TrailingBytes { message: "Accepted", extra: 3 }
+            decode_error::<ToChild>(&frame(ToChild::LEDGER, b"xyz")),
+            WireError::TrailingBytes { message: "Ledger", extra: 3 }
         );
         assert_eq!(
             decode_error::<ToDaemon>(&frame(ToDaemon::BODY_END, &[0])),
