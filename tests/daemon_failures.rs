@@ -1,0 +1,273 @@
+//! Daemon mode when things go wrong, against the real Apache: each failure gets the
+//! status README's daemon-mode section promises and a log line naming the group, the
+//! daemon's pid (when one was reached) and the script, and the Apache children and the
+//! group serve on afterwards.
+//!
+//! * `socket-timeout`: 504 before the response head, a cut response after it;
+//! * `header-buffer-size`: a larger response head gets 502;
+//! * a client leaving mid-response (the application's close() runs, its iteration is cut
+//!   short) or mid-upload (wsgi.input raises OSError);
+//! * a daemon exiting before the response head (502) or after it (the response is cut),
+//!   and its supervisor starting another.
+mod common;
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+/// A server whose groups are given as config text: `@@APP@@` is tests/apps/daemon_faults.wsgi,
+/// `@@FAULTS@@` tests/apps/faults.wsgi (recording into `records`).
+struct Server {
+    apache: Apache,
+    app: String,
+    faults: String,
+    records: String,
+}
+
+fn start(mpm: Mpm, tag: &str, groups: &str) -> Server {
+    let dir = TestDir::new(&format!("dfail-{tag}-{}", mpm.name()));
+    let records = dir.mkdir_www("records").to_string_lossy().into_owned();
+    let app = dir.install_app("daemon_faults.wsgi", &[]).to_string_lossy().into_owned();
+    let faults = dir.install_app("faults.wsgi", &[("STATE_DIR", &records)]).to_string_lossy().into_owned();
+    let extra = groups.replace("@@APP@@", &app).replace("@@FAULTS@@", &faults);
+    let conf = Conf::new(mpm).log_level("info").extra(&extra);
+    let apache = Apache::start(dir, &conf, &[]);
+    Server { apache, app, faults, records }
+}
+
+impl Server {
+    /// The pid of the daemon answering `prefix`/where.
+    fn daemon_pid(&self, prefix: &str) -> u32 {
+        let r = self.apache.get(&format!("{prefix}/where"));
+        assert_eq!(r.status, 200, "GET {prefix}/where: {}", short(&r.text()));
+        r.json().get("pid").as_i64() as u32
+    }
+
+    /// Lines of a record file of faults.wsgi.
+    fn record(&self, name: &str) -> Vec<String> {
+        fs::read_to_string(Path::new(&self.records).join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn wait_record(&self, name: &str, lines: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        wait_for(&format!("{lines} lines in {name}"), Duration::from_secs(10), || {
+            got = self.record(name);
+            got.len() >= lines
+        });
+        got
+    }
+}
+
+/// Sends `request` and reads what comes back until the server closes (or 15 s).
+fn exchange(a: &Apache, target: &str) -> RawReply {
+    let request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", a.port);
+    raw_exchange(a.port, request.as_bytes(), Duration::from_secs(15))
+}
+
+/// A chunked body that ends without its last chunk: the client can tell it was cut.
+fn assert_cut_chunked(reply: &RawReply, starts_with: &[u8]) {
+    assert_eq!(reply.status(), Some(200), "{}", short(&reply.text()));
+    assert!(reply.is_chunked(), "not chunked: {}", reply.head());
+    assert!(reply.closed, "the connection was left open after a cut response");
+    let body = reply.after_head();
+    assert!(!body.ends_with(b"0\r\n\r\n"), "the cut response ended like a complete one");
+    let first_chunk = body.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default();
+    assert!(first_chunk.starts_with(starts_with), "the body lacks what was sent before the failure: {}", short(&String::from_utf8_lossy(&body)));
+}
+
+fn assert_serves_on(a: &Apache, prefix: &str, pid: u32) {
+    for _ in 0..10 {
+        let r = a.get(&format!("{prefix}/where"));
+        assert_eq!(r.status, 200, "{}", short(&r.text()));
+        assert_eq!(r.json().get("pid").as_i64() as u32, pid, "another process answered");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// socket-timeout, header-buffer-size
+
+/// An application slower than `socket-timeout=2`: 504 before the head, a cut response
+/// after it; the Apache child and the daemon serve on, also once the slow requests end.
+#[test]
+fn socket_timeout_gives_504() {
+    let srv = start(
+        Mpm::Event,
+        "socket-timeout",
+        "WSGIDaemonProcess slow processes=1 threads=3 socket-timeout=2\n\
+         WSGIScriptAlias /slow @@APP@@ process-group=slow\n",
+    );
+    let a = &srv.apache;
+    let pid = srv.daemon_pid("/slow");
+    let mark = log_mark(a);
+    let r = a.get("/slow/sleep?4");
+    assert_eq!(r.status, 504, "{}", short(&r.text()));
+    let line = wait_line_after(
+        a,
+        mark,
+        Duration::from_secs(5),
+        &[&format!("daemon process {pid} of group 'slow'"), "gave no answer within 2 s", "before the response head", &srv.app],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.contains("[client 127.0.0.1:"), "{line}");
+    assert_serves_on(a, "/slow", pid);
+
+    let mark = log_mark(a);
+    let reply = exchange(a, "/slow/sleep-after-head?4");
+    assert_cut_chunked(&reply, b"first chunk\n");
+    wait_line_after(
+        a,
+        mark,
+        Duration::from_secs(5),
+        &[&format!("daemon process {pid} of group 'slow'"), "gave no answer within 2 s", "after the response head; the response is cut short", &srv.app],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The slow requests end meanwhile, writing to connections the Apache child has
+    // dropped: the daemon takes that as a client gone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_serves_on(a, "/slow", pid);
+    assert_no_crash(&a.error_log());
+}
+
+/// A response head larger than `header-buffer-size` gets 502 with a log line naming the
+/// option; one within it is sent; the next request is served.
+#[test]
+fn header_buffer_size_gives_502() {
+    let srv = start(
+        Mpm::Event,
+        "header-buffer",
+        "WSGIDaemonProcess heads processes=1 threads=2 header-buffer-size=8192\n\
+         WSGIScriptAlias /h @@APP@@ process-group=heads\n",
+    );
+    let a = &srv.apache;
+    let pid = srv.daemon_pid("/h");
+    let r = a.get("/h/head?8192");
+    assert_eq!(r.status, 200, "a head of exactly header-buffer-size: {}", short(&r.text()));
+    assert_eq!(r.header("x-padding").map(str::len), Some(8192 - 32 - 13));
+    let mark = log_mark(a);
+    let r = a.get("/h/head?8193");
+    assert_eq!(r.status, 502, "{}", short(&r.text()));
+    let line = wait_line_after(
+        a,
+        mark,
+        Duration::from_secs(5),
+        &[&format!("daemon process {pid} of group 'heads'"), "response head of 8193 bytes", &srv.app, "more than header-buffer-size (8192)"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.contains("[client 127.0.0.1:"), "{line}");
+    assert_serves_on(a, "/h", pid);
+    assert_no_crash(&a.error_log());
+}
+
+// ---------------------------------------------------------------------------------------
+// clients that leave
+
+/// A client leaving in the middle of a streamed response: the Apache child's write
+/// fails, the application's iteration stops and its close() runs, in the daemon. A
+/// client leaving in the middle of its upload: wsgi.input raises OSError in the daemon.
+/// The daemon serves on after each.
+#[test]
+fn clients_leaving_mid_response_and_mid_upload() {
+    const TIMES: usize = 5;
+    let srv = start(
+        Mpm::Event,
+        "client-leaves",
+        "WSGIDaemonProcess leaving processes=1 threads=4\n\
+         WSGIScriptAlias /f @@FAULTS@@ process-group=leaving\n\
+         WSGIScriptAlias /d @@APP@@ process-group=leaving\n",
+    );
+    let a = &srv.apache;
+    let pid = srv.daemon_pid("/d");
+    let mark = log_mark(a);
+    for _ in 0..TIMES {
+        disconnect_mid_response(a.port, "/f/stream");
+    }
+    let closes = srv.wait_record("closes.txt", TIMES);
+    assert_eq!(closes.len(), TIMES, "close() must run once per response: {closes:?}");
+    for line in &closes {
+        let (by, items) = line.split_once(' ').expect("a close record");
+        assert_eq!(by.parse::<u32>().unwrap(), pid, "close() ran outside the daemon: {line}");
+        let items: usize = items.parse().unwrap();
+        assert!(items < 4000, "the iteration went on to the end after the client left: {line}");
+    }
+    let needle = format!("exception raised by WSGI script {}", srv.faults);
+    let (_, log) = a.wait_log(Duration::from_secs(5), |log| lines_with(log.get(mark..).unwrap_or(""), &needle).len() >= TIMES);
+    let cut = lines_with(log.get(mark..).unwrap_or(""), &needle);
+    assert_eq!(cut.len(), TIMES, "a log line naming the script per response cut short:\n{}", log.get(mark..).unwrap_or(""));
+    assert_serves_on(a, "/d", pid);
+
+    let mark = log_mark(a);
+    for _ in 0..TIMES {
+        disconnect_mid_body(a.port, "/f/upload");
+    }
+    let bodies = srv.wait_record("bodies.txt", TIMES);
+    assert_eq!(bodies.len(), TIMES, "one record per upload: {bodies:?}");
+    for line in &bodies {
+        assert!(line.starts_with(&format!("{pid} OSError after ")), "the daemon's application must see an OSError: {line}");
+        assert!(line.contains("closed the connection"), "the OSError should say why: {line}");
+    }
+    let needle = format!("cannot read the request body for WSGI script {}", srv.faults);
+    let (_, log) = a.wait_log(Duration::from_secs(5), |log| lines_with(log.get(mark..).unwrap_or(""), &needle).len() >= TIMES);
+    let named = lines_with(log.get(mark..).unwrap_or(""), &needle);
+    assert_eq!(named.len(), TIMES, "a log line naming the script per failed body:\n{}", log.get(mark..).unwrap_or(""));
+    let body = pseudo_random_bytes(100_000, 3);
+    let r = a.post("/f/upload", &body);
+    assert_eq!((r.status, r.text()), (200, "got 100000 bytes".to_string()));
+    assert_serves_on(a, "/d", pid);
+    assert_no_crash(&a.error_log());
+}
+
+// ---------------------------------------------------------------------------------------
+// a daemon that exits
+
+/// A daemon exiting before the response head gets 502; after the head the response
+/// is cut. Each time the Apache child names the group, the pid and the script, the
+/// supervisor names the group, the pid and the exit status and starts another, which
+/// serves the next request.
+#[test]
+fn daemon_exiting_mid_request() {
+    let srv = start(
+        Mpm::Event,
+        "exiting",
+        "WSGIDaemonProcess exiting processes=1 threads=2 display-name=%{GROUP}\n\
+         WSGIScriptAlias /x @@APP@@ process-group=exiting\n",
+    );
+    let a = &srv.apache;
+    let first = srv.daemon_pid("/x");
+    let mark = log_mark(a);
+    let r = a.get("/x/exit-before-head");
+    assert_eq!(r.status, 502, "{}", short(&r.text()));
+    let line = wait_line_after(
+        a,
+        mark,
+        Duration::from_secs(5),
+        &[&format!("daemon process {first} of group 'exiting'"), "before the response head", &srv.app],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(line.contains("[client 127.0.0.1:"), "{line}");
+    wait_line_after(a, mark, Duration::from_secs(5), &[&format!("daemon process group exiting: process {first} exited with status 3"), "starting a new one"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = srv.daemon_pid("/x");
+    assert_ne!(second, first);
+    assert_eq!(daemons_titled("exiting"), vec![second]);
+
+    let mark = log_mark(a);
+    let reply = exchange(a, "/x/exit-after-head");
+    assert_cut_chunked(&reply, &[b'p'; 1000]);
+    wait_line_after(
+        a,
+        mark,
+        Duration::from_secs(5),
+        &[&format!("daemon process {second} of group 'exiting'"), "after the response head; the response is cut short", &srv.app],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    wait_line_after(a, mark, Duration::from_secs(5), &[&format!("daemon process group exiting: process {second} exited with status 4"), "starting a new one"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let third = srv.daemon_pid("/x");
+    assert!(third != first && third != second);
+    assert_serves_on(a, "/x", third);
+    assert_no_crash(&a.error_log());
+}
