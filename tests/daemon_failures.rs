@@ -7,12 +7,16 @@
 //! * `header-buffer-size`: a larger response head gets 502;
 //! * a client leaving mid-response (the application's close() runs, its iteration is cut
 //!   short) or mid-upload (wsgi.input raises OSError);
+//! * a group that cannot be reached within `connect-timeout` (its daemon stopped with a
+//!   full backlog, or its supervisor killed and its daemons gone): 503;
 //! * a daemon exiting before the response head (502) or after it (the response is cut),
 //!   and its supervisor starting another.
 mod common;
 use common::*;
 use std::fs;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A server whose groups are given as config text: `@@APP@@` is tests/apps/daemon_faults.wsgi,
@@ -217,6 +221,106 @@ fn clients_leaving_mid_response_and_mid_upload() {
     let r = a.post("/f/upload", &body);
     assert_eq!((r.status, r.text()), (200, "got 100000 bytes".to_string()));
     assert_serves_on(a, "/d", pid);
+    assert_no_crash(&a.error_log());
+}
+
+// ---------------------------------------------------------------------------------------
+// a group that cannot be reached
+
+/// The group's socket, in the server's runtime directory.
+fn group_socket(a: &Apache, group: &str) -> String {
+    let run = a.dir.path().join("run");
+    let suffix = format!(".{group}.sock");
+    fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .find(|p| p.ends_with(&suffix))
+        .unwrap_or_else(|| panic!("no socket for {group} in {}", run.display()))
+}
+
+/// Connections made from here until connecting blocks (the listen backlog is full),
+/// at most `limit`; they are held until the returned handle is dropped.
+fn fill_backlog(socket: &str, limit: usize) -> Arc<Mutex<Vec<UnixStream>>> {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let (socket, filler) = (socket.to_string(), held.clone());
+    // A connect to a full backlog blocks (the listener never accepts), so the
+    // connects run on a thread of their own, which ends once the daemon accepts again.
+    std::thread::spawn(move || {
+        for _ in 0..limit {
+            match UnixStream::connect(&socket) {
+                Ok(stream) => filler.lock().unwrap().push(stream),
+                Err(_) => return,
+            }
+        }
+    });
+    let mut count = usize::MAX;
+    wait_for("connects to the stopped daemon to block", Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = held.lock().unwrap().len();
+        let settled = now == count;
+        count = now;
+        settled
+    });
+    assert!(count < limit, "{limit} connects to a daemon that accepts nothing: the backlog never filled");
+    held
+}
+
+/// A group whose daemon does not accept (stopped with SIGSTOP, its backlog of 1 full):
+/// 503 within `connect-timeout=1` and a log line naming the group and the script, and
+/// the Apache child serves on once the daemon goes on. A group whose supervisor was
+/// killed (its daemons stop by themselves, so nothing listens on its socket): 503 too,
+/// and Apache says so when the supervisor ends.
+#[test]
+fn unreachable_group_gives_503() {
+    let srv = start(
+        Mpm::Event,
+        "unreachable",
+        "WSGIDaemonProcess stopped processes=1 threads=2 listen-backlog=1 connect-timeout=1 socket-timeout=3 display-name=%{GROUP}\n\
+         WSGIDaemonProcess orphaned processes=1 threads=2 connect-timeout=1 display-name=%{GROUP}\n\
+         WSGIScriptAlias /s @@APP@@ process-group=stopped\n\
+         WSGIScriptAlias /o @@APP@@ process-group=orphaned\n",
+    );
+    let a = &srv.apache;
+    let socket = group_socket(a, "stopped");
+    let pid = srv.daemon_pid("/s");
+    wait_for("the daemon of stopped", Duration::from_secs(10), || daemons_titled("stopped") == vec![pid]);
+    // The child that served the request above keeps an idle connection to the daemon;
+    // sent on it, the next request waits socket-timeout for the stopped daemon to take
+    // it, then goes to a new connection like any other, which the full backlog refuses.
+    run_ok("/bin/kill", &["-STOP", &pid.to_string()], Path::new("/"), &[]);
+    let held = fill_backlog(&socket, 8);
+    let mark = log_mark(a);
+    let reply = http_request(a.port, "GET", "/s/where", &[("Connection", "close")], b"", Duration::from_secs(30));
+    run_ok("/bin/kill", &["-CONT", &pid.to_string()], Path::new("/"), &[]);
+    let r = reply.unwrap_or_else(|e| panic!("no answer while the daemon was stopped: {e}\n{}", a.error_log()));
+    assert_eq!(r.status, 503, "{}", short(&r.text()));
+    wait_line_after(a, mark, Duration::from_secs(5), &["cannot reach daemon process group 'stopped'", &socket, &srv.app, "Resource temporarily unavailable"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(held);
+    assert_serves_on(a, "/s", pid);
+
+    // The orphaned group: its supervisor killed, its daemon gone.
+    let daemon = srv.daemon_pid("/o");
+    let supervisor = parent_of(daemon).expect("the daemon's parent");
+    assert!(a.child_pids().contains(&supervisor), "the daemon's parent {supervisor} is not a child of Apache");
+    let mark = log_mark(a);
+    run_ok("/bin/kill", &["-KILL", &supervisor.to_string()], Path::new("/"), &[]);
+    wait_line_after(a, mark, Duration::from_secs(10), &["the supervisor of daemon process group orphaned ended", "503"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_line_after(a, mark, Duration::from_secs(10), &[&format!("process {daemon} lost its supervisor; stopping")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for("the orphaned daemon to exit", Duration::from_secs(10), || !Path::new(&format!("/proc/{daemon}")).exists());
+    let socket = group_socket(a, "orphaned");
+    for _ in 0..3 {
+        let mark = log_mark(a);
+        let r = a.get("/o/where");
+        assert_eq!(r.status, 503, "{}", short(&r.text()));
+        wait_line_after(a, mark, Duration::from_secs(5), &["cannot reach daemon process group 'orphaned'", &socket, &srv.app, "Connection refused"])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The other group is not affected.
+    assert_serves_on(a, "/s", pid);
     assert_no_crash(&a.error_log());
 }
 

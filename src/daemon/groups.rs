@@ -159,11 +159,7 @@ fn listen_at(path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
             libc::close(fd);
             Err(err)
         };
-        let mut addr: libc::sockaddr_un = std::mem::zeroed();
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (dst, src) in addr.sun_path.iter_mut().zip(c_path.as_bytes()) {
-            *dst = *src as libc::c_char;
-        }
+        let addr = socket_address(path);
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         // Created private, then opened to the owner only.
         let old_mask = libc::umask(0o177);
@@ -180,6 +176,20 @@ fn listen_at(path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
         }
         Ok(fd)
     }
+}
+
+/// The address of the UNIX socket at `path`, which must fit sun_path with
+/// its NUL (start() checks every group's path against MAX_SOCKET_PATH).
+pub fn socket_address(path: &str) -> libc::sockaddr_un {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) one.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // The last byte stays the terminating NUL.
+    let room = addr.sun_path.len() - 1;
+    for (dst, src) in addr.sun_path[..room].iter_mut().zip(path.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    addr
 }
 
 /// Lets Apache know the supervisor is ours (it reaps it like its own
