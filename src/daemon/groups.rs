@@ -206,15 +206,29 @@ unsafe fn watch_supervisor(pconf: *mut ffi::apr_pool_t, pid: libc::pid_t, group:
             if reason == ffi::APR_OC_REASON_DEATH as c_int {
                 // SAFETY: data is the group registered below, alive in pconf.
                 let group = unsafe { &*(data as *const DaemonGroup) };
-                log::server(
-                    std::ptr::null(),
-                    consts::APLOG_ERR,
-                    &format!(
-                        "the supervisor of daemon process group {} ended (status {status}); \
-                         its requests get 503 until Apache is restarted",
-                        group.name
-                    ),
-                );
+                // While Apache stops or restarts the supervisor is meant to
+                // end: prefork signals its whole process group and reaps
+                // the supervisor with its children.
+                let mut mpm_state: c_int = 0;
+                // SAFETY: ap_mpm_query writes one int for a known query code.
+                unsafe { ffi::ap_mpm_query(consts::AP_MPMQ_MPM_STATE, &mut mpm_state) };
+                if mpm_state == consts::AP_MPMQ_STOPPING {
+                    log::server(
+                        std::ptr::null(),
+                        consts::APLOG_INFO,
+                        &format!("the supervisor of daemon process group {} ended with Apache (status {status})", group.name),
+                    );
+                } else {
+                    log::server(
+                        std::ptr::null(),
+                        consts::APLOG_ERR,
+                        &format!(
+                            "the supervisor of daemon process group {} ended (status {status}); \
+                             its requests get 503 until Apache is restarted",
+                            group.name
+                        ),
+                    );
+                }
                 // SAFETY: APR asks the maintenance function to unregister
                 // a dead child itself.
                 unsafe { ffi::apr_proc_other_child_unregister(data) };
