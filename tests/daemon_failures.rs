@@ -13,7 +13,8 @@
 //! * a group that cannot be reached within `connect-timeout` (its daemon stopped with a
 //!   full backlog, or its supervisor killed and its daemons gone): 503;
 //! * a daemon exiting before the response head (502) or after it (the response is cut),
-//!   and its supervisor starting another.
+//!   and its supervisor starting another;
+//! * a group still stopping after Apache has exited does not hold Apache's port.
 mod common;
 use common::*;
 use std::collections::BTreeSet;
@@ -482,4 +483,42 @@ fn daemon_exiting_mid_request() {
     assert!(third != first && third != second);
     assert_serves_on(a, "/x", third);
     assert_no_crash(&a.error_log());
+}
+
+// ---------------------------------------------------------------------------------------
+// a group stopping after Apache
+
+/// Apache has exited while a daemon of a group still finishes (an atexit handler that
+/// takes 3 s): Apache's port is free at once, so a new Apache can start on it, and no
+/// connection is left queued where nobody will accept it.
+#[test]
+fn a_stopping_group_does_not_hold_apaches_port() {
+    let mut srv = start(
+        Mpm::Event,
+        "port",
+        "WSGIDaemonProcess lingering processes=1 threads=2 display-name=%{GROUP}\n\
+         WSGIScriptAlias /l @@APP@@ process-group=lingering\n",
+    );
+    let a = &mut srv.apache;
+    let r = a.get("/l/slow-exit");
+    assert_eq!((r.status, r.text()), (200, "registered".to_string()));
+    let daemon = daemons_titled("lingering");
+    assert_eq!(daemon.len(), 1, "{daemon:?}");
+    let supervisor = parent_of(daemon[0]).expect("the daemon's parent");
+    run_ok("/bin/kill", &["-TERM", &a.pid.to_string()], Path::new("/"), &[]);
+    wait_for("Apache to exit", Duration::from_secs(15), || !process_alive(a.pid));
+    assert!(process_alive(supervisor), "the group stopped before the check: the atexit handler did not run?");
+    let bound = std::net::TcpListener::bind(("127.0.0.1", a.port));
+    assert!(
+        bound.is_ok(),
+        "port {} is still taken after Apache exited, while its daemon process group stops: {:?}\n{}",
+        a.port,
+        bound.err(),
+        std::process::Command::new("/usr/bin/ss").args(["-ltnp"]).output().map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(&format!(":{} ", a.port))).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+    );
+    drop(bound);
+    wait_for("the group to stop", Duration::from_secs(10), || !process_alive(supervisor));
+    let log = a.error_log();
+    assert!(lines_with(&log, "still running 5 s after").is_empty(), "{log}");
+    a.stop();
 }

@@ -120,6 +120,13 @@ pub unsafe fn spawn(
     let code = std::panic::catch_unwind(|| {
         // SAFETY: this process is single-threaded; see reset_signals.
         unsafe { reset_signals() };
+        // Apache's listening sockets are not the supervisor's: kept open,
+        // they held Apache's port after Apache exited, for as long as the
+        // group took to stop, so a new Apache could not bind it and clients
+        // were queued where nobody would accept them. The daemons forked
+        // from here inherit them closed (and close them again, harmlessly).
+        // SAFETY: closes the parent's listener sockets in this process only.
+        unsafe { ffi::ap_close_listeners() };
         let created = socket_identity(socket);
         let code = supervise(group, listener, socket, s);
         // The socket goes with the group, unless a newer generation's

@@ -7,6 +7,9 @@
 #   /head?BYTES       a 200 whose X-Padding header makes the head about BYTES long
 #   /exit-before-head os._exit(3) before start_response
 #   /exit-after-head  sends the head and 256 KiB, then os._exit(4)
+#   /slow-exit        registers an atexit handler that takes 3 s (a process that has
+#                     work to finish when it stops)
+import atexit
 import json
 import os
 import sys
@@ -57,6 +60,9 @@ def application(environ, start_response):
         return [b"a head of about %d bytes" % size]
     if path == "/exit-before-head":
         os._exit(3)
+    if path == "/slow-exit":
+        atexit.register(time.sleep, 3)
+        return _text(start_response, b"registered")
     if path == "/exit-after-head":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return _exit_after_head()

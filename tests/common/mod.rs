@@ -791,6 +791,14 @@ fn all_pids() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether `pid` is running: it exists and is not a zombie waiting to be reaped.
+pub fn process_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with(|c| c != 'Z')))
+        .unwrap_or(false)
+}
+
 /// The parent of `pid`, if it is running.
 pub fn parent_of(pid: u32) -> Option<u32> {
     proc_stat(&pid.to_string()).map(|(ppid, _)| ppid)
