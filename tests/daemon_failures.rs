@@ -14,7 +14,9 @@
 //!   full backlog, or its supervisor killed and its daemons gone): 503;
 //! * a daemon exiting before the response head (502) or after it (the response is cut),
 //!   and its supervisor starting another;
-//! * a group still stopping after Apache has exited does not hold Apache's port.
+//! * a group still stopping after Apache has exited does not hold Apache's port;
+//! * the daemons of a group sharing its socket all stop when told to, whichever of them
+//!   took the last connection, and run their atexit handlers.
 mod common;
 use common::*;
 use std::collections::BTreeSet;
@@ -521,4 +523,68 @@ fn a_stopping_group_does_not_hold_apaches_port() {
     let log = a.error_log();
     assert!(lines_with(&log, "still running 5 s after").is_empty(), "{log}");
     a.stop();
+}
+
+/// Threads of `pid` blocked in accept4(2) (x86-64 system call 288).
+fn threads_in_accept(pid: u32) -> usize {
+    const ACCEPT4: &str = "288";
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| s.split_whitespace().next() == Some(ACCEPT4))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Two daemons share the group's socket, and a connection wakes both when they wait
+/// for one. Told to stop, each finishes and runs its atexit handlers (faults.wsgi
+/// records its pid), also one that lost the race for the last connection: none waits
+/// in accept() for a connection that will not come until it is killed.
+#[test]
+fn every_daemon_of_a_group_stops_when_told() {
+    let mut srv = start(
+        Mpm::Event,
+        "shared-socket",
+        "WSGIDaemonProcess sharing processes=2 threads=2 display-name=%{GROUP}\n\
+         WSGIScriptAlias /f @@FAULTS@@ process-group=sharing\n",
+    );
+    wait_for("two daemons", Duration::from_secs(10), || daemons_titled("sharing").len() == 2);
+    let daemons = daemons_titled("sharing");
+    let socket = group_socket(&srv.apache, "sharing");
+    // Each daemon imports the script (registering its atexit handler) when it first
+    // serves it; requests on new connections reach both in turn.
+    let mut served = BTreeSet::new();
+    wait_for("both daemons to serve", Duration::from_secs(20), || {
+        let r = srv.apache.get("/f/hello");
+        served.extend(r.header("x-pid").and_then(|p| p.parse::<u32>().ok()));
+        // A connection from here (root may connect) that goes away at once: a new
+        // connection for the next request, and a wake-up for both daemons.
+        drop(UnixStream::connect(&socket));
+        served.len() == 2
+    });
+    assert_eq!(served, daemons.iter().copied().collect(), "the daemons that served are not the group's");
+    // Connections while both wait, until one daemon is left in accept() after the
+    // other took the connection (with a listener that does not block there, never).
+    let mut blocked = false;
+    for _ in 0..30 {
+        drop(UnixStream::connect(&socket));
+        std::thread::sleep(Duration::from_millis(100));
+        if daemons.iter().any(|pid| threads_in_accept(*pid) > 0) {
+            blocked = true;
+            break;
+        }
+    }
+    eprintln!("[shared socket] a daemon waiting in accept() at the stop: {blocked}");
+    let mark = log_mark(&srv.apache);
+    srv.apache.stop();
+    let log = srv.apache.error_log();
+    let tail = log.get(mark..).unwrap_or("");
+    let killed = lines_with(tail, "still running 5 s after it was told to stop");
+    assert!(killed.is_empty(), "daemons had to be killed:\n{}", killed.join("\n"));
+    let ran_atexit: BTreeSet<u32> = srv.record("atexit.txt").iter().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(ran_atexit, served, "daemons that did not run their atexit handlers at stop");
 }

@@ -150,7 +150,13 @@ fn listen_at(path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
     // the caller); every call's result is checked and the descriptor
     // closed on failure.
     unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        // Non-blocking: the group's daemons all poll this one socket and a
+        // connection wakes each of them; those that lose the race must find
+        // accept() failing with EAGAIN, not waiting there for the next
+        // connection (a daemon told to stop then waited for good, until its
+        // supervisor killed it without its atexit handlers). Accepted
+        // connections do not inherit the flag.
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
