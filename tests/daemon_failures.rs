@@ -87,7 +87,17 @@ fn assert_cut_chunked(reply: &RawReply, starts_with: &[u8]) {
     let body = reply.after_head();
     assert!(!body.ends_with(b"0\r\n\r\n"), "the cut response ended like a complete one");
     let first_chunk = body.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default();
-    assert!(first_chunk.starts_with(starts_with), "the body lacks what was sent before the failure: {}", short(&String::from_utf8_lossy(&body)));
+    assert!(
+        first_chunk.starts_with(starts_with),
+        "the body lacks what was sent before the failure: {}",
+        short(&String::from_utf8_lossy(&body))
+    );
+}
+
+/// The line the error log gains after `mark` with every one of `needles` (waiting up to
+/// 10 s for it); panics with the new lines if none comes.
+fn logged(a: &Apache, mark: usize, needles: &[&str]) -> String {
+    wait_line_after(a, mark, Duration::from_secs(10), needles).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn assert_serves_on(a: &Apache, prefix: &str, pid: u32) {
@@ -152,8 +162,7 @@ fn full_restarts_under_load(mpm: Mpm) {
             let now = daemons_titled(&group);
             now.len() == 2 && now.iter().all(|p| !old_daemons.contains(p))
         });
-        wait_line_after(a, mark, Duration::from_secs(10), &[&format!("daemon process group {group}: supervisor"), "started"])
-            .unwrap_or_else(|e| panic!("restart {i}: {e}"));
+        logged(a, mark, &[&format!("daemon process group {group}: supervisor"), "started"]);
         let j = srv.apache.get("/r/where").json();
         assert!(!j.get("sys_path").str_list().contains(&old_path), "restart {i}: the old python-path is still there: {j}");
         std::thread::sleep(Duration::from_millis(500));
@@ -220,26 +229,15 @@ fn socket_timeout_gives_504() {
     let mark = log_mark(a);
     let r = a.get("/slow/sleep?4");
     assert_eq!(r.status, 504, "{}", short(&r.text()));
-    let line = wait_line_after(
-        a,
-        mark,
-        Duration::from_secs(5),
-        &[&format!("daemon process {pid} of group 'slow'"), "gave no answer within 2 s", "before the response head", &srv.app],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = format!("daemon process {pid} of group 'slow'");
+    let line = logged(a, mark, &[&daemon, "gave no answer within 2 s", "before the response head", &srv.app]);
     assert!(line.contains("[client 127.0.0.1:"), "{line}");
     assert_serves_on(a, "/slow", pid);
 
     let mark = log_mark(a);
     let reply = exchange(a, "/slow/sleep-after-head?4");
     assert_cut_chunked(&reply, b"first chunk\n");
-    wait_line_after(
-        a,
-        mark,
-        Duration::from_secs(5),
-        &[&format!("daemon process {pid} of group 'slow'"), "gave no answer within 2 s", "after the response head; the response is cut short", &srv.app],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    logged(a, mark, &[&daemon, "gave no answer within 2 s", "after the response head; the response is cut short", &srv.app]);
     // The slow requests end meanwhile, writing to connections the Apache child has
     // dropped: the daemon takes that as a client gone.
     std::thread::sleep(Duration::from_secs(3));
@@ -265,13 +263,8 @@ fn header_buffer_size_gives_502() {
     let mark = log_mark(a);
     let r = a.get("/h/head?8193");
     assert_eq!(r.status, 502, "{}", short(&r.text()));
-    let line = wait_line_after(
-        a,
-        mark,
-        Duration::from_secs(5),
-        &[&format!("daemon process {pid} of group 'heads'"), "response head of 8193 bytes", &srv.app, "more than header-buffer-size (8192)"],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = format!("daemon process {pid} of group 'heads'");
+    let line = logged(a, mark, &[&daemon, "response head of 8193 bytes", &srv.app, "more than header-buffer-size (8192)"]);
     assert!(line.contains("[client 127.0.0.1:"), "{line}");
     assert_serves_on(a, "/h", pid);
     assert_no_crash(&a.error_log());
@@ -406,8 +399,7 @@ fn unreachable_group_gives_503() {
     run_ok("/bin/kill", &["-CONT", &pid.to_string()], Path::new("/"), &[]);
     let r = reply.unwrap_or_else(|e| panic!("no answer while the daemon was stopped: {e}\n{}", a.error_log()));
     assert_eq!(r.status, 503, "{}", short(&r.text()));
-    wait_line_after(a, mark, Duration::from_secs(5), &["cannot reach daemon process group 'stopped'", &socket, &srv.app, "Resource temporarily unavailable"])
-        .unwrap_or_else(|e| panic!("{e}"));
+    logged(a, mark, &["cannot reach daemon process group 'stopped'", &socket, &srv.app, "Resource temporarily unavailable"]);
     drop(held);
     assert_serves_on(a, "/s", pid);
 
@@ -417,18 +409,15 @@ fn unreachable_group_gives_503() {
     assert!(a.child_pids().contains(&supervisor), "the daemon's parent {supervisor} is not a child of Apache");
     let mark = log_mark(a);
     run_ok("/bin/kill", &["-KILL", &supervisor.to_string()], Path::new("/"), &[]);
-    wait_line_after(a, mark, Duration::from_secs(10), &["the supervisor of daemon process group orphaned ended", "503"])
-        .unwrap_or_else(|e| panic!("{e}"));
-    wait_line_after(a, mark, Duration::from_secs(10), &[&format!("process {daemon} lost its supervisor; stopping")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    logged(a, mark, &["the supervisor of daemon process group orphaned ended", "503"]);
+    logged(a, mark, &[&format!("process {daemon} lost its supervisor; stopping")]);
     wait_for("the orphaned daemon to exit", Duration::from_secs(10), || !Path::new(&format!("/proc/{daemon}")).exists());
     let socket = group_socket(a, "orphaned");
     for _ in 0..3 {
         let mark = log_mark(a);
         let r = a.get("/o/where");
         assert_eq!(r.status, 503, "{}", short(&r.text()));
-        wait_line_after(a, mark, Duration::from_secs(5), &["cannot reach daemon process group 'orphaned'", &socket, &srv.app, "Connection refused"])
-            .unwrap_or_else(|e| panic!("{e}"));
+        logged(a, mark, &["cannot reach daemon process group 'orphaned'", &socket, &srv.app, "Connection refused"]);
     }
     // The other group is not affected.
     assert_serves_on(a, "/s", pid);
@@ -455,16 +444,9 @@ fn daemon_exiting_mid_request() {
     let mark = log_mark(a);
     let r = a.get("/x/exit-before-head");
     assert_eq!(r.status, 502, "{}", short(&r.text()));
-    let line = wait_line_after(
-        a,
-        mark,
-        Duration::from_secs(5),
-        &[&format!("daemon process {first} of group 'exiting'"), "before the response head", &srv.app],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let line = logged(a, mark, &[&format!("daemon process {first} of group 'exiting'"), "before the response head", &srv.app]);
     assert!(line.contains("[client 127.0.0.1:"), "{line}");
-    wait_line_after(a, mark, Duration::from_secs(5), &[&format!("daemon process group exiting: process {first} exited with status 3"), "starting a new one"])
-        .unwrap_or_else(|e| panic!("{e}"));
+    logged(a, mark, &[&format!("daemon process group exiting: process {first} exited with status 3"), "starting a new one"]);
     let second = srv.daemon_pid("/x");
     assert_ne!(second, first);
     assert_eq!(daemons_titled("exiting"), vec![second]);
@@ -472,15 +454,9 @@ fn daemon_exiting_mid_request() {
     let mark = log_mark(a);
     let reply = exchange(a, "/x/exit-after-head");
     assert_cut_chunked(&reply, &[b'p'; 1000]);
-    wait_line_after(
-        a,
-        mark,
-        Duration::from_secs(5),
-        &[&format!("daemon process {second} of group 'exiting'"), "after the response head; the response is cut short", &srv.app],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    wait_line_after(a, mark, Duration::from_secs(5), &[&format!("daemon process group exiting: process {second} exited with status 4"), "starting a new one"])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = format!("daemon process {second} of group 'exiting'");
+    logged(a, mark, &[&daemon, "after the response head; the response is cut short", &srv.app]);
+    logged(a, mark, &[&format!("daemon process group exiting: process {second} exited with status 4"), "starting a new one"]);
     let third = srv.daemon_pid("/x");
     assert!(third != first && third != second);
     assert_serves_on(a, "/x", third);
@@ -511,13 +487,15 @@ fn a_stopping_group_does_not_hold_apaches_port() {
     wait_for("Apache to exit", Duration::from_secs(15), || !process_alive(a.pid));
     assert!(process_alive(supervisor), "the group stopped before the check: the atexit handler did not run?");
     let bound = std::net::TcpListener::bind(("127.0.0.1", a.port));
-    assert!(
-        bound.is_ok(),
-        "port {} is still taken after Apache exited, while its daemon process group stops: {:?}\n{}",
-        a.port,
-        bound.err(),
-        std::process::Command::new("/usr/bin/ss").args(["-ltnp"]).output().map(|o| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains(&format!(":{} ", a.port))).collect::<Vec<_>>().join("\n")).unwrap_or_default()
-    );
+    if let Err(err) = &bound {
+        let listening = std::process::Command::new("/usr/bin/ss").arg("-ltnp").output().expect("run ss");
+        let holders: Vec<String> = String::from_utf8_lossy(&listening.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!(":{} ", a.port)))
+            .map(str::to_string)
+            .collect();
+        panic!("port {} is still taken after Apache exited, while its daemon process group stops: {err}\n{}", a.port, holders.join("\n"));
+    }
     drop(bound);
     wait_for("the group to stop", Duration::from_secs(10), || !process_alive(supervisor));
     let log = a.error_log();
