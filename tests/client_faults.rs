@@ -181,39 +181,6 @@ fn assert_usage_back(before: &[Usage], what: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // misbehaving clients
 
-/// Asks for a large streamed response, reads the first ~200 KB of it and goes away
-/// with the rest unread (the kernel answers further data with a reset).
-fn disconnect_mid_response(port: u16) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(format!("GET /f/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut buf = vec![0u8; 65536];
-    let mut got = 0;
-    while got < 200_000 {
-        let n = s.read(&mut buf).expect("read the start of the streamed response");
-        assert!(n > 0, "server closed after {got} bytes");
-        if got == 0 {
-            assert!(buf[..n].starts_with(b"HTTP/1.1 200 "), "{:?}", String::from_utf8_lossy(&buf[..n.min(200)]));
-        }
-        got += n;
-    }
-}
-
-/// Announces a 1,000,000-byte body, sends 10,000 bytes of it and goes away.
-fn disconnect_mid_body(port: u16) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.write_all(
-        format!(
-            "POST /f/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/octet-stream\r\n\
-             Content-Length: 1000000\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    s.write_all(&pseudo_random_bytes(10_000, 7)).unwrap();
-}
-
 fn check_disconnects_mid_response(c: &mut Checks, srv: &Server, mpm: Mpm) {
     c.run(&format!("{}: {DISCONNECTS} disconnects mid-response", mpm.name()), || {
         let port = srv.apache.port;
@@ -222,7 +189,7 @@ fn check_disconnects_mid_response(c: &mut Checks, srv: &Server, mpm: Mpm) {
         // what later ones reuse (each worker thread's Python thread state, the
         // traceback machinery, log buffers, Python's free lists).
         for _ in 0..DISCONNECTS {
-            disconnect_mid_response(port);
+            disconnect_mid_response(port, "/f/stream");
         }
         let warm = srv.wait_record("closes.txt", DISCONNECTS).len();
         assert_eq!(warm, DISCONNECTS, "close() after the warm-up disconnects: {:?}", srv.record("closes.txt"));
@@ -230,7 +197,7 @@ fn check_disconnects_mid_response(c: &mut Checks, srv: &Server, mpm: Mpm) {
         let before = usage(&pids);
         let mark = log_mark(&srv.apache);
         for _ in 0..DISCONNECTS {
-            disconnect_mid_response(port);
+            disconnect_mid_response(port, "/f/stream");
         }
         let closes = srv.wait_record("closes.txt", warm + DISCONNECTS);
         assert_eq!(
@@ -263,14 +230,14 @@ fn check_disconnects_mid_body(c: &mut Checks, srv: &Server, mpm: Mpm) {
         let base = srv.record("bodies.txt").len();
         // Warm-up round (see the mid-response check).
         for _ in 0..BODY_DISCONNECTS {
-            disconnect_mid_body(port);
+            disconnect_mid_body(port, "/f/upload");
         }
         srv.wait_record("bodies.txt", base + BODY_DISCONNECTS);
         thread::sleep(Duration::from_millis(500));
         let before = usage(&pids);
         let mark = log_mark(&srv.apache);
         for _ in 0..BODY_DISCONNECTS {
-            disconnect_mid_body(port);
+            disconnect_mid_body(port, "/f/upload");
         }
         let bodies = srv.wait_record("bodies.txt", base + 2 * BODY_DISCONNECTS);
         assert_eq!(bodies.len(), base + 2 * BODY_DISCONNECTS, "one record per upload: {bodies:?}");

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NOBODY_UID: i64 = 65534;
 
@@ -19,28 +19,6 @@ fn start(mpm: Mpm, tag: &str, groups: &str) -> Apache {
     let extra = groups.replace("@@APP@@", &app.to_string());
     let conf = Conf::new(mpm).log_level("info").extra(&extra);
     Apache::start(dir, &conf, &[])
-}
-
-/// The daemon processes: processes whose command line shows `(wsgi:NAME)`.
-fn daemons_titled(name: &str) -> Vec<u32> {
-    let title = format!("(wsgi:{name})");
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&title) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Requests `path` on 4 threads for `seconds` in the background; the load's result

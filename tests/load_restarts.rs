@@ -18,7 +18,6 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -201,24 +200,8 @@ fn start(mpm: Mpm, tag: &str, extra: &str) -> Server {
 }
 
 impl Server {
-    /// `apache2 -f CONF -k <action>`, with the environment a service gets.
     fn control(&self, action: &str) {
-        let out = Command::new(APACHE)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LANG", "C")
-            .arg("-f")
-            .arg(&self.apache.conf_path)
-            .args(["-k", action])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run apache2 -k");
-        assert!(
-            out.status.success(),
-            "apache2 -k {action}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.apache.control(action);
     }
 
     /// After a restart: waits until a child that was not there before answers, and

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::ffi::c_int;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn connect_within(path: &str, timeout: Duration, tries: &mut Tries) -> io::Resul
     let deadline = std::time::Instant::now() + timeout;
     loop {
         tries.connects += 1;
-        match UnixStream::connect(path) {
+        match connect_once(path) {
             Ok(stream) => return Ok(stream),
             Err(err) => {
                 let retry = matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::ECONNREFUSED | libc::ENOENT));
@@ -87,6 +87,32 @@ fn connect_within(path: &str, timeout: Duration, tries: &mut Tries) -> io::Resul
             }
         }
     }
+}
+
+/// One connect() that does not wait for room in the listener's backlog.
+/// A blocking connect to a UNIX socket whose backlog is full sleeps until
+/// a daemon accepts, with no limit: a group whose daemons are stopped or
+/// hung would hold the Apache thread for good. Non-blocking, the connect
+/// fails at once with EAGAIN (it never returns EINPROGRESS on a UNIX
+/// socket) and connect_within retries until connect-timeout.
+fn connect_once(path: &str) -> io::Result<UnixStream> {
+    let addr = super::groups::socket_address(path);
+    // SAFETY: socket() has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just made and is owned by nothing else; the stream
+    // closes it, also when connecting fails.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: addr is a sockaddr_un of `len` bytes, alive for the call.
+    if unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Reads and writes block, bounded by socket-timeout.
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 /// How hard it was to reach a daemon, reported to the application as

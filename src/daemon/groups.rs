@@ -150,7 +150,13 @@ fn listen_at(path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
     // the caller); every call's result is checked and the descriptor
     // closed on failure.
     unsafe {
-        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        // Non-blocking: the group's daemons all poll this one socket and a
+        // connection wakes each of them; those that lose the race must find
+        // accept() failing with EAGAIN, not waiting there for the next
+        // connection (a daemon told to stop then waited for good, until its
+        // supervisor killed it without its atexit handlers). Accepted
+        // connections do not inherit the flag.
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -159,11 +165,7 @@ fn listen_at(path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
             libc::close(fd);
             Err(err)
         };
-        let mut addr: libc::sockaddr_un = std::mem::zeroed();
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (dst, src) in addr.sun_path.iter_mut().zip(c_path.as_bytes()) {
-            *dst = *src as libc::c_char;
-        }
+        let addr = socket_address(path);
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         // Created private, then opened to the owner only.
         let old_mask = libc::umask(0o177);
@@ -182,6 +184,20 @@ fn listen_at(path: &str, backlog: u32, owner: u32) -> std::io::Result<RawFd> {
     }
 }
 
+/// The address of the UNIX socket at `path`, which must fit sun_path with
+/// its NUL (start() checks every group's path against MAX_SOCKET_PATH).
+pub fn socket_address(path: &str) -> libc::sockaddr_un {
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) one.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    // The last byte stays the terminating NUL.
+    let room = addr.sun_path.len() - 1;
+    for (dst, src) in addr.sun_path[..room].iter_mut().zip(path.as_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    addr
+}
+
 /// Lets Apache know the supervisor is ours (it reaps it like its own
 /// children, without complaint), and stops the group when the
 /// configuration pool goes: at stop and at every restart. APR drops the
@@ -196,15 +212,29 @@ unsafe fn watch_supervisor(pconf: *mut ffi::apr_pool_t, pid: libc::pid_t, group:
             if reason == ffi::APR_OC_REASON_DEATH as c_int {
                 // SAFETY: data is the group registered below, alive in pconf.
                 let group = unsafe { &*(data as *const DaemonGroup) };
-                log::server(
-                    std::ptr::null(),
-                    consts::APLOG_ERR,
-                    &format!(
-                        "the supervisor of daemon process group {} ended (status {status}); \
-                         its requests get 503 until Apache is restarted",
-                        group.name
-                    ),
-                );
+                // While Apache stops or restarts the supervisor is meant to
+                // end: prefork signals its whole process group and reaps
+                // the supervisor with its children.
+                let mut mpm_state: c_int = 0;
+                // SAFETY: ap_mpm_query writes one int for a known query code.
+                unsafe { ffi::ap_mpm_query(consts::AP_MPMQ_MPM_STATE, &mut mpm_state) };
+                if mpm_state == consts::AP_MPMQ_STOPPING {
+                    log::server(
+                        std::ptr::null(),
+                        consts::APLOG_INFO,
+                        &format!("the supervisor of daemon process group {} ended with Apache (status {status})", group.name),
+                    );
+                } else {
+                    log::server(
+                        std::ptr::null(),
+                        consts::APLOG_ERR,
+                        &format!(
+                            "the supervisor of daemon process group {} ended (status {status}); \
+                             its requests get 503 until Apache is restarted",
+                            group.name
+                        ),
+                    );
+                }
                 // SAFETY: APR asks the maintenance function to unregister
                 // a dead child itself.
                 unsafe { ffi::apr_proc_other_child_unregister(data) };

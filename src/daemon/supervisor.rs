@@ -13,7 +13,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Set by SIGTERM (Apache's cleanup at stop and restart).
+/// Set by SIGTERM (Apache's cleanup at stop and restart, and prefork's
+/// signal to its whole process group at stop) and SIGHUP (prefork's signal
+/// to its process group at a full restart).
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// What a daemon tells its supervisor over the control pipe, as 8 bytes
@@ -62,7 +64,16 @@ fn read_notices(fd: RawFd) -> Vec<(libc::pid_t, Notice)> {
     notices
 }
 
-extern "C" fn on_stop(_: libc::c_int) {
+/// The signal that stopped the group and who sent it, for the log.
+static STOP_SIGNAL_NUMBER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static STOP_SENDER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_stop(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler;
+    // reading it and storing to atomics is async-signal-safe.
+    let sender = unsafe { (*info).si_pid() };
+    STOP_SIGNAL_NUMBER.store(signal, Ordering::Relaxed);
+    STOP_SENDER.store(sender, Ordering::Relaxed);
     STOP.store(true, Ordering::Relaxed);
 }
 
@@ -109,6 +120,13 @@ pub unsafe fn spawn(
     let code = std::panic::catch_unwind(|| {
         // SAFETY: this process is single-threaded; see reset_signals.
         unsafe { reset_signals() };
+        // Apache's listening sockets are not the supervisor's: kept open,
+        // they held Apache's port after Apache exited, for as long as the
+        // group took to stop, so a new Apache could not bind it and clients
+        // were queued where nobody would accept them. The daemons forked
+        // from here inherit them closed (and close them again, harmlessly).
+        // SAFETY: closes the parent's listener sockets in this process only.
+        unsafe { ffi::ap_close_listeners() };
         let created = socket_identity(socket);
         let code = supervise(group, listener, socket, s);
         // The socket goes with the group, unless a newer generation's
@@ -132,18 +150,30 @@ fn socket_identity(path: &str) -> Option<(u64, u64)> {
 
 /// Forgets the Apache parent's signal handlers (a SIGTERM would otherwise
 /// run Apache's shutdown code in this copy of it) and installs ours.
+/// SIGHUP stops the group like SIGTERM: at a full restart prefork sends it
+/// to its whole process group, supervisors included, before the
+/// configuration pool's cleanup sends SIGTERM; left at its default it
+/// killed the supervisor, leaving its daemons to notice by themselves and
+/// Apache to report a failed group.
 ///
 /// # Safety
 /// Only in a freshly forked, single-threaded process.
-pub unsafe fn reset_signals() {
-    // SAFETY: plain signal-disposition calls on valid signal numbers; the
-    // handler only stores to an atomic, which is async-signal-safe.
+unsafe fn reset_signals() {
+    // SAFETY: plain signal-disposition calls on valid signal numbers, with
+    // a zeroed (valid, empty) sigaction filled in; the handler only reads
+    // its siginfo and stores to atomics, which is async-signal-safe.
     unsafe {
-        for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGINT, libc::SIGQUIT, libc::SIGWINCH, libc::SIGPIPE] {
+        for sig in [libc::SIGUSR1, libc::SIGINT, libc::SIGQUIT, libc::SIGWINCH, libc::SIGPIPE] {
             libc::signal(sig, if sig == libc::SIGPIPE { libc::SIG_IGN } else { libc::SIG_DFL });
         }
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_stop as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        for sig in [libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
         let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigemptyset(none.as_mut_ptr());
         libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
@@ -180,6 +210,12 @@ fn supervise(group: &'static DaemonGroup, listener: RawFd, socket: &str, s: *mut
     while !STOP.load(Ordering::Relaxed) && unsafe { libc::getppid() } == parent {
         reap(group, &mut slots, &mut retired, s);
         for (pid, notice) in read_notices(pipe[0]) {
+            // Daemons that got the same signal as this process (prefork's
+            // SIGHUP to its process group) ask to be replaced: the group
+            // is stopping, so no successor is started.
+            if STOP.load(Ordering::Relaxed) {
+                break;
+            }
             handle_notice(group, &mut slots, &mut retired, pid, notice, listener, s);
         }
         let now = Instant::now();
@@ -198,6 +234,13 @@ fn supervise(group: &'static DaemonGroup, listener: RawFd, socket: &str, s: *mut
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let (signal, sender) = (STOP_SIGNAL_NUMBER.load(Ordering::Relaxed), STOP_SENDER.load(Ordering::Relaxed));
+    let why = match signal {
+        0 => "Apache's parent process is gone".to_owned(),
+        libc::SIGHUP => format!("SIGHUP from process {sender}"),
+        _ => format!("SIGTERM from process {sender}"),
+    };
+    log::server(s, consts::APLOG_INFO, &format!("daemon process group {name}: stopping ({why})"));
     stop_all(group, &mut slots, &retired, s);
     0
 }

@@ -68,6 +68,8 @@ pub mod consts {
     pub const NOT_IN_DIR_LOC_FILE: u32 = ffi::NOT_IN_DIR_LOC_FILE;
     pub const AP_MPMQ_IS_THREADED: c_int = ffi::AP_MPMQ_IS_THREADED as c_int;
     pub const AP_MPMQ_NOT_SUPPORTED: c_int = ffi::AP_MPMQ_NOT_SUPPORTED as c_int;
+    pub const AP_MPMQ_MPM_STATE: c_int = ffi::AP_MPMQ_MPM_STATE as c_int;
+    pub const AP_MPMQ_STOPPING: c_int = ffi::AP_MPMQ_STOPPING as c_int;
     pub const REQUEST_CHUNKED_ERROR: c_int = ffi::REQUEST_CHUNKED_ERROR as c_int;
     pub const REQUEST_CHUNKED_DECHUNK: c_int = ffi::REQUEST_CHUNKED_DECHUNK as c_int;
     pub const APR_SUCCESS: c_int = ffi::APR_SUCCESS as c_int;

@@ -690,6 +690,24 @@ impl Apache {
         }
     }
 
+    /// `apache2 -f CONF -k <action>` (graceful, restart, ...), with the environment a
+    /// service gets; panics unless it succeeds.
+    pub fn control(&self, action: &str) {
+        let out = clean_env_command(APACHE, &[])
+            .arg("-f")
+            .arg(&self.conf_path)
+            .args(["-k", action])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run apache2 -k");
+        assert!(
+            out.status.success(),
+            "apache2 -k {action}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Stops the server (SIGTERM to the parent, up to 15 s, then SIGKILL to the group).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -773,6 +791,19 @@ fn all_pids() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether `pid` is running: it exists and is not a zombie waiting to be reaped.
+pub fn process_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with(|c| c != 'Z')))
+        .unwrap_or(false)
+}
+
+/// The parent of `pid`, if it is running.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    proc_stat(&pid.to_string()).map(|(ppid, _)| ppid)
+}
+
 pub fn children_of(parent: u32) -> Vec<u32> {
     let mut v: Vec<u32> = all_pids()
         .into_iter()
@@ -789,6 +820,31 @@ fn processes_in_group(pgrp: u32) -> Vec<u32> {
         .filter(|p| matches!(proc_stat(p), Some((_, g)) if g == pgrp))
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// The daemon processes of a group with `display-name=%{GROUP}`: processes whose
+/// command line shows `(wsgi:NAME)`.
+pub fn daemons_titled(name: &str) -> Vec<u32> {
+    let title = format!("(wsgi:{name})");
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&title) {
+            pids.push(pid);
+        }
+    }
+    pids.sort();
+    pids
+}
+
+/// Polls `ok` every 50 ms; panics naming `what` if it does not hold within `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1049,59 +1105,74 @@ impl LoadResult {
 /// `(path, expected body substring)`; a 200 whose body lacks the substring counts as an
 /// error.
 pub fn load(port: u16, targets: &[(&str, &str)], threads: usize, duration: Duration) -> LoadResult {
-    let targets: Arc<Vec<(String, String)>> =
-        Arc::new(targets.iter().map(|(p, e)| (p.to_string(), e.to_string())).collect());
-    let result = Arc::new(Mutex::new(LoadResult::default()));
-    let stop_at = Instant::now() + duration;
-    let mut handles = Vec::new();
-    for t in 0..threads {
-        let targets = targets.clone();
-        let result = result.clone();
-        handles.push(thread::spawn(move || {
-            let mut local = LoadResult::default();
-            let mut i = t;
-            while Instant::now() < stop_at {
-                let (path, expect) = &targets[i % targets.len()];
-                i += 1;
-                local.total += 1;
-                match http_request(port, "GET", path, &[], b"", Duration::from_secs(10)) {
-                    Ok(r) => {
-                        *local.counts.entry((path.clone(), r.status)).or_insert(0) += 1;
-                        if r.status == 200 && !r.text().contains(expect.as_str()) {
-                            local.error_count += 1;
-                            if local.errors.len() < 10 {
-                                local.errors.push(format!(
-                                    "{path}: body {:?} lacks {expect:?}",
-                                    r.text().chars().take(200).collect::<String>()
-                                ));
+    let running = BackgroundLoad::start(port, targets, threads);
+    thread::sleep(duration);
+    running.finish()
+}
+
+/// A load running in the background until [`BackgroundLoad::finish`]: `threads` threads
+/// request the `targets` round-robin, as [`load`] does, for as long as the caller needs
+/// (across restarts whose duration is not known beforehand).
+pub struct BackgroundLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<thread::JoinHandle<LoadResult>>,
+}
+
+impl BackgroundLoad {
+    pub fn start(port: u16, targets: &[(&str, &str)], threads: usize) -> BackgroundLoad {
+        let targets: Arc<Vec<(String, String)>> =
+            Arc::new(targets.iter().map(|(p, e)| (p.to_string(), e.to_string())).collect());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|t| {
+                let (targets, stop) = (targets.clone(), stop.clone());
+                thread::spawn(move || {
+                    let mut local = LoadResult::default();
+                    let mut i = t;
+                    while !stop.load(Ordering::Relaxed) {
+                        let (path, expect) = &targets[i % targets.len()];
+                        i += 1;
+                        local.total += 1;
+                        match http_request(port, "GET", path, &[], b"", Duration::from_secs(10)) {
+                            Ok(r) => {
+                                *local.counts.entry((path.clone(), r.status)).or_insert(0) += 1;
+                                if r.status == 200 && !r.text().contains(expect.as_str()) {
+                                    local.error_count += 1;
+                                    if local.errors.len() < 10 {
+                                        local.errors.push(format!("{path}: body {:?} lacks {expect:?}", short(&r.text())));
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                local.error_count += 1;
+                                if local.errors.len() < 10 {
+                                    local.errors.push(format!("{path}: {e}"));
+                                }
                             }
                         }
                     }
-                    Err(e) => {
-                        local.error_count += 1;
-                        if local.errors.len() < 10 {
-                            local.errors.push(format!("{path}: {e}"));
-                        }
-                    }
-                }
-            }
-            let mut g = result.lock().unwrap();
+                    local
+                })
+            })
+            .collect();
+        BackgroundLoad { stop, handles }
+    }
+
+    /// Stops the threads and adds up what they saw.
+    pub fn finish(self) -> LoadResult {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = LoadResult::default();
+        for h in self.handles {
+            let local = h.join().expect("load thread panicked");
             for (k, v) in local.counts {
-                *g.counts.entry(k).or_insert(0) += v;
+                *all.counts.entry(k).or_insert(0) += v;
             }
-            g.total += local.total;
-            g.error_count += local.error_count;
-            for e in local.errors {
-                if g.errors.len() < 20 {
-                    g.errors.push(e);
-                }
-            }
-        }));
+            all.total += local.total;
+            all.error_count += local.error_count;
+            all.errors.extend(local.errors.into_iter().take(20usize.saturating_sub(all.errors.len())));
+        }
+        all
     }
-    for h in handles {
-        h.join().expect("load thread panicked");
-    }
-    Arc::try_unwrap(result).unwrap().into_inner().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1556,6 +1627,40 @@ pub fn read_until_close(s: &mut TcpStream, timeout: Duration) -> RawReply {
             Err(_) => return RawReply { bytes, closed: true, reset: true },
         }
     }
+}
+
+/// Asks for a large streamed response at `path`, reads the first ~200 KB of it and goes
+/// away with the rest unread (the kernel answers further data with a reset).
+pub fn disconnect_mid_response(port: u16, path: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut got = 0;
+    while got < 200_000 {
+        let n = s.read(&mut buf).expect("read the start of the streamed response");
+        assert!(n > 0, "server closed after {got} bytes");
+        if got == 0 {
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200 "), "{:?}", String::from_utf8_lossy(&buf[..n.min(200)]));
+        }
+        got += n;
+    }
+}
+
+/// POSTs to `path` announcing a 1,000,000-byte body, sends 10,000 bytes of it and goes
+/// away.
+pub fn disconnect_mid_body(port: u16, path: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/octet-stream\r\n\
+             Content-Length: 1000000\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&pseudo_random_bytes(10_000, 7)).unwrap();
 }
 
 /// Encodes `body` as HTTP/1.1 chunks of at most `size` bytes, with the last chunk.
