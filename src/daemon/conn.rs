@@ -73,13 +73,6 @@ impl Conn {
         self.fd
     }
 
-    /// Bounds how long a read waits (None: for ever).
-    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
-        // The reader's and the writer's descriptors share one socket, so
-        // the option set through one applies to both.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).set_read_timeout(timeout)
-    }
-
     /// Ends the connection in both directions: the thread reading it wakes
     /// up with end of file.
     pub fn shut_down(&self) {

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 struct Held {
     conn: Arc<Conn>,
     busy: bool,
+    /// The child's Hello has been answered.
+    greeted: bool,
 }
 
 pub struct Server {
@@ -54,10 +56,6 @@ pub struct Server {
 
 /// How long a stopping process waits for its requests to finish.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a new connection may take to greet: Apache children send
-/// their Hello as soon as they are connected.
-const GREETING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The epoll key of the stop event (connections count up from 0).
 const STOP_KEY: u64 = u64::MAX;
@@ -291,41 +289,40 @@ fn accept_loop(server: &'static Server) {
     }
 }
 
-/// Greets a new connection and adds it to the connections waiting for a
-/// request.
+/// Adds a new connection to those waiting: its Hello is answered by the
+/// worker it wakes, as a request would be, so that a peer slow to greet
+/// holds up no other connection.
 fn take_connection(server: &Server, stream: UnixStream) -> std::io::Result<()> {
     let conn = Arc::new(Conn::new(stream)?);
-    conn.set_read_timeout(Some(GREETING_TIMEOUT))?;
-    match conn.recv()? {
-        Some(ToDaemon::Hello { version }) if version == PROTOCOL_VERSION => {}
-        Some(ToDaemon::Hello { version }) => {
-            return Err(std::io::Error::other(format!(
-                "the Apache child speaks protocol version {version}, this daemon {PROTOCOL_VERSION}"
-            )))
-        }
-        Some(other) => return Err(std::io::Error::other(format!("the Apache child sent {} before Hello", other.name()))),
-        None => return Ok(()),
-    }
-    conn.set_read_timeout(None)?;
-    conn.greet()?;
     let id = server.next_id.fetch_add(1, Ordering::Relaxed);
     {
         // Under the lock with the stopping check: a connection added after
         // shut_idle_connections ran would never be answered. Dropped here,
-        // it ends with no request taken and the child sends the request
-        // elsewhere.
+        // it ends before the greeting and the child tries elsewhere.
         let mut connections = server.connections();
         if server.stopping.load(Ordering::SeqCst) {
             conn.shut_down();
             return Ok(());
         }
-        connections.insert(id, Held { conn: conn.clone(), busy: false });
+        connections.insert(id, Held { conn: conn.clone(), busy: false, greeted: false });
     }
     if let Err(err) = server.wait_for_next_request(id, &conn, libc::EPOLL_CTL_ADD) {
         server.forget(id);
         return Err(err);
     }
     Ok(())
+}
+
+/// Answers a new connection's Hello with the daemon's greeting.
+fn greet(conn: &Conn) -> std::io::Result<()> {
+    match conn.recv()? {
+        Some(ToDaemon::Hello { version }) if version == PROTOCOL_VERSION => conn.greet(),
+        Some(ToDaemon::Hello { version }) => Err(std::io::Error::other(format!(
+            "the Apache child speaks protocol version {version}, this daemon {PROTOCOL_VERSION}"
+        ))),
+        Some(other) => Err(std::io::Error::other(format!("the Apache child sent {} before Hello", other.name()))),
+        None => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+    }
 }
 
 /// Only Apache's children (its User) and root may hand this process a
@@ -365,9 +362,32 @@ fn worker(server: &'static Server) {
             continue;
         }
         let id = event.u64;
-        let conn = server.connections().get(&id).map(|held| held.conn.clone());
-        if let Some(conn) = conn {
+        let Some((conn, greeted)) = server.connections().get_mut(&id).map(|held| {
+            let greeted = held.greeted;
+            held.greeted = true;
+            (held.conn.clone(), greeted)
+        }) else {
+            continue;
+        };
+        if greeted {
             serve_connection(server, id, &conn);
+            continue;
+        }
+        match greet(&conn) {
+            Ok(()) => {
+                if server.wait_for_next_request(id, &conn, libc::EPOLL_CTL_MOD).is_err() {
+                    server.forget(id);
+                }
+            }
+            Err(err) => {
+                if err.kind() != std::io::ErrorKind::UnexpectedEof {
+                    logging::process(
+                        Level::Err,
+                        &format!("daemon process group {}: a new connection failed: {err}", server.group.name),
+                    );
+                }
+                server.forget(id);
+            }
         }
     }
 }
