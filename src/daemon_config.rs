@@ -23,6 +23,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_HEADER_BUFFER_SIZE: u32 = 32768;
 /// The socket prefix when `WSGISocketPrefix` is not given, relative to
 /// Apache's DefaultRuntimeDir (resolved with ap_runtime_dir_relative).
+// Its user, daemon::groups, is not built for the unit tests.
+#[cfg_attr(test, allow(dead_code))]
 pub const DEFAULT_SOCKET_PREFIX: &str = "wsgi";
 /// The longest `WSGISocketPrefix` accepted: a UNIX socket path holds at
 /// most 107 bytes, and the runtime appends a suffix of at most
