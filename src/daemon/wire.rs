@@ -30,10 +30,10 @@
 //! request is settled there, with no frame).
 //!
 //! Then, one request at a time: the child sends Request; the daemon sends
-//! any number of ReadBody (each answered by exactly one Body, BodyEnd or BodyError) and
-//! Log, and ends the request with Failed or BodyFailed (nothing was sent to
-//! the client), or with Head, the body (AnnounceStream, Data, File, Pass)
-//! and End or Abort.
+//! any number of ReadBody (each answered by exactly one Body, BodyEnd or
+//! BodyError) and Log, and ends the request with Failed or BodyFailed
+//! (nothing was sent to the client), or with Head, the body
+//! (AnnounceStream, Data, File, Pass) and End or Abort.
 
 #![allow(dead_code)] // until the daemon runtime uses it
 
