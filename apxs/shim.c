@@ -103,6 +103,10 @@ const command_rec wsgi_rs_commands[] = {
                   OR_FILEINFO,
                   "On or Off: reload a WSGI script when its file changes "
                   "(default On)"),
+    AP_INIT_TAKE1("WSGIPathTranslated", wsgi_rs_set_dir_option, NULL,
+                  OR_FILEINFO,
+                  "On or Off: compute PATH_TRANSLATED with a sub-request "
+                  "for PATH_INFO (default On)"),
     AP_INIT_TAKE1("WSGIChunkedRequest", wsgi_rs_set_dir_option, NULL,
                   OR_FILEINFO,
                   "On or Off: accept chunked request bodies (default Off)"),

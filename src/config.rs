@@ -512,6 +512,8 @@ pub struct DirConfig {
     pub pass_authorization: Option<bool>,
     pub script_reloading: Option<bool>,
     pub chunked_request: Option<bool>,
+    /// `WSGIPathTranslated`.
+    pub path_translated: Option<bool>,
     pub map_head_to_get: Option<MapHeadToGet>,
     /// `WSGIProcessGroup`.
     pub process_group: Option<ProcessGroup>,
@@ -527,6 +529,7 @@ impl DirConfig {
             pass_authorization: inner.pass_authorization.or(outer.pass_authorization),
             script_reloading: inner.script_reloading.or(outer.script_reloading),
             chunked_request: inner.chunked_request.or(outer.chunked_request),
+            path_translated: inner.path_translated.or(outer.path_translated),
             map_head_to_get: inner.map_head_to_get.or(outer.map_head_to_get),
             process_group: inner.process_group.clone().or_else(|| outer.process_group.clone()),
             application_group: inner.application_group.clone().or_else(|| outer.application_group.clone()),
@@ -543,6 +546,9 @@ pub struct RequestSettings<'a> {
     pub pass_authorization: bool,
     pub script_reloading: bool,
     pub chunked_request: bool,
+    /// Whether the environ gets PATH_TRANSLATED, which costs a sub-request
+    /// (a second directory walk) for every request with a PATH_INFO.
+    pub path_translated: bool,
     pub map_head_to_get: MapHeadToGet,
     /// Where the request runs: the alias's `process-group=`, else
     /// `WSGIProcessGroup`, else `%{GLOBAL}` (embedded). An `Env` group is
@@ -570,6 +576,7 @@ impl<'a> RequestSettings<'a> {
                 .unwrap_or(false),
             script_reloading: dir.script_reloading.unwrap_or(true),
             chunked_request: dir.chunked_request.unwrap_or(false),
+            path_translated: dir.path_translated.unwrap_or(true),
             map_head_to_get: dir.map_head_to_get.unwrap_or_default(),
             process_group: alias
                 .and_then(|a| a.process_group.as_ref())
@@ -888,6 +895,7 @@ mod tests {
                 pass_authorization: false,
                 script_reloading: true,
                 chunked_request: false,
+                path_translated: true,
                 map_head_to_get: MapHeadToGet::Auto,
                 process_group: &ProcessGroup::Global,
                 application_group: None,
@@ -898,6 +906,7 @@ mod tests {
             pass_authorization: Some(true),
             script_reloading: Some(false),
             chunked_request: Some(true),
+            path_translated: Some(false),
             map_head_to_get: Some(MapHeadToGet::Off),
             process_group: Some(ProcessGroup::Named("dir_group".into())),
             application_group: Some(ApplicationGroup::Named("dir_app_group".into())),
@@ -905,6 +914,7 @@ mod tests {
         let from_dir = RequestSettings::resolve(None, &dir);
         assert_eq!(from_dir.callable_object, "dir_app");
         assert!(from_dir.pass_authorization && !from_dir.script_reloading && from_dir.chunked_request);
+        assert!(!from_dir.path_translated);
         assert_eq!(from_dir.map_head_to_get, MapHeadToGet::Off);
         assert_eq!(from_dir.process_group, &ProcessGroup::Named("dir_group".into()));
         assert_eq!(from_dir.application_group, Some(&ApplicationGroup::Named("dir_app_group".into())));

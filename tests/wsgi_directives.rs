@@ -1,6 +1,6 @@
 //! The per-location directives (contract "Directives"): WSGICallableObject,
 //! WSGIApplicationGroup, WSGIPassAuthorization, WSGIScriptReloading, WSGIChunkedRequest,
-//! WSGIMapHEADToGET and WSGIImportScript, each in the contexts the contract names
+//! WSGIPathTranslated (its values; its effect is in wsgi_environ.rs), WSGIMapHEADToGET and WSGIImportScript, each in the contexts the contract names
 //! (server, vhost, <Directory>/<Location>, .htaccess), their case-insensitive On/Off
 //! values, and bad values (`apache2 -t` exits 1 with a message naming the directive,
 //! the value and the allowed values; in .htaccess a 500 and that message in the log).
@@ -472,6 +472,7 @@ fn bad_values_fail_config_test() {
     let cases: &[(&str, &[&str])] = &[
         ("WSGIScriptReloading maybe", &["WSGIScriptReloading: invalid value 'maybe'; expected On or Off"]),
         ("WSGIChunkedRequest yes", &["WSGIChunkedRequest: invalid value 'yes'; expected On or Off"]),
+        ("<Location /x>\nWSGIPathTranslated no\n</Location>", &["WSGIPathTranslated: invalid value 'no'; expected On or Off"]),
         ("<Directory /tmp>\nWSGIPassAuthorization 1\n</Directory>", &["WSGIPassAuthorization: invalid value '1'; expected On or Off"]),
         ("<Location /x>\nWSGIPassAuthorization enabled\n</Location>", &["WSGIPassAuthorization: invalid value 'enabled'; expected On or Off"]),
         ("WSGIMapHEADToGET sometimes", &["WSGIMapHEADToGET", "sometimes", "On", "Off", "Auto"]),
@@ -499,6 +500,7 @@ fn bad_values_fail_config_test() {
     let good = [
         "WSGIScriptReloading oFF",
         "WSGIChunkedRequest ON",
+        "WSGIPathTranslated off",
         "<Location /x>\nWSGIPassAuthorization on\n</Location>",
         "WSGIMapHEADToGET auto",
         "WSGIMapHEADToGET ON",

@@ -41,6 +41,8 @@ fn suite(mpm: Mpm) {
         .extra(&format!(
             "SetEnv RP_SETENV hello-setenv\n\
              WSGIScriptAlias /env {app}\n\
+             WSGIScriptAlias /no-translated {app}\n\
+             <Location /no-translated>\n    WSGIPathTranslated Off\n</Location>\n\
              {}\
              <VirtualHost 127.0.0.1:@@PORT@@>\n    ServerName root.test\n    WSGIScriptAlias / {app}\n</VirtualHost>\n\
              <VirtualHost 127.0.0.1:@@PORT@@>\n    ServerName vroot.test\n    WSGIScriptAlias / {wrapped}\n</VirtualHost>\n",
@@ -214,6 +216,19 @@ fn suite(mpm: Mpm) {
             assert_eq!(e.get("PATH_INFO").as_str(), "/");
         });
     }
+
+    c.run("PATH_TRANSLATED: PATH_INFO mapped by a sub-request; absent with WSGIPathTranslated Off", || {
+        let cl = Client::new(&apache, Via::Plain);
+        let e = env_get(&cl, "/env/a/b?x=1").environ;
+        assert_eq!(e.get("PATH_TRANSLATED").as_str(), format!("{htdocs}/a/b"), "{e}");
+        let e = env_get(&cl, "/no-translated/a/b?x=1").environ;
+        assert!(!keys(&e).contains(&"PATH_TRANSLATED".to_string()), "PATH_TRANSLATED with WSGIPathTranslated Off: {e}");
+        // Nothing else of the CGI split changes.
+        assert_eq!(e.get("SCRIPT_NAME").as_str(), "/no-translated");
+        assert_eq!(e.get("PATH_INFO").as_str(), "/a/b");
+        assert_eq!(e.get("REQUEST_URI").as_str(), "/no-translated/a/b?x=1");
+        assert_eq!(e.get("QUERY_STRING").as_str(), "x=1");
+    });
 
     c.run("plain and validated apps see the same environ keys", || {
         let a = env_get(&Client::new(&apache, Via::Plain), "/env/k?x=1");

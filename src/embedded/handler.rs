@@ -101,7 +101,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     // SAFETY: r is live.
     let method = unsafe { head_as_get(r, settings.map_head_to_get) }.then_some("GET");
     // SAFETY: r is live; this runs before the GIL is taken.
-    unsafe { request::prepare(r) };
+    unsafe { request::prepare(r, settings.path_translated) };
     let mut scratch = Scratch::default();
     // SAFETY: r is live and prepared; the variables are used within this call.
     let variables = unsafe { request::cgi_variables(r, settings.pass_authorization, method, &mut scratch) };

@@ -8,17 +8,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Fills Apache's CGI variables into `r->subprocess_env`. Called without
-/// the GIL, before the environ is built.
+/// the GIL, before the environ is built. With `path_translated` false
+/// (`WSGIPathTranslated Off`) the environ has no PATH_TRANSLATED, and the
+/// sub-request that computes it is not made.
 ///
 /// # Safety
 /// `r` must be the live request being handled.
-pub unsafe fn prepare(r: *mut ffi::request_rec) {
+pub unsafe fn prepare(r: *mut ffi::request_rec, path_translated: bool) {
     // SAFETY: guaranteed by the caller. The CGI variables include
     // PATH_TRANSLATED, which applications written for CGI still read;
-    // SCRIPT_NAME and PATH_INFO are replaced in cgi_variables().
+    // SCRIPT_NAME and PATH_INFO are replaced in cgi_variables(), so
+    // hiding path_info from ap_add_cgi_vars, which is all that makes it
+    // skip the sub-request, changes nothing else the environ gets. The
+    // request is this thread's alone while the field is swapped.
     unsafe {
         ffi::ap_add_common_vars(r);
-        ffi::ap_add_cgi_vars(r);
+        if path_translated {
+            ffi::ap_add_cgi_vars(r);
+        } else {
+            let path_info = (*r).path_info;
+            // Empty rather than null: ap_add_cgi_vars reads it as a string.
+            // It only reads it; the literal is never written through.
+            (*r).path_info = c"".as_ptr().cast_mut();
+            ffi::ap_add_cgi_vars(r);
+            (*r).path_info = path_info;
+        }
     }
 }
 
