@@ -1,6 +1,7 @@
 //! The per-location directives (contract "Directives"): WSGICallableObject,
 //! WSGIApplicationGroup, WSGIPassAuthorization, WSGIScriptReloading, WSGIChunkedRequest,
-//! WSGIPathTranslated (its values; its effect is in wsgi_environ.rs), WSGIMapHEADToGET and WSGIImportScript, each in the contexts the contract names
+//! WSGIPathTranslated (its values; its effect is in wsgi_environ.rs), WSGIMapHEADToGET
+//! and WSGIImportScript, each in the contexts the contract names
 //! (server, vhost, <Directory>/<Location>, .htaccess), their case-insensitive On/Off
 //! values, and bad values (`apache2 -t` exits 1 with a message naming the directive,
 //! the value and the allowed values; in .htaccess a 500 and that message in the log).
