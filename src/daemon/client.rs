@@ -143,9 +143,8 @@ fn now_micros() -> i64 {
 enum Ended {
     /// The handler's status.
     Status(c_int),
-    /// The connection ended, or gave no answer in time, and the daemon
-    /// had not taken the request (it was stopping, or all its threads were
-    /// busy): it never ran there and can be sent elsewhere.
+    /// The connection ended and the daemon had not taken the request (it
+    /// was stopping): it never ran there and can be sent elsewhere.
     NotTaken,
 }
 
@@ -301,9 +300,6 @@ fn converse(
     if super::wire::write_encoded(&connection.writer, request).is_err() && connection.ledger.revoke(connection.sent) {
         return Ended::NotTaken;
     }
-    // Whether any of the answer has come: until then a failed connection
-    // may not have run the request.
-    let mut answered = false;
     let mut head_sent = false;
     let pid = connection.pid;
     let mut body_buffer: Vec<MaybeUninit<u8>> = Vec::new();
@@ -314,7 +310,9 @@ fn converse(
             Ok(Some(frame)) => frame,
             other => {
                 let timed_out = matches!(&other, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
-                if !answered && connection.ledger.revoke(connection.sent) {
+                // The daemon sends nothing before it takes the request, so
+                // once any of the answer has come the revocation fails.
+                if connection.ledger.revoke(connection.sent) {
                     if !timed_out {
                         return Ended::NotTaken;
                     }
@@ -353,7 +351,6 @@ fn converse(
             }
         };
         let (message, fd) = frame;
-        answered = true;
         match message {
             ToChild::Ledger => return Ended::Status(consts::HTTP_BAD_GATEWAY),
             ToChild::ReadBody { max } => {

@@ -371,24 +371,20 @@ fn worker(server: &'static Server) {
         };
         if greeted {
             serve_connection(server, id, &conn);
-            continue;
+        } else {
+            greet_connection(server, id, &conn);
         }
-        match greet(&conn) {
-            Ok(()) => {
-                if server.wait_for_next_request(id, &conn, libc::EPOLL_CTL_MOD).is_err() {
-                    server.forget(id);
-                }
-            }
-            Err(err) => {
-                if err.kind() != std::io::ErrorKind::UnexpectedEof {
-                    logging::process(
-                        Level::Err,
-                        &format!("daemon process group {}: a new connection failed: {err}", server.group.name),
-                    );
-                }
-                server.forget(id);
-            }
+    }
+}
+
+/// Answers a new connection's Hello, then arms it for its first request.
+fn greet_connection(server: &Server, id: u64, conn: &Conn) {
+    if let Err(err) = greet(conn).and_then(|()| server.wait_for_next_request(id, conn, libc::EPOLL_CTL_MOD)) {
+        // A child that connected and left has nothing to report.
+        if err.kind() != std::io::ErrorKind::UnexpectedEof {
+            logging::process(Level::Err, &format!("daemon process group {}: a new connection failed: {err}", server.group.name));
         }
+        server.forget(id);
     }
 }
 
@@ -410,7 +406,6 @@ fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
         // the Apache child will not send it elsewhere. Not taken: the child
         // gave up waiting for a free thread and the connection is over.
         if !conn.take_request() {
-            server.end_request(id);
             return server.forget(id);
         }
         answer(server, conn, request);
