@@ -7,6 +7,7 @@
 //! that feeds directives in and runs the final check is in directives.rs.
 
 use crate::config::{self, OptimizeLevel};
+use crate::daemon_lifecycle::{self, Lifecycle};
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -95,6 +96,8 @@ pub struct DaemonGroup {
     /// `python-optimize=0|1|2` (an option of ours): overrides
     /// `WSGIPythonOptimize` for this group.
     pub python_optimize: Option<OptimizeLevel>,
+    /// Recycling, timeouts and limits (daemon_lifecycle.rs).
+    pub lifecycle: Lifecycle,
     /// None: defined in the main server, usable from every host;
     /// Some(ServerName): defined in that `<VirtualHost>`, usable only from
     /// hosts with that ServerName. Set once the whole configuration is read.
@@ -148,6 +151,7 @@ impl DaemonGroup {
             send_buffer_size: 0,
             receive_buffer_size: 0,
             python_optimize: None,
+            lifecycle: Lifecycle::default(),
             defined_in: None,
             home_note: None,
         }
@@ -211,32 +215,6 @@ const SUPPORTED_OPTIONS: [&str; 21] = [
     "send-buffer-size",
     "receive-buffer-size",
     "python-optimize",
-];
-
-/// mod_wsgi's options for restarting, timing out and limiting daemons,
-/// which come with the process lifecycle work. Refused by name so that a
-/// configuration relying on them fails loudly instead of running without
-/// its limits.
-const LIFECYCLE_OPTIONS: [&str; 19] = [
-    "maximum-requests",
-    "restart-interval",
-    "inactivity-timeout",
-    "request-timeout",
-    "interrupt-timeout",
-    "blocked-timeout",
-    "deadlock-timeout",
-    "graceful-timeout",
-    "eviction-timeout",
-    "shutdown-timeout",
-    "startup-timeout",
-    "queue-timeout",
-    "response-socket-timeout",
-    "memory-limit",
-    "virtual-memory-limit",
-    "cpu-time-limit",
-    "cpu-priority",
-    "stack-size",
-    "response-flush-delay",
 ];
 
 /// The other mod_wsgi (4.9 and 6.x) options this module does not have.
@@ -348,6 +326,7 @@ pub fn parse_daemon_process(args: &str, lookups: &dyn Lookups) -> Result<DaemonG
             "python-optimize" => {
                 group.python_optimize = Some(config::parse_python_optimize(value).map_err(|_| invalid("expected 0, 1 or 2"))?)
             }
+            lifecycle if is_lifecycle_option(lifecycle) => group.lifecycle.set(key, value).map_err(|why| invalid(&why))?,
             other => unreachable!("check_option_name let through {other}"),
         }
     }
@@ -396,21 +375,20 @@ fn check_group_name(name: &str) -> Result<(), String> {
     }
 }
 
+fn is_lifecycle_option(key: &str) -> bool {
+    daemon_lifecycle::OPTIONS.contains(&key) || daemon_lifecycle::ZERO_ONLY_OPTIONS.contains(&key)
+}
+
 fn check_option_name(group: &str, key: &str) -> Result<(), String> {
-    if SUPPORTED_OPTIONS.contains(&key) {
+    if SUPPORTED_OPTIONS.contains(&key) || is_lifecycle_option(key) {
         Ok(())
-    } else if LIFECYCLE_OPTIONS.contains(&key) {
-        Err(format!(
-            "{DIRECTIVE} {group}: option {key} is not supported yet: mod_wsgi_rs does not implement the \
-             restart, timeout and limit options of daemon processes yet; remove it"
-        ))
     } else if OTHER_MOD_WSGI_OPTIONS.contains(&key) {
         Err(format!("{DIRECTIVE} {group}: option {key} is not supported yet by mod_wsgi_rs; remove it"))
     } else {
         Err(format!(
             "{DIRECTIVE} {group}: unknown option '{}'; expected one of {}",
             key.escape_default(),
-            SUPPORTED_OPTIONS.join(", ")
+            SUPPORTED_OPTIONS.iter().chain(&daemon_lifecycle::OPTIONS).copied().collect::<Vec<_>>().join(", ")
         ))
     }
 }
@@ -993,11 +971,16 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_and_other_mod_wsgi_options_are_refused_by_name() {
-        for option in LIFECYCLE_OPTIONS {
+    fn unsupported_mod_wsgi_options_are_refused_by_name() {
+        for option in daemon_lifecycle::ZERO_ONLY_OPTIONS {
             let err = error(&format!("site {option}=10"));
-            assert!(err.starts_with(&format!("WSGIDaemonProcess site: option {option} is not supported yet")), "{err}");
-            assert!(err.contains("restart, timeout and limit options"), "{err}");
+            assert_eq!(
+                err,
+                format!(
+                    "WSGIDaemonProcess site: invalid value '10' for {option}; mod_wsgi_rs supports only 0 (off) \
+                     for {option}; remove it or set it to 0"
+                )
+            );
         }
         for option in OTHER_MOD_WSGI_OPTIONS {
             let err = error(&format!("site {option}=x"));
@@ -1023,7 +1006,7 @@ mod tests {
     fn malformed_lines() {
         let err = error("site bogus=1");
         assert!(err.starts_with("WSGIDaemonProcess site: unknown option 'bogus'; expected one of processes, threads, user,"), "{err}");
-        assert!(err.ends_with("python-optimize"), "{err}");
+        assert!(err.ends_with("python-optimize, maximum-requests, restart-interval, inactivity-timeout, rss-limit, request-timeout, deadlock-timeout, startup-timeout, queue-timeout, graceful-timeout, eviction-timeout, shutdown-timeout, memory-limit, virtual-memory-limit, cpu-time-limit, cpu-priority, stack-size"), "{err}");
         assert_eq!(error("site threads"), "WSGIDaemonProcess site: 'threads' is not of the form option=value");
         assert_eq!(error("site =5"), "WSGIDaemonProcess site: '=5' is not of the form option=value");
         assert_eq!(error("site threads=2 \"a b\""), "WSGIDaemonProcess site: 'a b' is not of the form option=value");

@@ -11,6 +11,7 @@
 mod application_group;
 mod config;
 mod daemon_config;
+mod daemon_lifecycle;
 mod daemon;
 mod wsgi;
 

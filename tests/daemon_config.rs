@@ -189,35 +189,28 @@ fn bad_option_values_are_refused_naming_option_and_value() {
 }
 
 #[test]
-fn lifecycle_and_other_unimplemented_options_are_refused_by_name() {
-    let mut c = Checks::new("unimplemented options");
-    for option in [
-        "maximum-requests=1000",
-        "restart-interval=3600",
-        "inactivity-timeout=300",
-        "request-timeout=60",
-        "interrupt-timeout=5",
-        "blocked-timeout=60",
-        "deadlock-timeout=60",
-        "graceful-timeout=15",
-        "eviction-timeout=5",
-        "shutdown-timeout=5",
-        "startup-timeout=15",
-        "queue-timeout=45",
-        "response-socket-timeout=10",
-        "memory-limit=1000000",
-        "virtual-memory-limit=1000000",
-        "cpu-time-limit=60",
-        "cpu-priority=5",
-        "stack-size=524288",
-        "response-flush-delay=5",
+fn lifecycle_options_are_checked_and_unimplemented_ones_refused_by_name() {
+    let mut c = Checks::new("lifecycle and unimplemented options");
+    // Every lifecycle option with a good value passes, in one line.
+    let good = "WSGIDaemonProcess site maximum-requests=1000 restart-interval=3600 inactivity-timeout=300 \
+                rss-limit=536870912 request-timeout=60 deadlock-timeout=60 startup-timeout=15 queue-timeout=45 \
+                graceful-timeout=15 eviction-timeout=0 shutdown-timeout=5 memory-limit=1073741824 \
+                virtual-memory-limit=4294967296 cpu-time-limit=3600 cpu-priority=5 stack-size=524288 \
+                interrupt-timeout=0 blocked-timeout=0 response-socket-timeout=0 response-flush-delay=0";
+    accepted(&mut c, "every lifecycle option", good);
+    for (option, expected) in [
+        ("maximum-requests=-1", "expected a whole number of requests from 0 (off) to"),
+        ("request-timeout=1.5", "expected a whole number of seconds from 0 (off) to"),
+        ("shutdown-timeout=0", "expected a whole number of seconds from 1 to"),
+        ("cpu-priority=30", "expected a whole number from -20 to 20"),
+        ("stack-size=4096", "expected 0 (off) or a whole number of bytes from 131072 to"),
+        ("memory-limit=1G", "expected 0 (off) or a whole number of bytes from 16777216 to"),
+        ("interrupt-timeout=5", "mod_wsgi_rs supports only 0 (off) for interrupt-timeout; remove it or set it to 0"),
+        ("response-flush-delay=5", "mod_wsgi_rs supports only 0 (off) for response-flush-delay"),
     ] {
-        let name = option.split('=').next().unwrap();
+        let (name, value) = option.split_once('=').unwrap();
         let line = format!("WSGIDaemonProcess site {option}");
-        let message = format!(
-            "=WSGIDaemonProcess site: option {name} is not supported yet: mod_wsgi_rs does not implement the restart, \
-             timeout and limit options of daemon processes yet; remove it"
-        );
+        let message = format!("WSGIDaemonProcess site: invalid value '{value}' for {name}; {expected}");
         refused_at_line(&mut c, &line, &line, &[&message]);
     }
     for option in [

@@ -66,11 +66,13 @@ pub struct DaemonSink {
     out: Vec<u8>,
     /// Body bytes not yet framed.
     data: Vec<u8>,
+    /// `out` holds the Head frame.
+    head_in_out: bool,
 }
 
 impl DaemonSink {
     pub fn new(conn: Arc<Conn>, head_only: bool) -> Self {
-        Self { conn, head_only, out: Vec::new(), data: Vec::new() }
+        Self { conn, head_only, out: Vec::new(), data: Vec::new(), head_in_out: false }
     }
 
     fn frame(&mut self, message: &ToChild) {
@@ -85,8 +87,9 @@ impl DaemonSink {
     }
 
     fn write_out(&mut self) -> Result<(), i32> {
-        let result = self.conn.send_encoded(&self.out);
+        let result = self.conn.send_response(&self.out, self.head_in_out);
         self.out.clear();
+        self.head_in_out = false;
         result.map_err(|e| e.raw_os_error().unwrap_or(CONNECTION_LOST))
     }
 }
@@ -98,6 +101,7 @@ impl ResponseSink for DaemonSink {
 
     fn set_head(&mut self, status: u16, status_line: &str, headers: &[(String, String)]) {
         self.frame(&ToChild::Head { status, status_line: status_line.to_owned(), headers: headers.to_vec() });
+        self.head_in_out = true;
     }
 
     fn announce_stream(&mut self) {
@@ -148,6 +152,7 @@ impl ResponseSink for DaemonSink {
     }
 
     fn discard(&mut self) {
+        self.head_in_out = false;
         self.out.clear();
         self.data.clear();
     }

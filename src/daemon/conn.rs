@@ -8,10 +8,17 @@ use super::wire::{self, FrameReader, ToChild, ToDaemon};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub struct Conn {
     writer: Mutex<UnixStream>,
+    /// The current request's response head has been written; set and read
+    /// under the writer's lock.
+    head_sent: AtomicBool,
+    /// Given up on by the watchdog (request-timeout, deadlock-timeout):
+    /// nothing more is written to it, whatever the stuck request does.
+    abandoned: AtomicBool,
     reader: Mutex<FrameReader>,
     fd: RawFd,
     /// Taken requests, shared with the child (sent by `greet`).
@@ -24,7 +31,15 @@ impl Conn {
         let fd = stream.as_raw_fd();
         let writer = stream.try_clone()?;
         let (ledger, ledger_fd) = Ledger::create()?;
-        Ok(Self { writer: Mutex::new(writer), reader: Mutex::new(FrameReader::new(stream)), fd, ledger, ledger_fd })
+        Ok(Self {
+            writer: Mutex::new(writer),
+            head_sent: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            reader: Mutex::new(FrameReader::new(stream)),
+            fd,
+            ledger,
+            ledger_fd,
+        })
     }
 
     /// The daemon's greeting: Hello, then the connection's ledger.
@@ -36,6 +51,7 @@ impl Conn {
     /// Takes the request just read: false if the child has given up on it
     /// (see ledger.rs), and it must not run.
     pub fn take_request(&self) -> bool {
+        self.head_sent.store(false, Ordering::Relaxed);
         self.ledger.take()
     }
 
@@ -47,12 +63,63 @@ impl Conn {
 
     /// Writes frames encoded with wire::encode, in one go.
     pub fn send_encoded(&self, bytes: &[u8]) -> io::Result<()> {
-        wire::write_encoded(&self.writer.lock().unwrap_or_else(|e| e.into_inner()), bytes)
+        self.send_response(bytes, false)
+    }
+
+    /// Writes encoded frames of the response; `with_head`: they include
+    /// its Head.
+    pub fn send_response(&self, bytes: &[u8], with_head: bool) -> io::Result<()> {
+        let writer = self.writer()?;
+        wire::write_encoded(&writer, bytes)?;
+        if with_head {
+            self.head_sent.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The writer, unless the connection was abandoned.
+    fn writer(&self) -> io::Result<std::sync::MutexGuard<'_, UnixStream>> {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.abandoned.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the request was given up on"));
+        }
+        Ok(writer)
+    }
+
+    /// Gives up on the request running on this connection: `log` goes to
+    /// the child for its error log, then `status` if no response head was
+    /// sent yet (else the response is cut), and the connection ends.
+    /// Whatever the request's thread writes afterwards goes nowhere.
+    pub fn abandon(&self, status: u16, log: ToChild) {
+        // The request's own thread may be in the middle of a write to a
+        // child that reads slowly: then the connection is only ended.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        let writer = loop {
+            match self.writer.try_lock() {
+                Ok(writer) => break Some(writer),
+                Err(std::sync::TryLockError::Poisoned(e)) => break Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break None,
+            }
+        };
+        if let Some(writer) = writer.filter(|_| !self.abandoned.load(Ordering::Relaxed)) {
+            let mut bytes = Vec::new();
+            let last = if self.head_sent.load(Ordering::Relaxed) { ToChild::Abort } else { ToChild::Failed { status } };
+            if wire::encode(&log, &mut bytes).and_then(|()| wire::encode(&last, &mut bytes)).is_ok() {
+                let _ = wire::write_encoded(&writer, &bytes);
+            }
+            // Under the lock, so no frame of the request's follows these.
+            self.abandoned.store(true, Ordering::Relaxed);
+        }
+        self.abandoned.store(true, Ordering::Relaxed);
+        self.shut_down();
     }
 
     /// Sends a frame with a file descriptor attached (File).
     pub fn send_with_fd(&self, message: &ToChild, fd: RawFd) -> io::Result<()> {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = self.writer()?;
         // SAFETY: the caller's descriptor is open for the duration of the
         // call (it belongs to a FileRegion the caller holds).
         wire::write_frame_with_fd(&writer, message, unsafe { BorrowedFd::borrow_raw(fd) })

@@ -28,6 +28,11 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
     // SAFETY: closes the parent's listener sockets in this process only.
     unsafe { ffi::ap_close_listeners() };
     set_title(group);
+    // Before dropping root: only root may raise a priority.
+    if let Err(why) = apply_limits(group) {
+        log::server(s, consts::APLOG_CRIT, &format!("daemon process group {name}: cannot start process: {why}"));
+        return 1;
+    }
     if let Err(why) = take_identity(group) {
         log::server(s, consts::APLOG_CRIT, &format!("daemon process group {name}: cannot start process: {why}"));
         return 1;
@@ -106,7 +111,7 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
         // SAFETY: set above before any request runs; the Server outlives
         // every request (serve::run joins the workers before returning).
         if let Some(server) = unsafe { server.as_ref() } {
-            serve::ask_to_be_replaced(server, &format!("{path} changed"));
+            serve::ask_to_be_replaced(server, &format!("{path} changed"), crate::daemon_lifecycle::Drain::Graceful);
         }
     });
     serve::run(&server);
@@ -124,6 +129,43 @@ fn set_title(group: &DaemonGroup) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
     crate::daemon::title::set(&title);
+}
+
+/// cpu-priority, and the rlimits of memory-limit (RLIMIT_DATA),
+/// virtual-memory-limit (RLIMIT_AS) and cpu-time-limit (RLIMIT_CPU, whose
+/// SIGXCPU has the process replaced: see serve.rs).
+fn apply_limits(group: &DaemonGroup) -> Result<(), String> {
+    let l = &group.lifecycle;
+    if let Some(nice) = l.cpu_priority {
+        // SAFETY: setpriority changes this process's nice value only.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) } != 0 {
+            return Err(format!("cpu-priority={nice}: setpriority: {}", std::io::Error::last_os_error()));
+        }
+    }
+    let limits = [
+        ("memory-limit", libc::RLIMIT_DATA, l.memory_limit),
+        ("virtual-memory-limit", libc::RLIMIT_AS, l.virtual_memory_limit),
+        ("cpu-time-limit", libc::RLIMIT_CPU, l.cpu_time_limit.map(|t| t.as_secs())),
+    ];
+    for (option, resource, value) in limits {
+        let Some(value) = value else { continue };
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit read and write one rlimit struct of
+        // this process.
+        unsafe {
+            libc::getrlimit(resource, &mut limit);
+            // The soft limit is the option; the hard one stays (for the CPU
+            // it must lie above, or the kernel kills instead of warning).
+            limit.rlim_cur = value;
+            if limit.rlim_max != libc::RLIM_INFINITY && limit.rlim_max <= value {
+                limit.rlim_max = if resource == libc::RLIMIT_CPU { libc::RLIM_INFINITY } else { value };
+            }
+            if libc::setrlimit(resource, &limit) != 0 {
+                return Err(format!("{option}={value}: setrlimit: {}", std::io::Error::last_os_error()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Drops to the group's user and group (when Apache runs as root), enters

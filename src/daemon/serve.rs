@@ -8,14 +8,18 @@
 //! sides, and at one connection those dominate), and the group's `threads`
 //! still bounds how many applications run at once, with a fixed set of
 //! Python threads (thread-local state such as a database connection per
-//! thread stays bounded as it is with mod_wsgi). SIGTERM, SIGINT or SIGHUP
-//! make the process stop accepting, finish the requests it has and exit.
+//! thread stays bounded as it is with mod_wsgi). SIGTERM, SIGINT, SIGHUP
+//! or SIGUSR1, or one of the group's recycling limits (maximum-requests,
+//! rss-limit here; the time-based ones in watchdog.rs), have the process
+//! replaced: it serves until its successor is ready, then finishes the
+//! requests it has and exits.
 
 use super::channel::{ChannelLog, DaemonBody, DaemonSink};
 use super::conn::Conn;
 use super::supervisor::{self, Notice, STOP_SIGNAL};
 use super::wire::{Message, ToChild, ToDaemon, PROTOCOL_VERSION};
 use crate::daemon_config::DaemonGroup;
+use crate::daemon_lifecycle::{Drain, Lifecycle};
 use crate::httpd::ffi;
 use crate::interp;
 use crate::wsgi::app::{self, Outcome};
@@ -27,17 +31,30 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A connection the process holds, with whether a request on it is in
-/// progress: idle ones are shut down when the process stops.
-struct Held {
-    conn: Arc<Conn>,
-    busy: bool,
+/// A connection the process holds, with the request in progress on it, if
+/// any: idle ones are shut down when the process stops.
+pub(super) struct Held {
+    pub conn: Arc<Conn>,
+    pub running: Option<Running>,
     /// The child's Hello has been answered.
     greeted: bool,
 }
 
+/// A request in progress, as the watchdog sees it.
+pub(super) struct Running {
+    pub since: Instant,
+    pub script: String,
+    pub client: String,
+    /// The worker's thread (pthread_self, which is Python's thread ident).
+    pub thread: u64,
+    /// Given up on by the watchdog: not waited for when the process stops.
+    pub timed_out: bool,
+}
+
 pub struct Server {
-    group: &'static DaemonGroup,
+    pub(super) group: &'static DaemonGroup,
+    pub(super) lifecycle: &'static Lifecycle,
+    pub(super) started: Instant,
     listener: RawFd,
     stopping: AtomicBool,
     /// The connections waiting for their next request, each armed for one
@@ -46,16 +63,23 @@ pub struct Server {
     waiting: OwnedFd,
     /// Readable in `waiting` once the process stops: wakes every worker.
     stop_event: OwnedFd,
-    connections: Mutex<HashMap<u64, Held>>,
+    pub(super) connections: Mutex<HashMap<u64, Held>>,
     next_id: AtomicU64,
     /// The uid allowed to connect besides root.
     allowed_uid: u32,
     /// A successor has been asked for.
     replacement_asked: AtomicBool,
+    /// How the requests in progress are given time once the process stops:
+    /// Shutdown unless it asked to be replaced.
+    drain: Mutex<Drain>,
+    /// Requests answered, for maximum-requests.
+    requests_done: AtomicU64,
+    /// When a request last began or ended, for inactivity-timeout.
+    pub(super) last_activity: Mutex<Instant>,
+    /// Set when startup-timeout gave up on loading the application: every
+    /// request gets 503 until the successor takes over.
+    pub(super) startup_failed: AtomicBool,
 }
-
-/// How long a stopping process waits for its requests to finish.
-const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The epoll key of the stop event (connections count up from 0).
 const STOP_KEY: u64 = u64::MAX;
@@ -83,6 +107,8 @@ impl Server {
         epoll_control(&waiting, libc::EPOLL_CTL_ADD, stop_event.as_raw_fd(), libc::EPOLLIN as u32, STOP_KEY)?;
         Ok(Self {
             group,
+            lifecycle: &group.lifecycle,
+            started: Instant::now(),
             listener,
             stopping: AtomicBool::new(false),
             waiting,
@@ -91,10 +117,18 @@ impl Server {
             next_id: AtomicU64::new(0),
             allowed_uid: group.socket_user.unwrap_or(apache_uid),
             replacement_asked: AtomicBool::new(false),
+            drain: Mutex::new(Drain::Shutdown),
+            requests_done: AtomicU64::new(0),
+            last_activity: Mutex::new(Instant::now()),
+            startup_failed: AtomicBool::new(false),
         })
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -116,32 +150,84 @@ impl Server {
         }
     }
 
-    /// Marks `id` busy unless the process is stopping; under the
-    /// connections' lock, so that stopping either sees the request in
-    /// progress (and waits for it) or refuses it.
-    fn begin_request(&self, id: u64) -> bool {
+    /// Marks `id` busy with `request` unless the process is stopping;
+    /// under the connections' lock, so that stopping either sees the
+    /// request in progress (and waits for it) or refuses it.
+    fn begin_request(&self, id: u64, request: &ToDaemon) -> bool {
+        let ToDaemon::Request { script, client, .. } = request else { return false };
         let mut connections = self.connections();
         if self.stopping.load(Ordering::SeqCst) {
             return false;
         }
-        match connections.get_mut(&id) {
-            Some(held) => {
-                held.busy = true;
-                true
-            }
-            None => false,
-        }
+        let Some(held) = connections.get_mut(&id) else { return false };
+        // SAFETY: pthread_self has no preconditions.
+        let thread = unsafe { libc::pthread_self() } as u64;
+        held.running =
+            Some(Running { since: Instant::now(), script: script.clone(), client: client.clone(), thread, timed_out: false });
+        drop(connections);
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        true
     }
 
+    /// The request on `id` is over: counted, and the process has itself
+    /// replaced when that reaches maximum-requests or its memory is past
+    /// rss-limit.
     fn end_request(&self, id: u64) {
         if let Some(held) = self.connections().get_mut(&id) {
-            held.busy = false;
+            held.running = None;
+        }
+        *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let done = self.requests_done.fetch_add(1, Ordering::Relaxed) + 1;
+        let lifecycle = self.lifecycle;
+        if lifecycle.maximum_requests > 0 && done == lifecycle.maximum_requests {
+            ask_to_be_replaced(self, &format!("maximum-requests: {done} requests served"), Drain::Graceful);
+        }
+        if let Some(limit) = lifecycle.rss_limit {
+            let rss = resident_bytes();
+            if rss > limit && !self.replacement_asked.load(Ordering::Relaxed) {
+                ask_to_be_replaced(
+                    self,
+                    &format!("rss-limit: resident memory {} MiB after a request, above {} MiB", rss >> 20, limit >> 20),
+                    Drain::Graceful,
+                );
+            }
         }
     }
 
+    /// Requests in progress that stopping waits for (not those the
+    /// watchdog gave up on).
     fn any_busy(&self) -> bool {
-        self.connections().values().any(|held| held.busy)
+        self.connections().values().any(|held| held.running.as_ref().is_some_and(|r| !r.timed_out))
     }
+
+    fn any_running(&self) -> bool {
+        self.connections().values().any(|held| held.running.is_some())
+    }
+}
+
+/// stack-size, or what a thread gets from the system by default (the
+/// soft RLIMIT_STACK, as glibc gives pthreads, and Python's own threads,
+/// and mod_wsgi's), not Rust's smaller default: deep C recursion in an
+/// application must not overflow here when it would not under mod_wsgi.
+fn worker_stack_size(lifecycle: &Lifecycle) -> usize {
+    const FALLBACK: usize = 8 << 20;
+    if let Some(size) = lifecycle.stack_size {
+        return size as usize;
+    }
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills one rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return FALLBACK;
+    }
+    (limit.rlim_cur as usize).clamp(1 << 20, 1 << 30)
+}
+
+/// This process's resident set size in bytes (/proc/self/statm).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64
 }
 
 /// epoll_ctl on `epoll` for `fd` with `key` as the event's data.
@@ -159,7 +245,9 @@ fn epoll_control(epoll: &OwnedFd, op: libc::c_int, fd: RawFd, events: u32, key: 
 pub fn run(server: &Server) {
     // Stop signals are taken by this thread with sigwait; every thread
     // started from here inherits the mask and never sees them.
-    let stop_signals = signal_set(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, STOP_SIGNAL]);
+    // SIGXCPU: the soft RLIMIT_CPU of cpu-time-limit was reached.
+    let stop_signals =
+        signal_set(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGXCPU, STOP_SIGNAL]);
     // SAFETY: blocks the signals for this thread (and its children).
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &stop_signals, std::ptr::null_mut()) };
     // SAFETY: `server` outlives every thread: this function joins them all
@@ -167,9 +255,17 @@ pub fn run(server: &Server) {
     let server: &'static Server = unsafe { &*(server as *const Server) };
     let mut workers = Vec::new();
     for _ in 0..server.group.threads {
-        workers.push(std::thread::spawn(move || worker(server)));
+        let builder = std::thread::Builder::new().stack_size(worker_stack_size(server.lifecycle));
+        match builder.spawn(move || worker(server)) {
+            Ok(worker) => workers.push(worker),
+            Err(err) => logging::process(
+                Level::Err,
+                &format!("daemon process group {}: cannot start a worker thread: {err}", server.group.name),
+            ),
+        }
     }
     let acceptor = std::thread::spawn(move || accept_loop(server));
+    super::watchdog::start(server);
     supervisor::notify(Notice::Ready);
     // SIGTERM, SIGINT and SIGHUP (an application reloading itself, an
     // operator) ask for a replacement, and this process serves on until
@@ -194,15 +290,18 @@ pub fn run(server: &Server) {
             }
             continue;
         }
-        let why = match signal {
-            libc::SIGINT => "SIGINT",
-            libc::SIGHUP => "SIGHUP",
-            libc::SIGTERM => "SIGTERM",
-            _ => "told to stop",
+        let cpu_limit = format!("cpu-time-limit: {} s of CPU used", server.lifecycle.cpu_time_limit.unwrap_or_default().as_secs());
+        let (why, drain) = match signal {
+            libc::SIGINT => ("SIGINT", Drain::Graceful),
+            libc::SIGHUP => ("SIGHUP", Drain::Graceful),
+            libc::SIGTERM => ("SIGTERM", Drain::Graceful),
+            libc::SIGUSR1 => ("SIGUSR1", Drain::Eviction),
+            libc::SIGXCPU => (cpu_limit.as_str(), Drain::Graceful),
+            _ => ("told to stop", Drain::Shutdown),
         };
         // SAFETY: as above.
         let orphaned = unsafe { libc::getppid() } != supervisor_pid;
-        if signal != STOP_SIGNAL && !orphaned && ask_to_be_replaced(server, why) {
+        if signal != STOP_SIGNAL && !orphaned && ask_to_be_replaced(server, why, drain) {
             continue;
         }
         logging::process(
@@ -222,14 +321,40 @@ pub fn run(server: &Server) {
     // rather than waiting for the acceptor's poll to end.
     shut_idle_connections(server);
     let _ = acceptor.join();
-    let deadline = Instant::now() + FINISH_TIMEOUT;
+    let drain = if server.replacement_asked.load(Ordering::SeqCst) {
+        *server.drain.lock().unwrap_or_else(|e| e.into_inner())
+    } else {
+        Drain::Shutdown
+    };
+    let drain_time = server.lifecycle.drain_time(drain);
+    let deadline = Instant::now() + drain_time;
     while server.any_busy() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     shut_idle_connections(server);
+    if server.any_running() {
+        // A request that is still running holds its worker, and Python
+        // cannot be finalised under it: the process ends here, as
+        // shutdown-timeout says, without its exit functions.
+        let running = server.connections().values().filter(|held| held.running.is_some()).count();
+        logging::process(
+            Level::Warning,
+            &format!(
+                "daemon process group {}: process {} exits with {running} request(s) still running {:.0} s after it \
+                 stopped accepting; they are cut and exit functions do not run",
+                server.group.name,
+                std::process::id(),
+                drain_time.as_secs_f64()
+            ),
+        );
+        // SAFETY: _exit ends the process at once; nothing of it is used
+        // afterwards.
+        unsafe { libc::_exit(0) };
+    }
     for worker in workers {
         let _ = worker.join();
     }
+    super::watchdog::stop();
 }
 
 fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
@@ -246,7 +371,7 @@ fn signal_set(signals: &[libc::c_int]) -> libc::sigset_t {
 
 fn shut_idle_connections(server: &Server) {
     for held in server.connections().values() {
-        if !held.busy {
+        if held.running.is_none() {
             held.conn.shut_down();
         }
     }
@@ -304,7 +429,7 @@ fn take_connection(server: &Server, stream: UnixStream) -> std::io::Result<()> {
             conn.shut_down();
             return Ok(());
         }
-        connections.insert(id, Held { conn: conn.clone(), busy: false, greeted: false });
+        connections.insert(id, Held { conn: conn.clone(), running: None, greeted: false });
     }
     if let Err(err) = server.wait_for_next_request(id, &conn, libc::EPOLL_CTL_ADD) {
         server.forget(id);
@@ -399,7 +524,7 @@ fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
         };
         // Refused while stopping: the child, seeing the connection close
         // with the request not taken, sends it elsewhere.
-        if !server.begin_request(id) {
+        if !server.begin_request(id, &request) {
             return server.forget(id);
         }
         // Taken: from here the request is this process's to answer, and
@@ -437,6 +562,11 @@ fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
     // the end of its queueing time (mod_wsgi.queue_start, from the Apache
     // child), in the environ and the events as with mod_wsgi.
     let daemon_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    if let Some(refusal) = refusal(server, &script, &variables, daemon_start) {
+        let _ = conn.send(&ToChild::Log { level: super::channel::level_code(Level::Err), text: refusal });
+        let _ = conn.send(&ToChild::Failed { status: 503 });
+        return;
+    }
     variables.push((b"mod_wsgi.daemon_start".to_vec(), daemon_start.to_string().into_bytes()));
     let log = Arc::new(ChannelLog::new(conn.clone(), client));
     let vars: Vec<(&[u8], &[u8])> = variables.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
@@ -475,12 +605,51 @@ fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
     let _ = conn.send(&last);
 }
 
-/// Asks the supervisor for a successor (once); false if there is no
+/// Why a request is answered 503 without running: it waited longer than
+/// queue-timeout for a thread, or the application could not be loaded
+/// within startup-timeout.
+fn refusal(server: &Server, script: &str, variables: &[(Vec<u8>, Vec<u8>)], daemon_start: u128) -> Option<String> {
+    let group = &server.group.name;
+    let pid = std::process::id();
+    if server.startup_failed.load(Ordering::Relaxed) {
+        return Some(format!(
+            "daemon process group {group}: process {pid} could not load its application within startup-timeout \
+             ({} s) and is being replaced; request for {script} not run",
+            server.lifecycle.startup_timeout.unwrap_or_default().as_secs()
+        ));
+    }
+    let limit = server.lifecycle.queue_timeout?;
+    let queue_start = variables.iter().rev().find(|(k, _)| k == b"mod_wsgi.queue_start")?;
+    let queue_start: u128 = std::str::from_utf8(&queue_start.1).ok()?.parse().ok()?;
+    let waited = Duration::from_micros(daemon_start.saturating_sub(queue_start) as u64);
+    (waited > limit).then(|| {
+        format!(
+            "daemon process group {group}: request for {script} waited {:.1} s for a free thread, more than \
+             queue-timeout ({} s); it did not run",
+            waited.as_secs_f64(),
+            limit.as_secs()
+        )
+    })
+}
+
+/// Asks the supervisor for a successor (once), `drain` deciding how long
+/// this process's requests get once it takes over; false if there is no
 /// supervisor to ask.
-pub fn ask_to_be_replaced(server: &Server, why: &str) -> bool {
+pub fn ask_to_be_replaced(server: &Server, why: &str, drain: Drain) -> bool {
+    ask_for_successor(server, why, drain, Notice::Retire)
+}
+
+/// As ask_to_be_replaced, for a process that failed to start its
+/// application: the supervisor waits out its back-off first.
+pub(super) fn ask_to_be_replaced_failing(server: &Server, why: &str) -> bool {
+    ask_for_successor(server, why, Drain::Graceful, Notice::RetireFailing)
+}
+
+fn ask_for_successor(server: &Server, why: &str, drain: Drain, notice: Notice) -> bool {
     if server.replacement_asked.swap(true, Ordering::SeqCst) {
         return true;
     }
+    *server.drain.lock().unwrap_or_else(|e| e.into_inner()) = drain;
     logging::process(
         Level::Info,
         &format!(
@@ -489,5 +658,5 @@ pub fn ask_to_be_replaced(server: &Server, why: &str) -> bool {
             std::process::id()
         ),
     );
-    supervisor::notify(Notice::Retire)
+    supervisor::notify(notice)
 }

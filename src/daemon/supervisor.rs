@@ -25,9 +25,13 @@ static STOP: AtomicBool = AtomicBool::new(false);
 pub enum Notice {
     /// Started, Python up and import scripts loaded, accepting requests.
     Ready,
-    /// Asks to be replaced (SIGINT/SIGTERM/SIGHUP, or its WSGI script
-    /// changed): it goes on serving until its successor is ready.
+    /// Asks to be replaced (SIGINT/SIGTERM/SIGHUP, its WSGI script
+    /// changed, a recycling limit): it goes on serving until its successor
+    /// is ready.
     Retire,
+    /// Asks to be replaced because its application did not come up
+    /// (startup-timeout): the successor starts after the back-off.
+    RetireFailing,
 }
 
 /// The write end daemons use; the read end stays in the supervisor.
@@ -57,7 +61,8 @@ fn read_notices(fd: RawFd) -> Vec<(libc::pid_t, Notice)> {
         let pid = u32::from_be_bytes(message[..4].try_into().unwrap_or_default()) as libc::pid_t;
         let notice = match u32::from_be_bytes(message[4..].try_into().unwrap_or_default()) {
             0 => Notice::Ready,
-            _ => Notice::Retire,
+            1 => Notice::Retire,
+            _ => Notice::RetireFailing,
         };
         notices.push((pid, notice));
     }
@@ -82,16 +87,33 @@ extern "C" fn on_stop(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut l
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// How long daemons get to finish their requests when the group stops.
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Slot {
     pid: Option<libc::pid_t>,
     started: Instant,
+    /// `pid` has said it is ready.
+    ready: bool,
     failures: u32,
     next_start: Instant,
-    /// A replacement starting while `pid` goes on serving.
-    successor: Option<libc::pid_t>,
+    /// A replacement starting while `pid` goes on serving, and since when.
+    successor: Option<(libc::pid_t, Instant)>,
+    /// A successor asked for by a failing process, to start at next_start.
+    successor_due: bool,
+    /// The last process of this slot killed for startup-timeout.
+    killed_late: Option<libc::pid_t>,
+}
+
+impl Slot {
+    fn successor_pid(&self) -> Option<libc::pid_t> {
+        self.successor.map(|(pid, _)| pid)
+    }
+}
+
+/// A daemon told to stop after its successor took over, and when it must
+/// be gone.
+struct Retired {
+    pid: libc::pid_t,
+    kill_at: Instant,
 }
 
 /// Forks the supervisor of `group`. In the parent, returns its pid; the
@@ -196,10 +218,19 @@ fn supervise(group: &'static DaemonGroup, listener: RawFd, socket: &str, s: *mut
     NOTICES.store(pipe[1], Ordering::Relaxed);
     let now = Instant::now();
     let mut slots: Vec<Slot> = (0..group.processes)
-        .map(|_| Slot { pid: None, started: now, failures: 0, next_start: now, successor: None })
+        .map(|_| Slot {
+            pid: None,
+            started: now,
+            ready: false,
+            failures: 0,
+            next_start: now,
+            successor: None,
+            successor_due: false,
+            killed_late: None,
+        })
         .collect();
     // Daemons replaced by a successor, stopping: reaped without a restart.
-    let mut retired: Vec<libc::pid_t> = Vec::new();
+    let mut retired: Vec<Retired> = Vec::new();
     let name = &group.name;
     log::server(
         s,
@@ -222,6 +253,7 @@ fn supervise(group: &'static DaemonGroup, listener: RawFd, socket: &str, s: *mut
         for (index, slot) in slots.iter_mut().enumerate() {
             if slot.pid.is_none() && slot.successor.is_none() && now >= slot.next_start {
                 slot.started = now;
+                slot.ready = false;
                 // SAFETY: this process is single-threaded.
                 match unsafe { fork_daemon(group, index, listener, s) } {
                     Ok(pid) => slot.pid = Some(pid),
@@ -231,7 +263,14 @@ fn supervise(group: &'static DaemonGroup, listener: RawFd, socket: &str, s: *mut
                     }
                 }
             }
+            if slot.successor_due && now >= slot.next_start {
+                slot.successor_due = false;
+                // SAFETY: as above.
+                start_successor(group, index, slot, listener, s);
+            }
         }
+        enforce_startup_timeout(group, &mut slots, s);
+        kill_overdue(group, &mut retired, s);
         std::thread::sleep(Duration::from_millis(20));
     }
     let (signal, sender) = (STOP_SIGNAL_NUMBER.load(Ordering::Relaxed), STOP_SENDER.load(Ordering::Relaxed));
@@ -251,7 +290,7 @@ fn supervise(group: &'static DaemonGroup, listener: RawFd, socket: &str, s: *mut
 fn handle_notice(
     group: &'static DaemonGroup,
     slots: &mut [Slot],
-    retired: &mut Vec<libc::pid_t>,
+    retired: &mut Vec<Retired>,
     pid: libc::pid_t,
     notice: Notice,
     listener: RawFd,
@@ -259,35 +298,121 @@ fn handle_notice(
 ) {
     let name = &group.name;
     match notice {
-        Notice::Retire => {
+        Notice::Retire | Notice::RetireFailing => {
             let Some((index, slot)) = slots.iter_mut().enumerate().find(|(_, slot)| slot.pid == Some(pid)) else { return };
-            if slot.successor.is_some() {
+            if slot.successor.is_some() || slot.successor_due {
                 return;
             }
-            // SAFETY: this process is single-threaded.
-            match unsafe { fork_daemon(group, index, listener, s) } {
-                Ok(successor) => {
-                    log::server(
-                        s,
-                        consts::APLOG_INFO,
-                        &format!("daemon process group {name}: process {pid} asked to be replaced; starting {successor}"),
-                    );
-                    slot.successor = Some(successor);
-                }
-                Err(err) => log::server(s, consts::APLOG_ERR, &format!("daemon process group {name}: cannot fork: {err}")),
+            if notice == Notice::RetireFailing {
+                slot.failures += 1;
+                let delay = backoff(slot.failures);
+                slot.next_start = Instant::now() + delay;
+                slot.successor_due = true;
+                log::server(
+                    s,
+                    consts::APLOG_ERR,
+                    &format!(
+                        "daemon process group {name}: process {pid} could not start its application; its successor \
+                         starts in {:.1} s",
+                        delay.as_secs_f64()
+                    ),
+                );
+                return;
             }
+            slot.failures = 0;
+            start_successor(group, index, slot, listener, s);
         }
         Notice::Ready => {
-            let Some(slot) = slots.iter_mut().find(|slot| slot.successor == Some(pid)) else { return };
+            let Some(slot) = slots.iter_mut().find(|slot| slot.pid == Some(pid) || slot.successor_pid() == Some(pid)) else {
+                return;
+            };
+            if slot.pid == Some(pid) {
+                slot.ready = true;
+                return;
+            }
             slot.successor = None;
             slot.started = Instant::now();
+            slot.ready = true;
             if let Some(old) = slot.pid.replace(pid) {
                 // SAFETY: signals our own child.
                 unsafe { libc::kill(old, STOP_SIGNAL) };
-                retired.push(old);
+                retired.push(Retired { pid: old, kill_at: Instant::now() + group.lifecycle.kill_after_retire() });
                 log::server(s, consts::APLOG_INFO, &format!("daemon process group {name}: process {pid} ready; {old} stops"));
             }
         }
+    }
+}
+
+/// Starts the successor of the daemon in `slot`, which serves on until
+/// the successor is ready.
+fn start_successor(group: &'static DaemonGroup, index: usize, slot: &mut Slot, listener: RawFd, s: *mut ffi::server_rec) {
+    let name = &group.name;
+    // SAFETY: the supervisor is single-threaded.
+    match unsafe { fork_daemon(group, index, listener, s) } {
+        Ok(successor) => {
+            let old = slot.pid.unwrap_or_default();
+            log::server(
+                s,
+                consts::APLOG_INFO,
+                &format!("daemon process group {name}: process {old} asked to be replaced; starting {successor}"),
+            );
+            slot.successor = Some((successor, Instant::now()));
+        }
+        Err(err) => log::server(s, consts::APLOG_ERR, &format!("daemon process group {name}: cannot fork: {err}")),
+    }
+}
+
+fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 => Duration::ZERO,
+        n => BACKOFF_FIRST.saturating_mul(1 << (n - 1).min(6)).min(BACKOFF_CAP),
+    }
+}
+
+/// startup-timeout: a daemon that has not become ready that long after it
+/// was started (its import scripts hang, say) is killed; reap() restarts
+/// it after the back-off.
+fn enforce_startup_timeout(group: &DaemonGroup, slots: &mut [Slot], s: *mut ffi::server_rec) {
+    let Some(limit) = group.lifecycle.startup_timeout else { return };
+    for slot in slots.iter_mut() {
+        let late_first = slot.pid.filter(|_| !slot.ready && slot.started.elapsed() > limit);
+        let late_successor = slot.successor.filter(|(_, since)| since.elapsed() > limit).map(|(pid, _)| pid);
+        let already = slot.killed_late;
+        for pid in [late_first, late_successor].into_iter().flatten().filter(|pid| already != Some(*pid)) {
+            log::server(
+                s,
+                consts::APLOG_ERR,
+                &format!(
+                    "daemon process group {}: process {pid} was not ready {} s after it started (startup-timeout); \
+                     killing it",
+                    group.name,
+                    limit.as_secs()
+                ),
+            );
+            // SAFETY: signals our own child; reap() collects it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            slot.killed_late = Some(pid);
+        }
+    }
+}
+
+/// Replaced daemons still running when their time is up are killed.
+fn kill_overdue(group: &DaemonGroup, retired: &mut [Retired], s: *mut ffi::server_rec) {
+    let now = Instant::now();
+    for old in retired.iter_mut().filter(|old| now >= old.kill_at) {
+        log::server(
+            s,
+            consts::APLOG_WARNING,
+            &format!(
+                "daemon process group {}: replaced process {} is still running {} s after it was told to stop; killing it",
+                group.name,
+                old.pid,
+                group.lifecycle.kill_after_retire().as_secs()
+            ),
+        );
+        // SAFETY: signals our own child; reap() collects it.
+        unsafe { libc::kill(old.pid, libc::SIGKILL) };
+        old.kill_at = now + Duration::from_secs(3600);
     }
 }
 
@@ -298,7 +423,7 @@ pub const STOP_SIGNAL: libc::c_int = libc::SIGUSR2;
 /// Collects daemons that ended; a daemon that ended soon after starting
 /// waits for a growing delay before the next start, so a broken
 /// application cannot make the group fork in a hot loop.
-fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<libc::pid_t>, s: *mut ffi::server_rec) {
+fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<Retired>, s: *mut ffi::server_rec) {
     loop {
         let mut status = 0;
         // SAFETY: waitpid writes the status int; WNOHANG never blocks.
@@ -306,7 +431,7 @@ fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<libc::pid_t>,
         if pid <= 0 {
             return;
         }
-        if let Some(i) = retired.iter().position(|r| *r == pid) {
+        if let Some(i) = retired.iter().position(|r| r.pid == pid) {
             retired.remove(i);
             log::server(
                 s,
@@ -317,7 +442,7 @@ fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<libc::pid_t>,
         }
         // A successor that died before it was ready: the daemon it was to
         // replace goes on serving, and asking again starts another one.
-        if let Some(slot) = slots.iter_mut().find(|slot| slot.successor == Some(pid)) {
+        if let Some(slot) = slots.iter_mut().find(|slot| slot.successor_pid() == Some(pid)) {
             slot.successor = None;
             log::server(
                 s,
@@ -333,18 +458,19 @@ fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<libc::pid_t>,
         }
         let Some(slot) = slots.iter_mut().find(|slot| slot.pid == Some(pid)) else { continue };
         slot.pid = None;
+        // A failing process's successor was not started yet: the new
+        // process started after the back-off takes its place.
+        slot.successor_due = false;
         let ran = slot.started.elapsed();
         let how = describe_exit(status);
-        if ran < HEALTHY_AFTER && !matches!(how.as_str(), "exited normally") {
+        // One that never became ready failed to start, however long it ran.
+        if (ran < HEALTHY_AFTER || !slot.ready) && !matches!(how.as_str(), "exited normally") {
             slot.failures += 1;
         } else {
             slot.failures = 0;
         }
-        let delay = match slot.failures {
-            0 => Duration::ZERO,
-            n => BACKOFF_FIRST.saturating_mul(1 << (n - 1).min(6)).min(BACKOFF_CAP),
-        };
-        slot.next_start = Instant::now() + delay;
+        let delay = backoff(slot.failures);
+        slot.next_start = slot.next_start.max(Instant::now() + delay);
         let level = if how == "exited normally" { consts::APLOG_INFO } else { consts::APLOG_ERR };
         log::server(
             s,
@@ -389,15 +515,20 @@ unsafe fn fork_daemon(group: &'static DaemonGroup, index: usize, listener: RawFd
 }
 
 /// Asks every daemon to finish and exit, and kills those still running
-/// after SHUTDOWN_TIMEOUT: no daemon outlives its group.
-fn stop_all(group: &DaemonGroup, slots: &mut [Slot], retired: &[libc::pid_t], s: *mut ffi::server_rec) {
-    let mut running: Vec<libc::pid_t> =
-        slots.iter().flat_map(|slot| [slot.pid, slot.successor]).flatten().chain(retired.iter().copied()).collect();
+/// after shutdown-timeout: no daemon outlives its group.
+fn stop_all(group: &DaemonGroup, slots: &mut [Slot], retired: &[Retired], s: *mut ffi::server_rec) {
+    let mut running: Vec<libc::pid_t> = slots
+        .iter()
+        .flat_map(|slot| [slot.pid, slot.successor_pid()])
+        .flatten()
+        .chain(retired.iter().map(|r| r.pid))
+        .collect();
     for pid in &running {
         // SAFETY: kill only sends a signal to our own child.
         unsafe { libc::kill(*pid, STOP_SIGNAL) };
     }
-    let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+    let shutdown_timeout = group.lifecycle.shutdown_timeout;
+    let deadline = Instant::now() + shutdown_timeout;
     while !running.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
         loop {
@@ -417,7 +548,7 @@ fn stop_all(group: &DaemonGroup, slots: &mut [Slot], retired: &[libc::pid_t], s:
             &format!(
                 "daemon process group {}: process {pid} still running {} s after it was told to stop; killing it",
                 group.name,
-                SHUTDOWN_TIMEOUT.as_secs()
+                shutdown_timeout.as_secs()
             ),
         );
         // SAFETY: as above; the wait reaps it.

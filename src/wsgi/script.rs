@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyModule};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 struct LoadedScript {
@@ -35,7 +36,10 @@ pub fn load<'py>(py: Python<'py>, path: &str, reload_mtime: Option<i64>) -> PyRe
         None => file_mtime(path)?,
     };
     let reloaded = scripts.contains_key(path);
-    let module = execute(py, path)?;
+    let module = execute(py, path).inspect_err(|_| {
+        LOADS_FAILED.fetch_add(1, Ordering::Relaxed);
+    })?;
+    LOADS_SUCCEEDED.fetch_add(1, Ordering::Relaxed);
     scripts.insert(path.to_owned(), LoadedScript { mtime, module: module.clone().unbind() });
     if reloaded {
         if let Some(hook) = ON_RELOAD.get() {
@@ -43,6 +47,16 @@ pub fn load<'py>(py: Python<'py>, path: &str, reload_mtime: Option<i64>) -> PyRe
         }
     }
     Ok(module)
+}
+
+/// Scripts loaded and failed to load in this process, for a daemon's
+/// startup-timeout: whether its application ever came up.
+static LOADS_SUCCEEDED: AtomicU64 = AtomicU64::new(0);
+static LOADS_FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// (succeeded, failed) loads so far.
+pub fn load_counts() -> (u64, u64) {
+    (LOADS_SUCCEEDED.load(Ordering::Relaxed), LOADS_FAILED.load(Ordering::Relaxed))
 }
 
 /// Called after a script changed on disk was loaded again: a daemon
