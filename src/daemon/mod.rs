@@ -28,6 +28,7 @@ mod process;
 mod serve;
 #[cfg(not(test))]
 mod supervisor;
+#[cfg(not(test))]
 mod watchdog;
 #[cfg(not(test))]
 mod title;
