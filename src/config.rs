@@ -972,6 +972,7 @@ mod tests {
             map_head_to_get: Some(MapHeadToGet::Off),
             process_group: Some(ProcessGroup::Named("dir_group".into())),
             application_group: Some(ApplicationGroup::Named("dir_app_group".into())),
+            ..Default::default()
         };
         let from_dir = RequestSettings::resolve(None, &dir);
         assert_eq!(from_dir.callable_object, "dir_app");
