@@ -9,7 +9,6 @@
 use super::app_group;
 use super::environ::latin1;
 use super::logging::{log_exception, CurrentRequest, Level, RequestLog};
-use super::server_modules::MOD_WSGI_API_VERSION;
 use super::std_streams::RequestErrors;
 use super::transport::server_facts;
 use super::{script, type_name};
@@ -158,7 +157,9 @@ fn environ<'py>(py: Python<'py>, check: &Check<'_>, errors: Bound<'py, PyAny>) -
         environ.set_item(latin1(py, key), latin1(py, value))?;
     }
     environ.set_item("apache.version", server_facts().apache_version)?;
-    environ.set_item("mod_wsgi.version", MOD_WSGI_API_VERSION)?;
+    // As in the application's environ: this module's own version, no
+    // claim to be a mod_wsgi version.
+    environ.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
     environ.set_item("mod_wsgi.process_group", "")?;
     environ.set_item("mod_wsgi.application_group", check.application_group)?;
     // An int here, where the application's environ has a str: mod_wsgi's.
