@@ -3,7 +3,8 @@
 //! the `wsgi-group` authorisation provider (`WSGIAuthGroupScript` with
 //! `Require wsgi-group`), the host access check (`WSGIAccessScript`), and Django's
 //! documented configuration with `django.contrib.auth.handlers.modwsgi` against the
-//! site's sqlite user table. Statuses and return conventions are mod_wsgi 4.9's,
+//! site's sqlite user table; in sections and `.htaccess`, beside mod_python, and
+//! without Python in the children. Statuses and return conventions are mod_wsgi 4.9's,
 //! checked against Debian's mod_wsgi: a failing authentication script is a 500, a
 //! failing group script a refusal (401), a failing access script a 403; each failure is
 //! logged naming the script, with the traceback of an exception.
@@ -120,10 +121,14 @@ fn start_site(mpm: Mpm) -> Site {
     let access = dir.write("apps/access.wsgi", ACCESS_SCRIPT).to_string_lossy().into_owned();
     let whoami = dir.write("apps/whoami.wsgi", WHOAMI_APP).to_string_lossy().into_owned();
     let missing = dir.p("apps/no-such-script.wsgi");
-    for area in ["basic", "digest", "groups", "raises", "missing", "access"] {
+    for area in ["basic", "digest", "groups", "raises", "missing", "access", "htaccess"] {
         dir.write(&format!("htdocs/{area}/file.txt"), format!("static {area}\n"));
     }
-    let mut extra = String::new();
+    dir.write(
+        "htdocs/htaccess/.htaccess",
+        format!("AuthType Basic\nAuthName \"Python realm\"\nAuthBasicProvider wsgi\nWSGIAuthUserScript {auth}\nRequire valid-user\n"),
+    );
+    let mut extra = format!("<Directory {}>\n  AllowOverride AuthConfig\n</Directory>\n", dir.p("htdocs/htaccess"));
     extra.push_str(&basic_location("/basic", &auth, "Require valid-user"));
     // What the scripts must not see: SetEnv values and the credentials header.
     extra.push_str("<Location /basic>\n  SetEnv PROBE_SETENV leaked\n</Location>\n");
@@ -167,6 +172,12 @@ fn basic_authentication_by_check_password() {
     c.run("unknown user (None): 401, Apache's user not found", || {
         assert_eq!(get_as(a, "/basic/file.txt", "nobody", "x").status, 401);
         log_has(a, "user nobody not found: /basic/file.txt");
+    });
+    c.run("in .htaccess (AllowOverride AuthConfig)", || {
+        assert_eq!(a.get("/htaccess/file.txt").status, 401);
+        assert_eq!(get_as(a, "/htaccess/file.txt", "spy", "wrong").status, 401);
+        let r = get_as(a, "/htaccess/file.txt", "spy", "secret");
+        assert_eq!((r.status, r.text().as_str()), (200, "static htaccess\n"));
     });
     c.run("REMOTE_USER and AUTH_TYPE reach the application behind it", || {
         let r = get_as(a, "/app/whoami", "spy", "secret");
@@ -344,6 +355,17 @@ fn checks_in_the_interpreter_mod_python_owns() {
     assert_eq!(get_as(&apache, "/basic/file.txt", "spy", "wrong").status, 401);
     assert_eq!(get_as(&apache, "/basic/file.txt", "outsider", "x").status, 401);
     assert_no_crash(&apache.error_log());
+}
+
+#[test]
+fn no_python_in_the_apache_children_is_a_500() {
+    let dir = TestDir::new("auth-restrict-embedded");
+    let auth = dir.write("apps/auth.wsgi", AUTH_SCRIPT).to_string_lossy().into_owned();
+    dir.write("htdocs/basic/file.txt", "static basic\n");
+    let extra = format!("WSGIRestrictEmbedded On\n{}", basic_location("/basic", &auth, "Require valid-user"));
+    let apache = Apache::start(dir, &auth_modules(Conf::new(Mpm::Event)).extra(&extra), &[]);
+    assert_eq!(get_as(&apache, "/basic/file.txt", "spy", "secret").status, 500);
+    log_has(&apache, &format!("cannot run WSGI script {auth}: Python is not available in this process"));
 }
 
 #[test]
