@@ -44,12 +44,16 @@ fn main() {
         .clang_args(include_dirs.iter().map(|d| format!("-I{d}")))
         .clang_args(&defines)
         .allowlist_function("ap_.*|apr_.*")
-        .allowlist_type("module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|apr_table_entry_t")
+        .allowlist_type(
+            "module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|apr_table_entry_t\
+             |authn_provider|authz_provider|authn_status|authz_status",
+        )
         .allowlist_var(
             "OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|APLOG_.*|AP_MPMQ_.*|REQUEST_CHUNKED_.*\
              |MODULE_MAGIC_.*|RSRC_CONF|ACCESS_CONF|OR_.*|GLOBAL_ONLY|NOT_IN_.*|APR_SUCCESS\
              |APR_EOF|AP_CONN_.*|AP_FILTER_ERROR|OPT_.*|APR_FOPEN_.*|APR_TIMEUP|APR_INCOMPLETE\
-             |AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config",
+             |AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|AUTHN_PROVIDER_.*|AUTHZ_PROVIDER_.*\
+             |AP_AUTH_INTERNAL_PER_CONF|REMOTE_HOST",
         )
         .default_enum_style(bindgen::EnumVariation::Consts)
         .derive_debug(false)

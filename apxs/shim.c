@@ -19,6 +19,8 @@ extern const char *wsgi_rs_set_dir_option(cmd_parms *cmd, void *dir,
                                           const char *arg);
 extern const char *wsgi_rs_set_interpreter_option(cmd_parms *cmd, void *dir,
                                                   const char *arg);
+extern const char *wsgi_rs_set_auth_script(cmd_parms *cmd, void *dir,
+                                           const char *args);
 extern const char *wsgi_rs_reject_unsupported(cmd_parms *cmd, void *dir,
                                               const char *args);
 extern const char *wsgi_rs_add_daemon_process(cmd_parms *cmd, void *dir,
@@ -120,6 +122,28 @@ const command_rec wsgi_rs_commands[] = {
                   "WSGIDaemonProcess group, %{ENV:VARIABLE}, or %{GLOBAL} "
                   "(the Apache child itself, the default)"),
 
+    /* Scripts Apache's access, authentication and authorisation phases
+     * call, where mod_wsgi allows them: <Directory>, <Location>, <Files>
+     * and .htaccess with AllowOverride AuthConfig. RAW_ARGS for the
+     * options after the path. */
+    AP_INIT_RAW_ARGS("WSGIAccessScript", wsgi_rs_set_auth_script, NULL,
+                     OR_AUTHCFG,
+                     "Script whose allow_access(environ, host) decides "
+                     "host access, then application-group=GROUP"),
+    AP_INIT_RAW_ARGS("WSGIAuthUserScript", wsgi_rs_set_auth_script, NULL,
+                     OR_AUTHCFG,
+                     "Script of the 'wsgi' authentication provider "
+                     "(check_password, get_realm_hash), then "
+                     "application-group=GROUP"),
+    AP_INIT_RAW_ARGS("WSGIAuthGroupScript", wsgi_rs_set_auth_script, NULL,
+                     OR_AUTHCFG,
+                     "Script whose groups_for_user(environ, user) answers "
+                     "Require wsgi-group, then application-group=GROUP"),
+    AP_INIT_TAKE1("WSGIGroupAuthoritative", wsgi_rs_set_dir_option, NULL,
+                  OR_AUTHCFG,
+                  "On or Off: accepted as by mod_wsgi; with Apache 2.4's "
+                  "Require it has no effect"),
+
     /* Daemon process groups: in the main server (usable from every host)
      * or in a <VirtualHost> (usable from hosts with its ServerName).
      * RAW_ARGS because option values may be quoted, as mod_wsgi reads
@@ -141,14 +165,10 @@ const command_rec wsgi_rs_commands[] = {
                   "children, only in daemon groups (default Off)"),
 
     UNSUPPORTED("WSGIAcceptMutex"),
-    UNSUPPORTED("WSGIAccessScript"),
-    UNSUPPORTED("WSGIAuthGroupScript"),
-    UNSUPPORTED("WSGIAuthUserScript"),
     UNSUPPORTED("WSGICaseSensitivity"),
     UNSUPPORTED("WSGIDispatchScript"),
     UNSUPPORTED("WSGIEnableSendfile"),
     UNSUPPORTED("WSGIErrorOverride"),
-    UNSUPPORTED("WSGIGroupAuthoritative"),
     UNSUPPORTED("WSGIHandlerScript"),
     UNSUPPORTED("WSGIIgnoreActivity"),
     UNSUPPORTED("WSGILazyInitialization"),

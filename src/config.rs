@@ -394,15 +394,63 @@ pub fn unsupported_directive_message(directive: &str) -> String {
         "WSGIAcceptMutex" | "WSGILazyInitialization" | "WSGIRestrictProcess" | "WSGISocketRotation" => {
             "this daemon-mode directive"
         }
-        "WSGIAccessScript" | "WSGIAuthUserScript" | "WSGIAuthGroupScript" | "WSGIGroupAuthoritative" => {
-            "access and authentication scripts"
-        }
         _ => "this directive",
     };
     format!(
         "{directive}: mod_wsgi_rs does not support {area} yet; remove the directive \
          (the README lists the mod_wsgi directives mod_wsgi_rs supports)"
     )
+}
+
+/// A `WSGIAuthUserScript`, `WSGIAuthGroupScript` or `WSGIAccessScript`
+/// line: a script whose functions Apache's authentication, authorisation
+/// or access checks call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthScript {
+    pub path: String,
+    /// `application-group=`; `%{GLOBAL}` without it, as with mod_wsgi
+    /// (not the `WSGIApplicationGroup` of the section).
+    pub application_group: ApplicationGroup,
+}
+
+/// `WSGIAuthUserScript|WSGIAuthGroupScript|WSGIAccessScript path
+/// [application-group=GROUP] [process-group=%{GLOBAL}]`.
+pub fn parse_auth_script(directive: &str, words: &[&str]) -> Result<AuthScript, String> {
+    let [path, options @ ..] = words else {
+        return Err(format!("{directive}: expected a script path"));
+    };
+    if !path.starts_with('/') {
+        return Err(format!("{directive}: script path '{}' must be absolute", path.escape_default()));
+    }
+    let mut application_group = ApplicationGroup::Global;
+    for option in options {
+        match option.split_once('=') {
+            Some(("application-group", value)) => {
+                application_group = application_group::parse(value).map_err(|e| format!("{directive}: {e}"))?;
+            }
+            // The checks run in the Apache child serving the request;
+            // sending them to a daemon process group is not built yet.
+            Some(("process-group", value)) => {
+                let group = daemon_config::parse_process_group(value).map_err(|e| format!("{directive}: {e}"))?;
+                if !group.is_global() {
+                    return Err(format!(
+                        "{directive}: process-group '{}' is not supported yet; the script runs in the \
+                         Apache child process serving the request (process-group=%{{GLOBAL}}), so remove \
+                         the option",
+                        value.escape_default()
+                    ));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "{directive}: unknown option '{}'; expected application-group=... or \
+                     process-group=%{{GLOBAL}}",
+                    option.escape_default()
+                ))
+            }
+        }
+    }
+    Ok(AuthScript { path: (*path).to_owned(), application_group })
 }
 
 /// A callable name (`WSGICallableObject`, `callable-object=`).
@@ -519,6 +567,16 @@ pub struct DirConfig {
     pub process_group: Option<ProcessGroup>,
     /// `WSGIApplicationGroup`.
     pub application_group: Option<ApplicationGroup>,
+    /// `WSGIAuthUserScript`: the `wsgi` authentication provider's script.
+    pub auth_user_script: Option<AuthScript>,
+    /// `WSGIAuthGroupScript`: what `Require wsgi-group` asks.
+    pub auth_group_script: Option<AuthScript>,
+    /// `WSGIAccessScript`: the host access check.
+    pub access_script: Option<AuthScript>,
+    /// `WSGIGroupAuthoritative`: read and kept for configurations written
+    /// for mod_wsgi; under Apache 2.4 `Require` lines combine by
+    /// `<RequireAny>`/`<RequireAll>`, so it decides nothing (as in mod_wsgi).
+    pub group_authoritative: Option<bool>,
 }
 
 impl DirConfig {
@@ -533,6 +591,10 @@ impl DirConfig {
             map_head_to_get: inner.map_head_to_get.or(outer.map_head_to_get),
             process_group: inner.process_group.clone().or_else(|| outer.process_group.clone()),
             application_group: inner.application_group.clone().or_else(|| outer.application_group.clone()),
+            auth_user_script: inner.auth_user_script.clone().or_else(|| outer.auth_user_script.clone()),
+            auth_group_script: inner.auth_group_script.clone().or_else(|| outer.auth_group_script.clone()),
+            access_script: inner.access_script.clone().or_else(|| outer.access_script.clone()),
+            group_authoritative: inner.group_authoritative.or(outer.group_authoritative),
         }
     }
 }
@@ -910,6 +972,7 @@ mod tests {
             map_head_to_get: Some(MapHeadToGet::Off),
             process_group: Some(ProcessGroup::Named("dir_group".into())),
             application_group: Some(ApplicationGroup::Named("dir_app_group".into())),
+            ..Default::default()
         };
         let from_dir = RequestSettings::resolve(None, &dir);
         assert_eq!(from_dir.callable_object, "dir_app");
@@ -933,6 +996,41 @@ mod tests {
             let alias = parse_script_alias(&["/x", "/s", &option]).unwrap();
             assert_eq!(RequestSettings::resolve(Some(&alias), &dir).process_group.to_string(), value);
         }
+    }
+
+    #[test]
+    fn auth_script_takes_a_path_and_an_application_group() {
+        let script = parse_auth_script("WSGIAuthUserScript", &["/srv/auth.wsgi"]).unwrap();
+        assert_eq!(script, AuthScript { path: "/srv/auth.wsgi".into(), application_group: ApplicationGroup::Global });
+        let script =
+            parse_auth_script("WSGIAccessScript", &["/a.wsgi", "application-group=site", "process-group=%{GLOBAL}"])
+                .unwrap();
+        assert_eq!(script.application_group, ApplicationGroup::Named("site".into()));
+        let script = parse_auth_script("WSGIAuthGroupScript", &["/a.wsgi", "application-group=%{SERVER}"]).unwrap();
+        assert_eq!(script.application_group, ApplicationGroup::Server);
+    }
+
+    #[test]
+    fn auth_script_refuses_what_it_cannot_do() {
+        let err = |words: &[&str]| parse_auth_script("WSGIAuthUserScript", words).unwrap_err();
+        assert_eq!(err(&[]), "WSGIAuthUserScript: expected a script path");
+        assert!(err(&["auth.wsgi"]).contains("'auth.wsgi' must be absolute"));
+        let daemon = err(&["/a.wsgi", "process-group=site"]);
+        assert!(daemon.starts_with("WSGIAuthUserScript: process-group 'site' is not supported yet"), "{daemon}");
+        let unknown = err(&["/a.wsgi", "callable-object=x"]);
+        assert!(unknown.starts_with("WSGIAuthUserScript: unknown option 'callable-object=x'"), "{unknown}");
+        assert!(err(&["/a.wsgi", "application-group=%{global}"]).contains("invalid application group"));
+    }
+
+    #[test]
+    fn auth_scripts_are_inherited_by_inner_sections() {
+        let script = parse_auth_script("WSGIAuthUserScript", &["/a.wsgi"]).unwrap();
+        let outer = DirConfig { auth_user_script: Some(script.clone()), group_authoritative: Some(false), ..Default::default() };
+        let inner = DirConfig { access_script: Some(script.clone()), ..Default::default() };
+        let merged = DirConfig::merge(&outer, &inner);
+        assert_eq!(merged.auth_user_script.as_ref(), Some(&script));
+        assert_eq!(merged.access_script.as_ref(), Some(&script));
+        assert_eq!((merged.auth_group_script, merged.group_authoritative), (None, Some(false)));
     }
 
     #[test]

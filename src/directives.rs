@@ -250,6 +250,40 @@ pub unsafe fn set_dir_option(cmd: *mut ffi::cmd_parms, dir: *mut c_void, arg: &s
         "WSGIChunkedRequest" => dir.chunked_request = Some(config::parse_flag(&name, arg)?),
         "WSGIPathTranslated" => dir.path_translated = Some(config::parse_flag(&name, arg)?),
         "WSGIMapHEADToGET" => dir.map_head_to_get = Some(config::parse_map_head_to_get(arg)?),
+        "WSGIGroupAuthoritative" => dir.group_authoritative = Some(config::parse_flag(&name, arg)?),
+        other => return Err(format!("mod_wsgi_rs: no handler for {other}")),
+    }
+    Ok(())
+}
+
+/// `WSGIAuthUserScript`, `WSGIAuthGroupScript` and `WSGIAccessScript`, in
+/// `<Directory>`, `<Location>`, `<Files>` or `.htaccess` (AuthConfig).
+///
+/// # Safety
+/// `cmd` must be the live cmd_parms of this directive, `dir` the DirConfig
+/// of the section being read and `args` the raw, NUL-terminated arguments.
+pub unsafe fn set_auth_script(cmd: *mut ffi::cmd_parms, dir: *mut c_void, args: *const c_char) -> Result<(), String> {
+    // SAFETY (whole function): forwarded from the caller; configuration
+    // is read by one thread, so this is the only reference to the
+    // section's config.
+    let (name, dir) = unsafe { (directive_name(cmd), &mut *dir.cast::<DirConfig>()) };
+    let words = unsafe { words(cmd, args) };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let script = config::parse_auth_script(&name, &words)?;
+    // The checks always run in the Apache children, so the group counts
+    // for embedded mode in the whole-configuration check. An .htaccess
+    // file is read while serving, after that check.
+    // SAFETY: ap_state_query only reads Apache's state.
+    let serving = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) } == ffi::AP_SQ_MS_RUN_MPM as c_int;
+    if !serving {
+        let location = unsafe { location(cmd) };
+        let route = Route::Explicit(&ProcessGroup::Global);
+        unsafe { registry((*cmd).pool) }.application_groups.record(&name, &script.application_group, route, None, location);
+    }
+    match name.as_str() {
+        "WSGIAuthUserScript" => dir.auth_user_script = Some(script),
+        "WSGIAuthGroupScript" => dir.auth_group_script = Some(script),
+        "WSGIAccessScript" => dir.access_script = Some(script),
         other => return Err(format!("mod_wsgi_rs: no handler for {other}")),
     }
     Ok(())

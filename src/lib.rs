@@ -74,6 +74,20 @@ mod entry_points {
     static BEFORE_USERDIR: HookOrder<3> =
         HookOrder([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), null()]);
 
+    /// As mod_wsgi: the access script runs after mod_ssl's access check
+    /// (so SSL variables are settled) and before mod_authz_host's.
+    static AFTER_MOD_SSL: HookOrder<2> = HookOrder([c"mod_ssl.c".as_ptr(), null()]);
+    static BEFORE_AUTHZ_HOST: HookOrder<2> = HookOrder([c"mod_authz_host.c".as_ptr(), null()]);
+
+    /// `AuthBasicProvider wsgi` and `AuthDigestProvider wsgi`.
+    static AUTHN_PROVIDER: ffi::authn_provider =
+        ffi::authn_provider { check_password: Some(authn_check_password), get_realm_hash: Some(authn_get_realm_hash) };
+    /// `Require wsgi-group NAME...`.
+    static AUTHZ_PROVIDER: ffi::authz_provider = ffi::authz_provider {
+        check_authorization: Some(authz_check_group),
+        parse_require_line: Some(authz_parse_group_require),
+    };
+
     /// Runs `f`, turning a panic into a log line and `on_panic`.
     fn guarded<R>(what: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
         catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
@@ -87,10 +101,13 @@ mod entry_points {
         })
     }
 
-    unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
+    unsafe extern "C" fn register_hooks(pool: *mut ffi::apr_pool_t) {
         guarded("register_hooks", (), || {
-            // SAFETY: the hook functions match Apache's prototypes and the
-            // ordering arrays are static and NULL-terminated.
+            // SAFETY: the hook and provider functions match Apache's
+            // prototypes, the ordering arrays are static and
+            // NULL-terminated, the provider structures and names are
+            // statics Apache only reads, and `pool` is the pool Apache
+            // passes to register_hooks.
             unsafe {
                 // Adds "mod_wsgi_rs/x.y Python/3.11" to the server banner.
                 ffi::ap_hook_post_config(Some(post_config), null(), null(), consts::APR_HOOK_MIDDLE);
@@ -115,6 +132,34 @@ mod entry_points {
                 );
                 // Runs the application for requests with handler wsgi-script.
                 ffi::ap_hook_handler(Some(handler), null(), null(), consts::APR_HOOK_MIDDLE);
+                // The access and authentication scripts. Their answers
+                // depend only on the request's per-directory configuration
+                // (and the client), so Apache may skip them for
+                // sub-requests with the same configuration.
+                let per_conf = ffi::AP_AUTH_INTERNAL_PER_CONF as c_int;
+                ffi::ap_register_auth_provider(
+                    pool,
+                    ffi::AUTHN_PROVIDER_GROUP.as_ptr().cast(),
+                    c"wsgi".as_ptr(),
+                    ffi::AUTHN_PROVIDER_VERSION.as_ptr().cast(),
+                    (&raw const AUTHN_PROVIDER).cast(),
+                    per_conf,
+                );
+                ffi::ap_register_auth_provider(
+                    pool,
+                    ffi::AUTHZ_PROVIDER_GROUP.as_ptr().cast(),
+                    c"wsgi-group".as_ptr(),
+                    ffi::AUTHZ_PROVIDER_VERSION.as_ptr().cast(),
+                    (&raw const AUTHZ_PROVIDER).cast(),
+                    per_conf,
+                );
+                ffi::ap_hook_check_access(
+                    Some(access_checker),
+                    AFTER_MOD_SSL.0.as_ptr(),
+                    BEFORE_AUTHZ_HOST.0.as_ptr(),
+                    consts::APR_HOOK_MIDDLE,
+                    per_conf,
+                );
                 // Beside mod_python, claims each thread's Python thread
                 // state before mod_python can (see interp::pin_thread_state).
                 ffi::ap_hook_create_request(
@@ -216,6 +261,19 @@ mod entry_points {
         guarded("a WSGI directive", DIRECTIVE_PANIC, || {
             // SAFETY: Apache passes the raw argument string and cmd_parms.
             directive_result(cmd, unsafe { directives::add_server_line(cmd, args) })
+        })
+    }
+
+    #[unsafe(no_mangle)]
+    unsafe extern "C" fn wsgi_rs_set_auth_script(
+        cmd: *mut ffi::cmd_parms,
+        dir: *mut c_void,
+        args: *const c_char,
+    ) -> *const c_char {
+        guarded("a WSGI directive", DIRECTIVE_PANIC, || {
+            // SAFETY: Apache passes the raw argument string, the live
+            // cmd_parms and the DirConfig of the section being read.
+            directive_result(cmd, unsafe { directives::set_auth_script(cmd, dir, args) })
         })
     }
 
@@ -349,6 +407,60 @@ mod entry_points {
     unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: r is the live request of this hook call.
         guarded("handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { embedded::handle(r) })
+    }
+
+    unsafe extern "C" fn authn_check_password(
+        r: *mut ffi::request_rec,
+        user: *const c_char,
+        password: *const c_char,
+    ) -> ffi::authn_status {
+        // SAFETY: mod_auth_basic passes the live request and the client's
+        // user and password as NUL-terminated strings.
+        guarded("the wsgi authentication provider", ffi::authn_status_AUTH_GENERAL_ERROR, || unsafe {
+            embedded::check_password(r, user, password)
+        })
+    }
+
+    unsafe extern "C" fn authn_get_realm_hash(
+        r: *mut ffi::request_rec,
+        user: *const c_char,
+        realm: *const c_char,
+        rethash: *mut *mut c_char,
+    ) -> ffi::authn_status {
+        // SAFETY: mod_auth_digest passes the live request, NUL-terminated
+        // user and realm, and where to put the hash.
+        guarded("the wsgi authentication provider", ffi::authn_status_AUTH_GENERAL_ERROR, || unsafe {
+            embedded::get_realm_hash(r, user, realm, rethash)
+        })
+    }
+
+    unsafe extern "C" fn authz_check_group(
+        r: *mut ffi::request_rec,
+        require_args: *const c_char,
+        _parsed: *const c_void,
+    ) -> ffi::authz_status {
+        // SAFETY: mod_authz_core passes the live request and the rest of
+        // the Require line, NUL-terminated.
+        guarded("Require wsgi-group", ffi::authz_status_AUTHZ_GENERAL_ERROR, || unsafe {
+            embedded::check_group(r, require_args)
+        })
+    }
+
+    unsafe extern "C" fn authz_parse_group_require(
+        cmd: *mut ffi::cmd_parms,
+        require_line: *const c_char,
+        _parsed: *mut *const c_void,
+    ) -> *const c_char {
+        guarded("Require wsgi-group", DIRECTIVE_PANIC, || {
+            // SAFETY: mod_authz_core passes the live cmd_parms of the
+            // Require line and its arguments, NUL-terminated.
+            directive_result(cmd, unsafe { embedded::parse_group_require(cmd, require_line) })
+        })
+    }
+
+    unsafe extern "C" fn access_checker(r: *mut ffi::request_rec) -> c_int {
+        // SAFETY: r is the live request of this hook call.
+        guarded("the WSGI access check", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { embedded::check_access(r) })
     }
 
     unsafe extern "C" fn flush_at_end_filter(

@@ -20,16 +20,12 @@ const FLAG_DIRECTIVES: [&str; 5] = [
     "WSGIDestroyInterpreter",
 ];
 
-const UNSUPPORTED: [(&str, &str); 22] = [
+const UNSUPPORTED: [(&str, &str); 18] = [
     ("WSGIAcceptMutex", "this daemon-mode directive"),
-    ("WSGIAccessScript", "access and authentication scripts"),
-    ("WSGIAuthGroupScript", "access and authentication scripts"),
-    ("WSGIAuthUserScript", "access and authentication scripts"),
     ("WSGICaseSensitivity", "this directive"),
     ("WSGIDispatchScript", "this directive"),
     ("WSGIEnableSendfile", "this directive"),
     ("WSGIErrorOverride", "this directive"),
-    ("WSGIGroupAuthoritative", "access and authentication scripts"),
     ("WSGIHandlerScript", "this directive"),
     ("WSGIIgnoreActivity", "this directive"),
     ("WSGILazyInitialization", "this daemon-mode directive"),
@@ -237,7 +233,7 @@ fn unsupported_mod_wsgi_directives_are_refused_by_name() {
 #[test]
 fn unsupported_directives_are_refused_in_sections_and_without_arguments() {
     for (extra, line, d) in [
-        ("<Directory /tmp>\n    WSGIAccessScript /tmp/a.py\n</Directory>", "WSGIAccessScript /tmp/a.py", "WSGIAccessScript"),
+        ("<Directory /tmp>\n    WSGIDispatchScript /tmp/a.py\n</Directory>", "WSGIDispatchScript /tmp/a.py", "WSGIDispatchScript"),
         ("<Location /x>\n    WSGIErrorOverride On\n</Location>", "WSGIErrorOverride On", "WSGIErrorOverride"),
         ("<VirtualHost 127.0.0.1:@@PORT@@>\n    WSGIRestrictProcess site\n</VirtualHost>", "WSGIRestrictProcess site", "WSGIRestrictProcess"),
         ("WSGISocketRotation", "WSGISocketRotation", "WSGISocketRotation"),

@@ -271,7 +271,7 @@ unsafe fn process_group_of(r: *mut ffi::request_rec, group: &ProcessGroup) -> Re
 /// # Safety
 /// `r` must be the live request being handled; `variables` its CGI
 /// variables.
-unsafe fn application_group_of(
+pub(super) unsafe fn application_group_of(
     r: *mut ffi::request_rec,
     group: Option<&ApplicationGroup>,
     variables: &[(&[u8], &[u8])],

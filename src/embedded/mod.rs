@@ -2,6 +2,7 @@
 //! the Apache child itself, through the WSGI core (src/wsgi/), with the
 //! request_rec and its brigades behind the core's transport traits.
 
+mod auth;
 mod body;
 mod child;
 mod flush_at_end;
@@ -9,6 +10,7 @@ mod handler;
 mod request;
 mod sink;
 
+pub use auth::{check_access, check_group, check_password, get_realm_hash, parse_group_require};
 pub use body::ApacheBody;
 pub use child::{log_to_main_server, prepare_child, server_facts};
 pub use flush_at_end::{on_brigade as flush_at_end, register as register_flush_at_end};

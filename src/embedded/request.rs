@@ -36,7 +36,7 @@ pub unsafe fn prepare(r: *mut ffi::request_rec, path_translated: bool) {
     }
 }
 
-fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
+pub(super) fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
     if p.is_null() {
         b""
     } else {

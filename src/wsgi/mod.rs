@@ -13,6 +13,8 @@ pub mod app;
 #[cfg(not(test))]
 mod app_group;
 #[cfg(not(test))]
+pub mod auth;
+#[cfg(not(test))]
 mod environ;
 #[cfg(not(test))]
 mod events;

@@ -71,8 +71,16 @@ pub fn on_reload(hook: fn(&str)) {
 /// `WSGIImportScript`: loads `path` as a request for it later would, so
 /// that request finds it already loaded.
 pub fn preload(py: Python<'_>, path: &str) -> PyResult<()> {
-    let mtime = file_mtime(path)?;
-    load(py, path, Some(mtime)).map(drop)
+    load_current(py, path, true).map(drop)
+}
+
+/// The module for `path` when no directory walk has looked at the file
+/// (the access and authentication scripts): with `reloading`, the file's
+/// mtime is read now and a changed script loaded again, as [`load`] does.
+/// A missing file is an OSError either way.
+pub fn load_current<'py>(py: Python<'py>, path: &str, reloading: bool) -> PyResult<Bound<'py, PyModule>> {
+    let mtime = py.detach(|| file_mtime(path))?;
+    load(py, path, reloading.then_some(mtime))
 }
 
 /// A file's mtime in APR's unit (microseconds since the epoch), the value
