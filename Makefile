@@ -38,12 +38,13 @@ LOGLEVEL ?= warn wsgi_rs:info
 
 # Debian packages: the build (apache2-dev for apxs and headers, libclang-dev for
 # bindgen, python3.11-dev for libpython, a C toolchain for the shim), the tests
-# (apache2, mod_python and mod_wsgi beside us, curl) and the benchmarks (wrk; apxs again
-# for their C handler; bench.py itself pip-installs granian and gunicorn into a venv).
+# (apache2, mod_python and mod_wsgi beside us, curl, chromium to load the status page) and
+# the benchmarks (wrk; apxs again for their C handler; bench.py itself pip-installs granian
+# and gunicorn into a venv).
 DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
                python3.11 python3.11-dev python3.11-venv \
                libapache2-mod-python libapache2-mod-wsgi-py3 \
-               wrk curl openssl ca-certificates
+               wrk curl openssl ca-certificates chromium
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600

@@ -132,6 +132,8 @@ mod entry_points {
                 );
                 // Runs the application for requests with handler wsgi-script.
                 ffi::ap_hook_handler(Some(handler), null(), null(), consts::APR_HOOK_MIDDLE);
+                // Serves the daemon groups' status for handler wsgi-rs-status.
+                ffi::ap_hook_handler(Some(status_handler), null(), null(), consts::APR_HOOK_MIDDLE);
                 // The access and authentication scripts. Their answers
                 // depend only on the request's per-directory configuration
                 // (and the client), so Apache may skip them for
@@ -407,6 +409,11 @@ mod entry_points {
     unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: r is the live request of this hook call.
         guarded("handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { embedded::handle(r) })
+    }
+
+    unsafe extern "C" fn status_handler(r: *mut ffi::request_rec) -> c_int {
+        // SAFETY: r is the live request of this hook call.
+        guarded("the status handler", consts::HTTP_INTERNAL_SERVER_ERROR, || unsafe { embedded::handle_status_page(r) })
     }
 
     unsafe extern "C" fn authn_check_password(

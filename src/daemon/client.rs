@@ -181,6 +181,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
         log::request(r, consts::APLOG_ERR, &format!("no daemon process group named '{group}' is running (script {script})"));
         return consts::HTTP_INTERNAL_SERVER_ERROR;
     };
+    let _in_flight = super::metrics::InFlight::new(endpoint.metrics);
     // SAFETY: r is live for the whole call.
     let (mut body, mut sink) = unsafe { (ApacheBody::new(r), ApacheSink::new(r)) };
     // When the request started to wait for a daemon: the time it spends

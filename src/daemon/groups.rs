@@ -32,6 +32,8 @@ pub struct Endpoint {
     /// The ServerName of the virtual host that defined the group, None
     /// for the main server: only that host may use it.
     pub defined_in: Option<String>,
+    /// The group's figures for the status page.
+    pub metrics: super::metrics::GroupMetrics,
 }
 
 /// Set in the parent before the MPM forks its children, which inherit it.
@@ -60,6 +62,7 @@ pub unsafe fn start(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> Res
     // keeps its own copy of the memory after fork).
     let cfg: &'static crate::config::ServerConfig = unsafe { &*(server_config(s) as *const _) };
     ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    super::metrics::forget_generation();
     if cfg.daemon_groups.is_empty() {
         return Ok(());
     }
@@ -91,6 +94,8 @@ pub unsafe fn start(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> Res
                 group.name
             ));
         }
+        let metrics = super::metrics::create(&group.name, group.processes)
+            .map_err(|e| format!("daemon process group {}: cannot map its status memory: {e}", group.name))?;
         let owner = group.socket_user.unwrap_or(apache_uid);
         let listener = listen(&socket, group.listen_backlog, owner)
             .map_err(|e| format!("daemon process group {}: cannot listen on {socket}: {e}", group.name))?;
@@ -111,6 +116,7 @@ pub unsafe fn start(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> Res
             send_buffer_size: group.send_buffer_size,
             receive_buffer_size: group.receive_buffer_size,
             defined_in: group.defined_in.clone(),
+            metrics,
         });
     }
     Ok(())

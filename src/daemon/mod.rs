@@ -9,7 +9,9 @@
 //! - `groups`: starting the groups after each configuration read;
 //! - `supervisor`, `process`, `serve`, `conn`, `channel`, `title`: the
 //!   daemon side, from the supervisor down to the WSGI core's transport;
-//! - `client`: the Apache-child side.
+//! - `client`: the Apache-child side;
+//! - `metrics`, `status`: the figures the groups share with the Apache
+//!   children, and the status page rendered from them.
 
 pub mod wire;
 mod ledger;
@@ -22,6 +24,11 @@ pub mod client;
 mod conn;
 #[cfg(not(test))]
 mod groups;
+// Its shared-memory side is used by the runtime alone, not the unit tests.
+#[cfg_attr(test, allow(dead_code))]
+pub mod metrics;
+#[cfg_attr(test, allow(dead_code))]
+pub mod status;
 #[cfg(not(test))]
 mod process;
 #[cfg(not(test))]

@@ -111,7 +111,12 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
         // SAFETY: set above before any request runs; the Server outlives
         // every request (serve::run joins the workers before returning).
         if let Some(server) = unsafe { server.as_ref() } {
-            serve::ask_to_be_replaced(server, &format!("{path} changed"), crate::daemon_lifecycle::Drain::Graceful);
+            serve::ask_to_be_replaced(
+                server,
+                &format!("{path} changed"),
+                super::metrics::Reason::ScriptChanged,
+                crate::daemon_lifecycle::Drain::Graceful,
+            );
         }
     });
     serve::run(&server);

@@ -16,6 +16,7 @@
 
 use super::channel::{ChannelLog, DaemonBody, DaemonSink};
 use super::conn::Conn;
+use super::metrics::{GroupMetrics, ProcessSlot, Reason};
 use super::supervisor::{self, Notice, STOP_SIGNAL};
 use super::wire::{Message, ToChild, ToDaemon, PROTOCOL_VERSION};
 use crate::daemon_config::DaemonGroup;
@@ -79,6 +80,10 @@ pub struct Server {
     /// Set when startup-timeout gave up on loading the application: every
     /// request gets 503 until the successor takes over.
     pub(super) startup_failed: AtomicBool,
+    /// The status page's figures (metrics.rs): the group's, and this
+    /// process's slot.
+    metrics: Option<GroupMetrics>,
+    slot: Option<&'static ProcessSlot>,
 }
 
 /// The epoll key of the stop event (connections count up from 0).
@@ -121,6 +126,8 @@ impl Server {
             requests_done: AtomicU64::new(0),
             last_activity: Mutex::new(Instant::now()),
             startup_failed: AtomicBool::new(false),
+            metrics: super::metrics::of(&group.name),
+            slot: super::metrics::of(&group.name).and_then(|m| m.claim(std::process::id(), group.threads)),
         })
     }
 
@@ -165,6 +172,9 @@ impl Server {
         held.running =
             Some(Running { since: Instant::now(), script: script.clone(), client: client.clone(), thread, timed_out: false });
         drop(connections);
+        if let Some(slot) = self.slot {
+            slot.busy.fetch_add(1, Ordering::Relaxed);
+        }
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         true
     }
@@ -173,14 +183,17 @@ impl Server {
     /// replaced when that reaches maximum-requests or its memory is past
     /// rss-limit.
     fn end_request(&self, id: u64) {
-        if let Some(held) = self.connections().get_mut(&id) {
-            held.running = None;
+        let started = self.connections().get_mut(&id).and_then(|held| held.running.take()).map(|r| r.since);
+        if let (Some(slot), Some(metrics)) = (self.slot, self.metrics) {
+            slot.busy.fetch_sub(1, Ordering::Relaxed);
+            slot.requests.fetch_add(1, Ordering::Relaxed);
+            metrics.record_duration(started.map_or(0.0, |s| s.elapsed().as_secs_f64()));
         }
         *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let done = self.requests_done.fetch_add(1, Ordering::Relaxed) + 1;
         let lifecycle = self.lifecycle;
         if lifecycle.maximum_requests > 0 && done == lifecycle.maximum_requests {
-            ask_to_be_replaced(self, &format!("maximum-requests: {done} requests served"), Drain::Graceful);
+            ask_to_be_replaced(self, &format!("maximum-requests: {done} requests served"), Reason::MaximumRequests, Drain::Graceful);
         }
         if let Some(limit) = lifecycle.rss_limit {
             let rss = resident_bytes();
@@ -188,6 +201,7 @@ impl Server {
                 ask_to_be_replaced(
                     self,
                     &format!("rss-limit: resident memory {} MiB after a request, above {} MiB", rss >> 20, limit >> 20),
+                    Reason::RssLimit,
                     Drain::Graceful,
                 );
             }
@@ -198,6 +212,14 @@ impl Server {
     /// watchdog gave up on).
     fn any_busy(&self) -> bool {
         self.connections().values().any(|held| held.running.as_ref().is_some_and(|r| !r.timed_out))
+    }
+
+    /// For the status page: this process is being replaced, and why.
+    pub(super) fn count_replacement(&self, reason: Reason) {
+        if let (Some(slot), Some(metrics)) = (self.slot, self.metrics) {
+            slot.mark_retiring(reason);
+            metrics.count_replacement(std::process::id(), reason);
+        }
     }
 
     fn any_running(&self) -> bool {
@@ -275,6 +297,10 @@ pub fn run(server: &Server) {
     let supervisor_pid = unsafe { libc::getppid() };
     loop {
         let second = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+        // The status page's figure, once a second.
+        if let Some(slot) = server.slot {
+            slot.rss_bytes.store(resident_bytes(), Ordering::Relaxed);
+        }
         // SAFETY: waits up to a second for one of the blocked signals.
         let signal = unsafe { libc::sigtimedwait(&stop_signals, std::ptr::null_mut(), &second) };
         if signal < 0 {
@@ -291,17 +317,17 @@ pub fn run(server: &Server) {
             continue;
         }
         let cpu_limit = format!("cpu-time-limit: {} s of CPU used", server.lifecycle.cpu_time_limit.unwrap_or_default().as_secs());
-        let (why, drain) = match signal {
-            libc::SIGINT => ("SIGINT", Drain::Graceful),
-            libc::SIGHUP => ("SIGHUP", Drain::Graceful),
-            libc::SIGTERM => ("SIGTERM", Drain::Graceful),
-            libc::SIGUSR1 => ("SIGUSR1", Drain::Eviction),
-            libc::SIGXCPU => (cpu_limit.as_str(), Drain::Graceful),
-            _ => ("told to stop", Drain::Shutdown),
+        let (why, reason, drain) = match signal {
+            libc::SIGINT => ("SIGINT", Reason::Signal, Drain::Graceful),
+            libc::SIGHUP => ("SIGHUP", Reason::Signal, Drain::Graceful),
+            libc::SIGTERM => ("SIGTERM", Reason::Signal, Drain::Graceful),
+            libc::SIGUSR1 => ("SIGUSR1", Reason::Signal, Drain::Eviction),
+            libc::SIGXCPU => (cpu_limit.as_str(), Reason::CpuTimeLimit, Drain::Graceful),
+            _ => ("told to stop", Reason::Signal, Drain::Shutdown),
         };
         // SAFETY: as above.
         let orphaned = unsafe { libc::getppid() } != supervisor_pid;
-        if signal != STOP_SIGNAL && !orphaned && ask_to_be_replaced(server, why, drain) {
+        if signal != STOP_SIGNAL && !orphaned && ask_to_be_replaced(server, why, reason, drain) {
             continue;
         }
         logging::process(
@@ -635,20 +661,21 @@ fn refusal(server: &Server, script: &str, variables: &[(Vec<u8>, Vec<u8>)], daem
 /// Asks the supervisor for a successor (once), `drain` deciding how long
 /// this process's requests get once it takes over; false if there is no
 /// supervisor to ask.
-pub fn ask_to_be_replaced(server: &Server, why: &str, drain: Drain) -> bool {
-    ask_for_successor(server, why, drain, Notice::Retire)
+pub fn ask_to_be_replaced(server: &Server, why: &str, reason: Reason, drain: Drain) -> bool {
+    ask_for_successor(server, why, reason, drain, Notice::Retire)
 }
 
 /// As ask_to_be_replaced, for a process that failed to start its
 /// application: the supervisor waits out its back-off first.
 pub(super) fn ask_to_be_replaced_failing(server: &Server, why: &str) -> bool {
-    ask_for_successor(server, why, Drain::Graceful, Notice::RetireFailing)
+    ask_for_successor(server, why, Reason::StartupTimeout, Drain::Graceful, Notice::RetireFailing)
 }
 
-fn ask_for_successor(server: &Server, why: &str, drain: Drain, notice: Notice) -> bool {
+fn ask_for_successor(server: &Server, why: &str, reason: Reason, drain: Drain, notice: Notice) -> bool {
     if server.replacement_asked.swap(true, Ordering::SeqCst) {
         return true;
     }
+    server.count_replacement(reason);
     *server.drain.lock().unwrap_or_else(|e| e.into_inner()) = drain;
     logging::process(
         Level::Info,

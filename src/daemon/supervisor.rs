@@ -431,6 +431,9 @@ fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<Retired>, s: 
         if pid <= 0 {
             return;
         }
+        let metrics = super::metrics::of(&group.name);
+        // Whether it had asked to be replaced (then it counted the reason).
+        let had_asked = metrics.is_some_and(|m| m.release(pid as u32).is_some());
         if let Some(i) = retired.iter().position(|r| r.pid == pid) {
             retired.remove(i);
             log::server(
@@ -458,6 +461,11 @@ fn reap(group: &DaemonGroup, slots: &mut [Slot], retired: &mut Vec<Retired>, s: 
         }
         let Some(slot) = slots.iter_mut().find(|slot| slot.pid == Some(pid)) else { continue };
         slot.pid = None;
+        // Unasked (a process that had asked, such as one that gave up at
+        // deadlock-timeout, was counted under its own reason).
+        if let Some(metrics) = metrics.filter(|_| !had_asked) {
+            metrics.count_replacement(pid as u32, super::metrics::Reason::Exited);
+        }
         // A failing process's successor was not started yet: the new
         // process started after the back-off takes its place.
         slot.successor_due = false;

@@ -13,6 +13,7 @@
 //! which needs the GIL (a request that is merely slow gives it up).
 
 use super::channel::level_code;
+use super::metrics::Reason;
 use super::serve::{self, Server};
 use super::wire::ToChild;
 use crate::daemon_lifecycle::Drain;
@@ -142,7 +143,12 @@ fn watch(server: &'static Server) {
             continue;
         }
         if let Some(interval) = l.restart_interval.filter(|i| server.started.elapsed() >= *i) {
-            serve::ask_to_be_replaced(server, &format!("restart-interval: it ran {} s", interval.as_secs()), Drain::Graceful);
+            serve::ask_to_be_replaced(
+                server,
+                &format!("restart-interval: it ran {} s", interval.as_secs()),
+                Reason::RestartInterval,
+                Drain::Graceful,
+            );
         }
         if let Some(idle) = l.inactivity_timeout {
             let quiet = server.last_activity.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
@@ -151,6 +157,7 @@ fn watch(server: &'static Server) {
                 serve::ask_to_be_replaced(
                     server,
                     &format!("inactivity-timeout: no request for {} s", idle.as_secs()),
+                    Reason::InactivityTimeout,
                     Drain::Graceful,
                 );
             }
@@ -202,7 +209,7 @@ fn check_requests(server: &'static Server, name: &str, limit: Duration) {
     let why = format!("daemon process group {name}: process {pid}: {} request(s) ran longer than request-timeout", late.len());
     DUMPS.lock().unwrap_or_else(|e| e.into_inner()).push((why, threads));
     DUMP_WANTED.notify_all();
-    serve::ask_to_be_replaced(server, "request-timeout", Drain::Graceful);
+    serve::ask_to_be_replaced(server, "request-timeout", Reason::RequestTimeout, Drain::Graceful);
 }
 
 /// deadlock-timeout: the heartbeat has not had the GIL for that long.
@@ -234,6 +241,7 @@ fn check_deadlock(server: &'static Server) {
             held.conn.abandon(504, ToChild::Log { level: level_code(Level::Err), text });
         }
     }
+    server.count_replacement(Reason::DeadlockTimeout);
     // SAFETY: _exit ends the process at once; with the GIL held elsewhere
     // neither Python's finalisation nor exit functions could run.
     unsafe { libc::_exit(3) };

@@ -9,6 +9,7 @@ mod flush_at_end;
 mod handler;
 mod request;
 mod sink;
+mod status_page;
 
 pub use auth::{check_access, check_group, check_password, get_realm_hash, parse_group_require};
 pub use body::ApacheBody;
@@ -17,3 +18,4 @@ pub use flush_at_end::{on_brigade as flush_at_end, register as register_flush_at
 pub use handler::{handle, translate_name};
 pub use request::apache_level;
 pub use sink::ApacheSink;
+pub use status_page::handle as handle_status_page;

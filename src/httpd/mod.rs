@@ -79,6 +79,8 @@ pub mod consts {
     pub const APR_EOF: c_int = ffi::APR_EOF as c_int;
     pub const HTTP_REQUEST_TIME_OUT: c_int = ffi::HTTP_REQUEST_TIME_OUT as c_int;
     pub const HTTP_BAD_REQUEST: c_int = ffi::HTTP_BAD_REQUEST as c_int;
+    pub const HTTP_METHOD_NOT_ALLOWED: c_int = ffi::HTTP_METHOD_NOT_ALLOWED as c_int;
+    pub const M_GET: c_int = ffi::M_GET as c_int;
     pub const AP_FILTER_ERROR: c_int = ffi::AP_FILTER_ERROR;
     pub const OPT_EXECCGI: c_int = ffi::OPT_EXECCGI as c_int;
     pub const AP_MODE_READBYTES: ffi::ap_input_mode_t = ffi::ap_input_mode_t_AP_MODE_READBYTES;
