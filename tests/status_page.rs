@@ -69,7 +69,10 @@ fn sample<'a>(samples: &'a [Json], name: &str, labels: &[(&str, &str)]) -> Optio
 /// The page as Debian's chromium renders it (its DOM after loading).
 fn browser_dom(url: &str, profile: &Path) -> String {
     let mut child = Command::new("chromium")
+        // Without the networking flags chromium keeps reaching out to Google's hosts,
+        // which a closed network refuses.
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage"])
+        .args(["--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--dump-dom", url])
         .env("HOME", profile)
