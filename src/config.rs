@@ -411,10 +411,14 @@ pub struct AuthScript {
     /// `application-group=`; `%{GLOBAL}` without it, as with mod_wsgi
     /// (not the `WSGIApplicationGroup` of the section).
     pub application_group: ApplicationGroup,
+    /// `process-group=`: the daemon process group the functions run in;
+    /// `%{GLOBAL}` (the Apache child checking the request) without it,
+    /// not the `WSGIProcessGroup` of the section.
+    pub process_group: ProcessGroup,
 }
 
 /// `WSGIAuthUserScript|WSGIAuthGroupScript|WSGIAccessScript path
-/// [application-group=GROUP] [process-group=%{GLOBAL}]`.
+/// [application-group=GROUP] [process-group=GROUP]`.
 pub fn parse_auth_script(directive: &str, words: &[&str]) -> Result<AuthScript, String> {
     let [path, options @ ..] = words else {
         return Err(format!("{directive}: expected a script path"));
@@ -423,34 +427,26 @@ pub fn parse_auth_script(directive: &str, words: &[&str]) -> Result<AuthScript, 
         return Err(format!("{directive}: script path '{}' must be absolute", path.escape_default()));
     }
     let mut application_group = ApplicationGroup::Global;
+    let mut process_group = ProcessGroup::Global;
     for option in options {
         match option.split_once('=') {
             Some(("application-group", value)) => {
                 application_group = application_group::parse(value).map_err(|e| format!("{directive}: {e}"))?;
             }
-            // The checks run in the Apache child serving the request;
-            // sending them to a daemon process group is not built yet.
+            // Whether the group exists, and may be used from here, is
+            // checked once the whole configuration is read.
             Some(("process-group", value)) => {
-                let group = daemon_config::parse_process_group(value).map_err(|e| format!("{directive}: {e}"))?;
-                if !group.is_global() {
-                    return Err(format!(
-                        "{directive}: process-group '{}' is not supported yet; the script runs in the \
-                         Apache child process serving the request (process-group=%{{GLOBAL}}), so remove \
-                         the option",
-                        value.escape_default()
-                    ));
-                }
+                process_group = daemon_config::parse_process_group(value).map_err(|e| format!("{directive}: {e}"))?;
             }
             _ => {
                 return Err(format!(
-                    "{directive}: unknown option '{}'; expected application-group=... or \
-                     process-group=%{{GLOBAL}}",
+                    "{directive}: unknown option '{}'; expected application-group=... or process-group=...",
                     option.escape_default()
                 ))
             }
         }
     }
-    Ok(AuthScript { path: (*path).to_owned(), application_group })
+    Ok(AuthScript { path: (*path).to_owned(), application_group, process_group })
 }
 
 /// A callable name (`WSGICallableObject`, `callable-object=`).
@@ -1001,11 +997,23 @@ mod tests {
     #[test]
     fn auth_script_takes_a_path_and_an_application_group() {
         let script = parse_auth_script("WSGIAuthUserScript", &["/srv/auth.wsgi"]).unwrap();
-        assert_eq!(script, AuthScript { path: "/srv/auth.wsgi".into(), application_group: ApplicationGroup::Global });
+        assert_eq!(
+            script,
+            AuthScript {
+                path: "/srv/auth.wsgi".into(),
+                application_group: ApplicationGroup::Global,
+                process_group: ProcessGroup::Global
+            }
+        );
         let script =
             parse_auth_script("WSGIAccessScript", &["/a.wsgi", "application-group=site", "process-group=%{GLOBAL}"])
                 .unwrap();
         assert_eq!(script.application_group, ApplicationGroup::Named("site".into()));
+        assert_eq!(script.process_group, ProcessGroup::Global);
+        let script = parse_auth_script("WSGIAuthUserScript", &["/a.wsgi", "process-group=site"]).unwrap();
+        assert_eq!(script.process_group, ProcessGroup::Named("site".into()));
+        let script = parse_auth_script("WSGIAuthUserScript", &["/a.wsgi", "process-group=%{ENV:G}"]).unwrap();
+        assert_eq!(script.process_group, ProcessGroup::Env("G".into()));
         let script = parse_auth_script("WSGIAuthGroupScript", &["/a.wsgi", "application-group=%{SERVER}"]).unwrap();
         assert_eq!(script.application_group, ApplicationGroup::Server);
     }
@@ -1015,8 +1023,8 @@ mod tests {
         let err = |words: &[&str]| parse_auth_script("WSGIAuthUserScript", words).unwrap_err();
         assert_eq!(err(&[]), "WSGIAuthUserScript: expected a script path");
         assert!(err(&["auth.wsgi"]).contains("'auth.wsgi' must be absolute"));
-        let daemon = err(&["/a.wsgi", "process-group=site"]);
-        assert!(daemon.starts_with("WSGIAuthUserScript: process-group 'site' is not supported yet"), "{daemon}");
+        let daemon = err(&["/a.wsgi", "process-group=%{SERVER}"]);
+        assert!(daemon.starts_with("WSGIAuthUserScript: invalid process group '%{SERVER}'"), "{daemon}");
         let unknown = err(&["/a.wsgi", "callable-object=x"]);
         assert!(unknown.starts_with("WSGIAuthUserScript: unknown option 'callable-object=x'"), "{unknown}");
         assert!(err(&["/a.wsgi", "application-group=%{global}"]).contains("invalid application group"));

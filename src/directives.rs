@@ -270,15 +270,23 @@ pub unsafe fn set_auth_script(cmd: *mut ffi::cmd_parms, dir: *mut c_void, args: 
     let words = unsafe { words(cmd, args) };
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let script = config::parse_auth_script(&name, &words)?;
-    // The checks always run in the Apache children, so the group counts
-    // for embedded mode in the whole-configuration check. An .htaccess
-    // file is read while serving, after that check.
+    // The checks run where `process-group=` says (the Apache children by
+    // default), so the application group counts for that process group
+    // in the whole-configuration check, and a named group must exist and
+    // be visible from this host, as for WSGIScriptAlias. An .htaccess
+    // file is read while serving, after that check: its group is checked
+    // per request.
     // SAFETY: ap_state_query only reads Apache's state.
     let serving = unsafe { ffi::ap_state_query(ffi::AP_SQ_MAIN_STATE as c_int) } == ffi::AP_SQ_MS_RUN_MPM as c_int;
     if !serving {
         let location = unsafe { location(cmd) };
-        let route = Route::Explicit(&ProcessGroup::Global);
-        unsafe { registry((*cmd).pool) }.application_groups.record(&name, &script.application_group, route, None, location);
+        let route = Route::Explicit(&script.process_group);
+        let application_groups = &mut unsafe { registry((*cmd).pool) }.application_groups;
+        application_groups.record(&name, &script.application_group, route, None, location);
+        application_groups.note_delegation(&script.process_group);
+        // As a WSGIScriptAlias: the group must be visible from the host
+        // the line is read in, also when its virtual hosts inherit it.
+        unsafe { record_group_use(cmd, &name, &script.process_group, false) };
     }
     match name.as_str() {
         "WSGIAuthUserScript" => dir.auth_user_script = Some(script),

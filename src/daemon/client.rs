@@ -24,14 +24,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// A connection to a daemon, with the pid its Hello named.
-struct Connection {
-    writer: UnixStream,
-    reader: FrameReader,
-    pid: u32,
+pub(super) struct Connection {
+    pub(super) writer: UnixStream,
+    pub(super) reader: FrameReader,
+    pub(super) pid: u32,
     /// Whether the daemon took a request (see ledger.rs), and how many
     /// requests have been sent on the connection.
-    ledger: Ledger,
-    sent: u64,
+    pub(super) ledger: Ledger,
+    pub(super) sent: u64,
 }
 
 /// Idle connections per group, reused by whichever thread needs one.
@@ -41,7 +41,7 @@ fn take_idle(group: &str) -> Option<Connection> {
     IDLE.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.get_mut(group)?.pop()
 }
 
-fn put_idle(group: &str, connection: Connection) {
+pub(super) fn put_idle(group: &str, connection: Connection) {
     let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
     idle.get_or_insert_with(HashMap::new).entry(group.to_owned()).or_default().push(connection);
 }
@@ -119,7 +119,7 @@ fn connect_once(path: &str) -> io::Result<UnixStream> {
 /// mod_wsgi does (`mod_wsgi.daemon_connects`, `mod_wsgi.daemon_restarts`):
 /// monitoring tells a saturated or restarting group by these.
 #[derive(Default)]
-struct Tries {
+pub(super) struct Tries {
     /// Attempts to reach a daemon: every connect() and every kept
     /// connection the request was sent on.
     connects: u32,
@@ -140,12 +140,36 @@ fn now_micros() -> i64 {
 }
 
 /// How a conversation with a daemon ended.
-enum Ended {
-    /// The handler's status.
-    Status(c_int),
+pub(super) enum Ended<T> {
+    /// What the caller answers with.
+    Done(T),
     /// The connection ended and the daemon had not taken the request (it
     /// was stopping): it never ran there and can be sent elsewhere.
     NotTaken,
+}
+
+/// Why no daemon of a group took a request.
+pub(super) enum Unreached {
+    /// The group's socket could not be connected to.
+    Connect(io::Error),
+    /// Every daemon tried closed the connection before taking it.
+    Stopping,
+}
+
+impl Unreached {
+    /// The log line, `what` being what was sent ("the request") and
+    /// `script` what for.
+    pub(super) fn message(&self, endpoint: &Endpoint, what: &str, script: &str) -> String {
+        let group = &endpoint.name;
+        match self {
+            Self::Connect(err) => {
+                format!("cannot reach daemon process group '{group}' at {} for {script}: {err}", endpoint.socket)
+            }
+            Self::Stopping => {
+                format!("daemon process group '{group}' did not take {what} for {script}: its daemons are stopping")
+            }
+        }
+    }
 }
 
 /// New connections a request may try when daemons close them before
@@ -155,6 +179,65 @@ const MAX_FRESH_ATTEMPTS: u32 = 4;
 fn is_closed_by_peer(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof)
         || err.to_string() == "the daemon did not greet"
+}
+
+/// Hands `converse` connections to daemons of `endpoint`'s group until one
+/// takes what it sends. Idle connections to a daemon that has stopped since
+/// are closed: each is dropped and the next tried, then new connections; a
+/// new one that is closed before the request is taken (its daemon was
+/// stopping) is tried once more, up to MAX_FRESH_ATTEMPTS.
+pub(super) fn with_some_daemon<T>(
+    endpoint: &Endpoint,
+    tries: &mut Tries,
+    mut converse: impl FnMut(Connection, &Tries) -> Ended<T>,
+) -> Result<T, Unreached> {
+    let mut fresh_attempts = 0;
+    loop {
+        let idle = take_idle(&endpoint.name);
+        if idle.is_some() {
+            tries.connects += 1;
+        }
+        let (connection, reused) = match idle {
+            Some(connection) => (connection, true),
+            None => match connect(endpoint, tries) {
+                Ok(connection) => (connection, false),
+                // Accepted by a daemon that was stopping at that moment: it
+                // closed the connection during the greeting. Another daemon
+                // (or its successor) takes the next one.
+                Err(err) if is_closed_by_peer(&err) && fresh_attempts < MAX_FRESH_ATTEMPTS => {
+                    fresh_attempts += 1;
+                    tries.restarts += 1;
+                    continue;
+                }
+                Err(err) => return Err(Unreached::Connect(err)),
+            },
+        };
+        match converse(connection, tries) {
+            Ended::Done(value) => return Ok(value),
+            Ended::NotTaken if reused => tries.restarts += 1,
+            Ended::NotTaken if fresh_attempts < MAX_FRESH_ATTEMPTS => {
+                fresh_attempts += 1;
+                tries.restarts += 1;
+            }
+            Ended::NotTaken => return Err(Unreached::Stopping),
+        }
+    }
+}
+
+/// The endpoint of the group named `group`, if it is running.
+pub(super) fn endpoint(group: &str) -> Option<Endpoint> {
+    ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|e| e.name == group).cloned()
+}
+
+/// The log line for a request (or check) the daemon had no free thread
+/// for within socket-timeout, so that it did not run.
+pub(super) fn no_free_thread(pid: u32, endpoint: &Endpoint, what: &str, script: &str) -> String {
+    format!(
+        "daemon process {pid} of group '{}' had no free thread for {what} within {} s (socket-timeout; script \
+         {script}); it did not run",
+        endpoint.name,
+        endpoint.socket_timeout.as_secs()
+    )
 }
 
 /// What the request asks of the daemon, besides its CGI variables.
@@ -176,8 +259,7 @@ pub struct Forward<'a> {
 pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
     let group = forward.group;
     let script = forward.script;
-    let endpoint = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|e| e.name == group).cloned();
-    let Some(endpoint) = endpoint else {
+    let Some(endpoint) = endpoint(group) else {
         log::request(r, consts::APLOG_ERR, &format!("no daemon process group named '{group}' is running (script {script})"));
         return consts::HTTP_INTERNAL_SERVER_ERROR;
     };
@@ -206,41 +288,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
     };
     let mut tries = Tries::default();
     let mut encoded = Vec::new();
-    // Idle connections to a daemon that has stopped since are closed: each
-    // is dropped and the next tried, then new connections; a new one that
-    // is closed before the request is taken (its daemon was stopping) is
-    // tried once more.
-    let mut fresh_attempts = 0;
-    loop {
-        let idle = take_idle(group);
-        if idle.is_some() {
-            tries.connects += 1;
-        }
-        let (connection, reused) = match idle {
-            Some(connection) => (connection, true),
-            None => match connect(&endpoint, &mut tries) {
-                Ok(connection) => (connection, false),
-                // Accepted by a daemon that was stopping at that moment: it
-                // closed the connection during the greeting. Another daemon
-                // (or its successor) takes the next one.
-                Err(err) if is_closed_by_peer(&err) && fresh_attempts < MAX_FRESH_ATTEMPTS => {
-                    fresh_attempts += 1;
-                    tries.restarts += 1;
-                    continue;
-                }
-                Err(err) => {
-                    log::request(
-                        r,
-                        consts::APLOG_ERR,
-                        &format!(
-                            "cannot reach daemon process group '{group}' at {} for {script}: {err}",
-                            endpoint.socket
-                        ),
-                    );
-                    return consts::HTTP_SERVICE_UNAVAILABLE;
-                }
-            },
-        };
+    let answered = with_some_daemon(&endpoint, &mut tries, |connection, tries| {
         // Encoded for each attempt: the counts are part of the request.
         if let ToDaemon::Request { variables, .. } = &mut request {
             let n = variables.len();
@@ -251,29 +299,19 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
         if let Err(err) = super::wire::encode(&request, &mut encoded) {
             put_idle(group, connection);
             log::request(r, consts::APLOG_ERR, &format!("cannot forward the request for {script} to group '{group}': {err}"));
-            return consts::HTTP_INTERNAL_SERVER_ERROR;
+            return Ended::Done(consts::HTTP_INTERNAL_SERVER_ERROR);
         }
-        match converse(r, connection, &encoded, &endpoint, script, &mut body, &mut sink) {
-            Ended::Status(status) => return status,
-            Ended::NotTaken if reused => tries.restarts += 1,
-            Ended::NotTaken if fresh_attempts < MAX_FRESH_ATTEMPTS => {
-                fresh_attempts += 1;
-                tries.restarts += 1;
-            }
-            Ended::NotTaken => break,
-        }
-    }
-    log::request(
-        r,
-        consts::APLOG_ERR,
-        &format!("daemon process group '{group}' did not take the request for {script}: its daemons are stopping"),
-    );
-    consts::HTTP_SERVICE_UNAVAILABLE
+        converse(r, connection, &encoded, &endpoint, script, &mut body, &mut sink)
+    });
+    answered.unwrap_or_else(|unreached| {
+        log::request(r, consts::APLOG_ERR, &unreached.message(&endpoint, "the request", script));
+        consts::HTTP_SERVICE_UNAVAILABLE
+    })
 }
 
 /// # Safety
 /// `r` must be the live request.
-unsafe fn client_address(r: *mut ffi::request_rec) -> String {
+pub(super) unsafe fn client_address(r: *mut ffi::request_rec) -> String {
     // SAFETY: r and its connection are live; client_ip is a pool string.
     unsafe {
         let c = (*r).connection;
@@ -293,7 +331,7 @@ fn converse(
     script: &str,
     body: &mut ApacheBody,
     sink: &mut ApacheSink,
-) -> Ended {
+) -> Ended<c_int> {
     let group = &endpoint.name;
     connection.sent += 1;
     // A request written in part cannot have been taken: the daemon takes
@@ -319,16 +357,8 @@ fn converse(
                     }
                     // Not run, but waiting on elsewhere would only double
                     // the wait: the group is saturated.
-                    log::request(
-                        r,
-                        consts::APLOG_ERR,
-                        &format!(
-                            "daemon process {pid} of group '{group}' had no free thread for the request within {} s \
-                             (socket-timeout; script {script}); it did not run",
-                            endpoint.socket_timeout.as_secs()
-                        ),
-                    );
-                    return Ended::Status(consts::HTTP_SERVICE_UNAVAILABLE);
+                    log::request(r, consts::APLOG_ERR, &no_free_thread(pid, endpoint, "the request", script));
+                    return Ended::Done(consts::HTTP_SERVICE_UNAVAILABLE);
                 }
                 let what = match other {
                     Err(e) if timed_out => format!("gave no answer within {} s ({e})", endpoint.socket_timeout.as_secs()),
@@ -341,7 +371,7 @@ fn converse(
                     consts::APLOG_ERR,
                     &format!("daemon process {pid} of group '{group}' {what} {when} (script {script})"),
                 );
-                return Ended::Status(if head_sent {
+                return Ended::Done(if head_sent {
                     sink.abort();
                     consts::OK
                 } else if timed_out {
@@ -353,7 +383,7 @@ fn converse(
         };
         let (message, fd) = frame;
         match message {
-            ToChild::Ledger => return Ended::Status(consts::HTTP_BAD_GATEWAY),
+            ToChild::Ledger => return Ended::Done(consts::HTTP_BAD_GATEWAY),
             ToChild::ReadBody { max } => {
                 let max = (max as usize).clamp(1, 1 << 20);
                 body_buffer.resize(max, MaybeUninit::uninit());
@@ -372,7 +402,7 @@ fn converse(
                     Err(err) => ToDaemon::BodyError { status: err.status, reason: err.reason },
                 };
                 if super::wire::write_frame(&connection.writer, &answer).is_err() {
-                    return Ended::Status(consts::HTTP_BAD_GATEWAY);
+                    return Ended::Done(consts::HTTP_BAD_GATEWAY);
                 }
             }
             ToChild::Head { status, status_line, headers } => {
@@ -387,7 +417,7 @@ fn converse(
                             endpoint.header_buffer_size
                         ),
                     );
-                    return Ended::Status(consts::HTTP_BAD_GATEWAY);
+                    return Ended::Done(consts::HTTP_BAD_GATEWAY);
                 }
                 sink.set_head(status, &status_line, &headers);
                 head_sent = true;
@@ -399,45 +429,45 @@ fn converse(
                     // The client is gone: dropping the connection tells the
                     // daemon, whose next write fails as it would in
                     // embedded mode.
-                    return Ended::Status(consts::OK);
+                    return Ended::Done(consts::OK);
                 }
             }
             ToChild::File { offset, len } => {
-                let Some(fd) = fd else { return Ended::Status(consts::HTTP_BAD_GATEWAY) };
+                let Some(fd) = fd else { return Ended::Done(consts::HTTP_BAD_GATEWAY) };
                 if let Err(why) = sink.append_file(FileRegion { file: std::fs::File::from(fd), offset, len }) {
                     log::request(r, consts::APLOG_ERR, &why);
                     sink.abort();
-                    return Ended::Status(consts::OK);
+                    return Ended::Done(consts::OK);
                 }
             }
             ToChild::End { flush } => {
                 sink.close(flush);
                 sink.send_final();
                 put_idle(group, connection);
-                return Ended::Status(consts::OK);
+                return Ended::Done(consts::OK);
             }
             ToChild::Abort => {
                 sink.abort();
                 put_idle(group, connection);
-                return Ended::Status(consts::OK);
+                return Ended::Done(consts::OK);
             }
             ToChild::Failed { status } => {
                 sink.discard();
                 put_idle(group, connection);
-                return Ended::Status(c_int::from(status));
+                return Ended::Done(c_int::from(status));
             }
             ToChild::BodyFailed { status } => {
                 sink.discard();
                 put_idle(group, connection);
-                return Ended::Status(status);
+                return Ended::Done(status);
             }
             ToChild::Log { level, text } => log::request(r, apache_level(level_of(level)), &text),
-            ToChild::Hello { .. } => return Ended::Status(consts::HTTP_BAD_GATEWAY),
+            ToChild::Hello { .. } | ToChild::Checked { .. } => return Ended::Done(consts::HTTP_BAD_GATEWAY),
         }
     }
 }
 
-fn level_of(code: u8) -> crate::wsgi::logging::Level {
+pub(super) fn level_of(code: u8) -> crate::wsgi::logging::Level {
     use crate::wsgi::logging::Level;
     match code {
         0..=2 => Level::Crit,

@@ -11,11 +11,15 @@
 //!   daemon side, from the supervisor down to the WSGI core's transport;
 //! - `client`: the Apache-child side;
 //! - `metrics`, `status`: the figures the groups share with the Apache
-//!   children, and the status page rendered from them.
+//!   children, and the status page rendered from them;
+//! - `auth`: the access and authentication scripts run in a group, both
+//!   sides.
 
 pub mod wire;
 mod ledger;
 
+#[cfg(not(test))]
+pub mod auth;
 #[cfg(not(test))]
 mod channel;
 #[cfg(not(test))]

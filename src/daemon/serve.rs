@@ -161,7 +161,9 @@ impl Server {
     /// under the connections' lock, so that stopping either sees the
     /// request in progress (and waits for it) or refuses it.
     fn begin_request(&self, id: u64, request: &ToDaemon) -> bool {
-        let ToDaemon::Request { script, client, .. } = request else { return false };
+        let (ToDaemon::Request { script, client, .. } | ToDaemon::Check { script, client, .. }) = request else {
+            return false;
+        };
         let mut connections = self.connections();
         if self.stopping.load(Ordering::SeqCst) {
             return false;
@@ -544,7 +546,7 @@ fn greet_connection(server: &Server, id: u64, conn: &Conn) {
 fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
     loop {
         let request = match conn.recv() {
-            Ok(Some(request @ ToDaemon::Request { .. })) => request,
+            Ok(Some(request @ (ToDaemon::Request { .. } | ToDaemon::Check { .. }))) => request,
             // Closed by the child, or a frame out of turn.
             Ok(_) | Err(_) => return server.forget(id),
         };
@@ -559,7 +561,11 @@ fn serve_connection(server: &Server, id: u64, conn: &Arc<Conn>) {
         if !conn.take_request() {
             return server.forget(id);
         }
-        answer(server, conn, request);
+        if let ToDaemon::Check { .. } = request {
+            super::auth::answer(conn, request);
+        } else {
+            answer(server, conn, request);
+        }
         server.end_request(id);
         if server.stopping.load(Ordering::SeqCst) {
             return server.forget(id);

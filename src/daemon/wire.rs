@@ -34,6 +34,11 @@
 //! BodyError) and Log, and ends the request with Failed or BodyFailed
 //! (nothing was sent to the client), or with Head, the body
 //! (AnnounceStream, Data, File, Pass) and End or Abort.
+//!
+//! An authentication, authorisation or access check (`WSGIAuthUserScript`
+//! and the others with `process-group=`) takes a request's place: the
+//! child sends Check, the daemon sends any number of Log and ends it with
+//! Checked. A check has no body.
 
 #![allow(dead_code)] // until the daemon runtime uses it
 
@@ -48,7 +53,7 @@ use std::os::unix::net::UnixStream;
 use std::ptr;
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest payload a frame may have.
 pub const MAX_PAYLOAD: usize = 16 << 20;
@@ -84,6 +89,20 @@ pub enum ToDaemon {
         /// "ip:port", for the daemon's own log lines about the request.
         client: String,
         /// The CGI variables, in order.
+        variables: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// An auth script's function to run in the daemon, for the request
+    /// the child is checking.
+    Check {
+        question: CheckQuestion,
+        script: String,
+        /// WSGIScriptReloading: a changed script is loaded again.
+        reloading: bool,
+        /// The script's application group, resolved by the child.
+        application_group: String,
+        /// "ip:port", for the daemon's own log lines about the request.
+        client: String,
+        /// The CGI variables of the scripts' cut-down environ, in order.
         variables: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// Answers ReadBody: at most `max` bytes (and at most MAX_DATA); may be
@@ -153,6 +172,114 @@ pub enum ToChild {
         level: u8,
         text: String,
     },
+    /// Ends a Check with what the script answered.
+    Checked {
+        answer: CheckAnswer,
+    },
+}
+
+/// Which function of an auth script a Check runs, with its arguments
+/// (the client's bytes, decoded by the daemon as the script gets them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckQuestion {
+    /// `check_password(environ, user, password)`.
+    Password { user: Vec<u8>, password: Vec<u8> },
+    /// `get_realm_hash(environ, user, realm)`.
+    RealmHash { user: Vec<u8>, realm: Vec<u8> },
+    /// `groups_for_user(environ, user)`.
+    Groups { user: Vec<u8> },
+    /// `allow_access(environ, host)`.
+    Access { host: Option<Vec<u8>> },
+}
+
+/// What the script answered a Check, as the WSGI core reads it
+/// (src/wsgi/auth.rs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckAnswer {
+    /// True, or the user name to authenticate the request as.
+    Authenticated(Option<Vec<u8>>),
+    WrongPassword,
+    UnknownUser,
+    RealmHash(Vec<u8>),
+    Groups(Vec<Vec<u8>>),
+    /// True, False, or None (no opinion).
+    Access(Option<bool>),
+    /// The script could not answer; the daemon has sent why as Log.
+    Failed,
+}
+
+impl CheckQuestion {
+    fn tag(&self) -> u8 {
+        match self {
+            Self::Password { .. } => 0,
+            Self::RealmHash { .. } => 1,
+            Self::Groups { .. } => 2,
+            Self::Access { .. } => 3,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.tag());
+        match self {
+            Self::Password { user, password } => {
+                put_bytes(out, user);
+                put_bytes(out, password);
+            }
+            Self::RealmHash { user, realm } => {
+                put_bytes(out, user);
+                put_bytes(out, realm);
+            }
+            Self::Groups { user } => put_bytes(out, user),
+            Self::Access { host } => put_option(out, host.as_ref(), |out, host| put_bytes(out, host)),
+        }
+    }
+
+    fn decode(fields: &mut Fields<'_>) -> Result<Self, WireError> {
+        Ok(match fields.tag("question", 3)? {
+            0 => Self::Password { user: fields.bytes("user")?, password: fields.bytes("password")? },
+            1 => Self::RealmHash { user: fields.bytes("user")?, realm: fields.bytes("realm")? },
+            2 => Self::Groups { user: fields.bytes("user")? },
+            _ => Self::Access { host: fields.option("host", |f| f.bytes("host"))? },
+        })
+    }
+}
+
+impl CheckAnswer {
+    fn tag(&self) -> u8 {
+        match self {
+            Self::Authenticated(_) => 0,
+            Self::WrongPassword => 1,
+            Self::UnknownUser => 2,
+            Self::RealmHash(_) => 3,
+            Self::Groups(_) => 4,
+            Self::Access(_) => 5,
+            Self::Failed => 6,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.tag());
+        match self {
+            Self::Authenticated(name) => put_option(out, name.as_ref(), |out, name| put_bytes(out, name)),
+            Self::RealmHash(hash) => put_bytes(out, hash),
+            Self::Groups(groups) => put_list(out, groups, |out, group| put_bytes(out, group)),
+            Self::Access(allowed) => put_option(out, *allowed, put_flag),
+            Self::WrongPassword | Self::UnknownUser | Self::Failed => {}
+        }
+    }
+
+    fn decode(fields: &mut Fields<'_>) -> Result<Self, WireError> {
+        Ok(match fields.tag("answer", 6)? {
+            0 => Self::Authenticated(fields.option("user name", |f| f.bytes("user name"))?),
+            1 => Self::WrongPassword,
+            2 => Self::UnknownUser,
+            3 => Self::RealmHash(fields.bytes("hash")?),
+            // Each name is at least its length.
+            4 => Self::Groups(fields.list("groups", 4, |f| f.bytes("group"))?),
+            5 => Self::Access(fields.option("allowed", |f| f.flag("allowed"))?),
+            _ => Self::Failed,
+        })
+    }
 }
 
 /// What is wrong with the bytes on the wire. The socket helpers report
@@ -166,6 +293,8 @@ pub enum WireError {
     BadUtf8 { message: &'static str, field: &'static str },
     /// A bool or an Option tag that is neither 0 nor 1.
     BadFlag { message: &'static str, field: &'static str, value: u8 },
+    /// A variant's tag past the last variant.
+    UnknownTag { message: &'static str, field: &'static str, value: u8 },
     /// A list count more items than the rest of the payload can hold.
     CountTooLarge { message: &'static str, field: &'static str, count: u32, left: usize },
     TrailingBytes { message: &'static str, extra: usize },
@@ -194,6 +323,7 @@ impl fmt::Display for WireError {
             Self::BadFlag { message, field, value } => {
                 write!(f, "{message} frame: {field} flag is {value}, not 0 or 1")
             }
+            Self::UnknownTag { message, field, value } => write!(f, "{message} frame: no {field} has tag {value}"),
             Self::CountTooLarge { message, field, count, left } => write!(
                 f,
                 "{message} frame: {field} counts {count} items, more than the {left} bytes left can hold"
@@ -265,6 +395,7 @@ impl ToDaemon {
     const BODY: u8 = 0x03;
     const BODY_END: u8 = 0x04;
     const BODY_ERROR: u8 = 0x05;
+    const CHECK: u8 = 0x06;
 }
 
 impl ToChild {
@@ -281,6 +412,7 @@ impl ToChild {
     const FAILED: u8 = 0x8b;
     const BODY_FAILED: u8 = 0x8c;
     const LOG: u8 = 0x8d;
+    const CHECKED: u8 = 0x8e;
 }
 
 impl Message for ToDaemon {
@@ -293,6 +425,7 @@ impl Message for ToDaemon {
             Self::Body { .. } => Self::BODY,
             Self::BodyEnd => Self::BODY_END,
             Self::BodyError { .. } => Self::BODY_ERROR,
+            Self::Check { .. } => Self::CHECK,
         }
     }
 
@@ -303,6 +436,7 @@ impl Message for ToDaemon {
             Self::BODY => "Body",
             Self::BODY_END => "BodyEnd",
             Self::BODY_ERROR => "BodyError",
+            Self::CHECK => "Check",
             _ => return None,
         })
     }
@@ -329,16 +463,21 @@ impl Message for ToDaemon {
                 put_option(out, *declared_length, |out, len| out.extend_from_slice(&len.to_be_bytes()));
                 put_flag(out, *head_only);
                 put_bytes(out, client.as_bytes());
-                put_list(out, variables, |out, (name, value)| {
-                    put_bytes(out, name);
-                    put_bytes(out, value);
-                });
+                put_variables(out, variables);
             }
             Self::Body { data } => put_bytes(out, data),
             Self::BodyEnd => {}
             Self::BodyError { status, reason } => {
                 out.extend_from_slice(&status.to_be_bytes());
                 put_bytes(out, reason.as_bytes());
+            }
+            Self::Check { question, script, reloading, application_group, client, variables } => {
+                question.encode(out);
+                put_bytes(out, script.as_bytes());
+                put_flag(out, *reloading);
+                put_bytes(out, application_group.as_bytes());
+                put_bytes(out, client.as_bytes());
+                put_variables(out, variables);
             }
         }
     }
@@ -356,14 +495,19 @@ impl Message for ToDaemon {
                 declared_length: fields.option("declared_length", |f| f.u64("declared_length"))?,
                 head_only: fields.flag("head_only")?,
                 client: fields.text("client")?,
-                // Each variable is at least two empty byte strings.
-                variables: fields.list("variables", 8, |f| {
-                    Ok((f.bytes("variable name")?, f.bytes("variable value")?))
-                })?,
+                variables: fields.variables()?,
             },
             Self::BODY => Self::Body { data: fields.bytes("data")? },
             Self::BODY_END => Self::BodyEnd,
             Self::BODY_ERROR => Self::BodyError { status: fields.i32("status")?, reason: fields.text("reason")? },
+            Self::CHECK => Self::Check {
+                question: CheckQuestion::decode(&mut fields)?,
+                script: fields.text("script")?,
+                reloading: fields.flag("reloading")?,
+                application_group: fields.text("application_group")?,
+                client: fields.text("client")?,
+                variables: fields.variables()?,
+            },
             _ => return Err(WireError::UnknownKind { kind, sender: Self::SENDER }),
         };
         fields.finish()?;
@@ -389,6 +533,7 @@ impl Message for ToChild {
             Self::Failed { .. } => Self::FAILED,
             Self::BodyFailed { .. } => Self::BODY_FAILED,
             Self::Log { .. } => Self::LOG,
+            Self::Checked { .. } => Self::CHECKED,
         }
     }
 
@@ -407,6 +552,7 @@ impl Message for ToChild {
             Self::FAILED => "Failed",
             Self::BODY_FAILED => "BodyFailed",
             Self::LOG => "Log",
+            Self::CHECKED => "Checked",
             _ => return None,
         })
     }
@@ -438,6 +584,7 @@ impl Message for ToChild {
                 out.push(*level);
                 put_bytes(out, text.as_bytes());
             }
+            Self::Checked { answer } => answer.encode(out),
             Self::Ledger | Self::AnnounceStream | Self::Abort => {}
         }
     }
@@ -463,6 +610,7 @@ impl Message for ToChild {
             Self::FAILED => Self::Failed { status: fields.u16("status")? },
             Self::BODY_FAILED => Self::BodyFailed { status: fields.i32("status")? },
             Self::LOG => Self::Log { level: fields.u8("level")?, text: fields.text("text")? },
+            Self::CHECKED => Self::Checked { answer: CheckAnswer::decode(&mut fields)? },
             _ => return Err(WireError::UnknownKind { kind, sender: Self::SENDER }),
         };
         fields.finish()?;
@@ -531,6 +679,13 @@ fn put_list<T>(out: &mut Vec<u8>, items: &[T], mut put_item: impl FnMut(&mut Vec
     }
 }
 
+fn put_variables(out: &mut Vec<u8>, variables: &[(Vec<u8>, Vec<u8>)]) {
+    put_list(out, variables, |out, (name, value)| {
+        put_bytes(out, name);
+        put_bytes(out, value);
+    });
+}
+
 // ---- Decoding ----
 
 /// A cursor over one payload, reading its fields in order; errors name
@@ -590,6 +745,20 @@ impl<'a> Fields<'a> {
             1 => Ok(true),
             value => Err(WireError::BadFlag { message: self.message, field, value }),
         }
+    }
+
+    /// A variant's tag, at most `last`.
+    fn tag(&mut self, field: &'static str, last: u8) -> Result<u8, WireError> {
+        match self.u8(field)? {
+            value if value > last => Err(WireError::UnknownTag { message: self.message, field, value }),
+            value => Ok(value),
+        }
+    }
+
+    /// A message's CGI variables, name and value each a byte string.
+    fn variables(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WireError> {
+        // Each variable is at least two empty byte strings.
+        self.list("variables", 8, |f| Ok((f.bytes("variable name")?, f.bytes("variable value")?)))
     }
 
     /// A Hello's version, which must be ours: what follows it may be laid
@@ -1128,6 +1297,54 @@ mod tests {
             ToDaemon::BodyEnd,
             ToDaemon::BodyError { status: -1, reason: String::new() },
             ToDaemon::BodyError { status: i32::MAX, reason: "client closed the connection — «timeout»".into() },
+            ToDaemon::Check {
+                question: CheckQuestion::Password { user: Vec::new(), password: Vec::new() },
+                script: String::new(),
+                reloading: false,
+                application_group: String::new(),
+                client: String::new(),
+                variables: Vec::new(),
+            },
+            ToDaemon::Check {
+                question: CheckQuestion::Password { user: "zoë".into(), password: every_byte() },
+                script: "/srv/auth/été.wsgi".into(),
+                reloading: true,
+                application_group: "www.example.com|/private".into(),
+                client: "[::1]:54321".into(),
+                variables: vec![(b"HTTP_X_RAW".to_vec(), every_byte()), (Vec::new(), Vec::new())],
+            },
+            ToDaemon::Check {
+                question: CheckQuestion::RealmHash { user: b"spy".to_vec(), realm: b"Top \"Secret\"".to_vec() },
+                script: "/a".into(),
+                reloading: false,
+                application_group: String::new(),
+                client: "127.0.0.1:1".into(),
+                variables: vec![(b"REQUEST_METHOD".to_vec(), b"GET".to_vec())],
+            },
+            ToDaemon::Check {
+                question: CheckQuestion::Groups { user: vec![0xff, 0] },
+                script: "/a".into(),
+                reloading: true,
+                application_group: "site".into(),
+                client: String::new(),
+                variables: Vec::new(),
+            },
+            ToDaemon::Check {
+                question: CheckQuestion::Access { host: None },
+                script: "/a".into(),
+                reloading: false,
+                application_group: String::new(),
+                client: String::new(),
+                variables: Vec::new(),
+            },
+            ToDaemon::Check {
+                question: CheckQuestion::Access { host: Some(b"host.example".to_vec()) },
+                script: "/a".into(),
+                reloading: false,
+                application_group: String::new(),
+                client: String::new(),
+                variables: Vec::new(),
+            },
         ]
     }
 
@@ -1161,6 +1378,17 @@ mod tests {
             ToChild::BodyFailed { status: i32::MIN },
             ToChild::Log { level: 0, text: String::new() },
             ToChild::Log { level: 7, text: "Traceback (most recent call last):\n  … ☃".into() },
+            ToChild::Checked { answer: CheckAnswer::Authenticated(None) },
+            ToChild::Checked { answer: CheckAnswer::Authenticated(Some("renamed ☃".into())) },
+            ToChild::Checked { answer: CheckAnswer::WrongPassword },
+            ToChild::Checked { answer: CheckAnswer::UnknownUser },
+            ToChild::Checked { answer: CheckAnswer::RealmHash(b"0123456789abcdef0123456789abcdef".to_vec()) },
+            ToChild::Checked { answer: CheckAnswer::Groups(Vec::new()) },
+            ToChild::Checked { answer: CheckAnswer::Groups(vec![b"agents".to_vec(), Vec::new(), every_byte()]) },
+            ToChild::Checked { answer: CheckAnswer::Access(None) },
+            ToChild::Checked { answer: CheckAnswer::Access(Some(false)) },
+            ToChild::Checked { answer: CheckAnswer::Access(Some(true)) },
+            ToChild::Checked { answer: CheckAnswer::Failed },
         ]
     }
 
@@ -1385,6 +1613,19 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_past_the_last_variant_is_an_error() {
+        let error = decode_error::<ToChild>(&frame(ToChild::CHECKED, &[7]));
+        assert_eq!(error, WireError::UnknownTag { message: "Checked", field: "answer", value: 7 });
+        assert_eq!(error.to_string(), "Checked frame: no answer has tag 7");
+        let error = decode_error::<ToDaemon>(&frame(ToDaemon::CHECK, &[4, 0, 0, 0, 0]));
+        assert_eq!(error, WireError::UnknownTag { message: "Check", field: "question", value: 4 });
+        // The answer's own fields are as strict as any: an Access answer's
+        // verdict is a flag.
+        let error = decode_error::<ToChild>(&frame(ToChild::CHECKED, &[5, 1, 2]));
+        assert_eq!(error, WireError::BadFlag { message: "Checked", field: "allowed", value: 2 });
+    }
+
+    #[test]
     fn bytes_after_the_last_field_are_an_error() {
         let error = decode_error::<ToChild>(&frame(ToChild::END, &[1, 0]));
         assert_eq!(error, WireError::TrailingBytes { message: "End", extra: 1 });
@@ -1430,9 +1671,11 @@ mod tests {
         assert_eq!(error, WireError::VersionMismatch { ours, theirs: 256 });
         let error = decode_error::<ToChild>(&frame(ToChild::HELLO, &[0, 0]));
         assert_eq!(error, WireError::VersionMismatch { ours, theirs: 0 });
-        // Version 1's Request had no application group.
-        let error = decode_error::<ToDaemon>(&encoded(&ToDaemon::Hello { version: 1 }));
-        assert_eq!(error, WireError::VersionMismatch { ours, theirs: 1 });
+        // Version 1's Request had no application group, version 2 had no Check.
+        for old in [1, 2] {
+            let error = decode_error::<ToDaemon>(&encoded(&ToDaemon::Hello { version: old }));
+            assert_eq!(error, WireError::VersionMismatch { ours, theirs: old });
+        }
     }
 
     #[test]

@@ -3,14 +3,18 @@
 //! `AuthDigestProvider wsgi`), the `wsgi-group` authorisation provider
 //! (`Require wsgi-group NAME...`) and the host access check. Each gathers
 //! what mod_wsgi shows these scripts of the request, asks the WSGI core
-//! (src/wsgi/auth.rs) in this process's interpreter, and turns the answer
+//! (src/wsgi/auth.rs) in this process's interpreter, or in a daemon of the
+//! script's `process-group=` (src/daemon/auth.rs), and turns the answer
 //! into the phase's status as mod_wsgi 4.9 does: an authentication script
 //! that fails is a 500, a group script that fails a refusal (401), an
-//! access script that fails a 403.
+//! access script that fails a 403. A daemon process group that cannot be
+//! reached or fails during the check gives what a request would get: 503
+//! or 500 where the phase can say so, else 500.
 
-use super::handler::application_group_of;
+use super::handler::{application_group_of, process_group_of};
 use super::request::{c_bytes, ApacheRequestLog};
 use crate::config::AuthScript;
+use crate::daemon::{self, auth::Delegated, auth::Unanswered};
 use crate::directives::dir_config;
 use crate::httpd::{consts, ffi, log, pool};
 use crate::interp;
@@ -29,8 +33,8 @@ pub unsafe fn check_password(r: *mut ffi::request_rec, user: *const c_char, pass
     };
     let (user, password) = (c_bytes(user), c_bytes(password));
     match unsafe { ask(r, script, &Question::Password { user, password }) } {
-        Answer::Authenticated(None) => ffi::authn_status_AUTH_GRANTED,
-        Answer::Authenticated(Some(name)) => {
+        Ok(Answer::Authenticated(None)) => ffi::authn_status_AUTH_GRANTED,
+        Ok(Answer::Authenticated(Some(name))) => {
             // The script names the user the request is authenticated as
             // (REMOTE_USER, %u in the access log, later Require checks).
             // SAFETY: r is live; the name (no NUL, checked by the core) is
@@ -38,8 +42,10 @@ pub unsafe fn check_password(r: *mut ffi::request_rec, user: *const c_char, pass
             unsafe { (*r).user = pool::strdup((*r).pool, &String::from_utf8_lossy(&name)) };
             ffi::authn_status_AUTH_GRANTED
         }
-        Answer::WrongPassword => ffi::authn_status_AUTH_DENIED,
-        Answer::UnknownUser => ffi::authn_status_AUTH_USER_NOT_FOUND,
+        Ok(Answer::WrongPassword) => ffi::authn_status_AUTH_DENIED,
+        Ok(Answer::UnknownUser) => ffi::authn_status_AUTH_USER_NOT_FOUND,
+        // A failure (500), also of a daemon process group: a provider has
+        // no other status.
         _ => ffi::authn_status_AUTH_GENERAL_ERROR,
     }
 }
@@ -61,13 +67,13 @@ pub unsafe fn get_realm_hash(
     };
     let (user, realm) = (c_bytes(user), c_bytes(realm));
     match unsafe { ask(r, script, &Question::RealmHash { user, realm }) } {
-        Answer::RealmHash(hash) => {
+        Ok(Answer::RealmHash(hash)) => {
             // SAFETY: r is live; the hash (no NUL, checked by the core) is
             // copied into its pool, where mod_auth_digest reads it.
             unsafe { *rethash = pool::strdup((*r).pool, &String::from_utf8_lossy(&hash)) };
             ffi::authn_status_AUTH_USER_FOUND
         }
-        Answer::UnknownUser => ffi::authn_status_AUTH_USER_NOT_FOUND,
+        Ok(Answer::UnknownUser) => ffi::authn_status_AUTH_USER_NOT_FOUND,
         _ => ffi::authn_status_AUTH_GENERAL_ERROR,
     }
 }
@@ -91,8 +97,12 @@ pub unsafe fn check_group(r: *mut ffi::request_rec, require_args: *const c_char)
         return ffi::authz_status_AUTHZ_DENIED;
     };
     let user = c_bytes(user);
-    let Answer::Groups(groups) = (unsafe { ask(r, script, &Question::Groups { user }) }) else {
-        return ffi::authz_status_AUTHZ_DENIED;
+    let groups = match unsafe { ask(r, script, &Question::Groups { user }) } {
+        Ok(Answer::Groups(groups)) => groups,
+        // The script failed: a refusal, as with mod_wsgi.
+        Ok(_) => return ffi::authz_status_AUTHZ_DENIED,
+        // Its daemon process group did: 500, as for a request.
+        Err(_) => return ffi::authz_status_AUTHZ_GENERAL_ERROR,
     };
     // SAFETY: r is live and require_args NUL-terminated.
     let required = unsafe { require_words((*r).pool, require_args) };
@@ -147,9 +157,10 @@ pub unsafe fn check_access(r: *mut ffi::request_rec) -> c_int {
     };
     let host = (!host.is_null()).then(|| c_bytes(host));
     match unsafe { ask(r, script, &Question::Access { host }) } {
-        Answer::Access(None) => consts::DECLINED,
-        Answer::Access(Some(true)) => consts::OK,
-        _ => {
+        Ok(Answer::Access(None)) => consts::DECLINED,
+        Ok(Answer::Access(Some(true))) => consts::OK,
+        Err(unanswered) => unanswered.status(),
+        Ok(_) => {
             let file = unsafe { pool::str_from((*r).filename) }.unwrap_or_default();
             log::request(
                 r,
@@ -173,33 +184,43 @@ unsafe fn no_script(r: *mut ffi::request_rec, provider: &str, directive: &str) -
     ffi::authn_status_AUTH_GENERAL_ERROR
 }
 
-/// Runs `question` through the script in this process's interpreter.
+/// Runs `question` through the script, in this process's interpreter or,
+/// with `process-group=`, in a daemon of that group. Err: a daemon
+/// process group gave no answer (logged).
 ///
 /// # Safety
 /// `r` must be the live request being checked.
-unsafe fn ask(r: *mut ffi::request_rec, script: &AuthScript, question: &Question<'_>) -> Answer {
+unsafe fn ask(r: *mut ffi::request_rec, script: &AuthScript, question: &Question<'_>) -> Result<Answer, Unanswered> {
     // SAFETY (whole function): forwarded from the caller.
     let owned = unsafe { variables(r) };
     let variables: Vec<(&[u8], &[u8])> = owned.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
     let application_group = unsafe { application_group_of(r, Some(&script.application_group), &variables) };
+    let application_group = application_group.as_deref().unwrap_or_default();
+    let reloading = unsafe { dir_config(r) }.script_reloading.unwrap_or(true);
+    let setting = format!("process-group of WSGI {} script {}", question.kind(), script.path);
+    match unsafe { process_group_of(r, &script.process_group, &setting) } {
+        Ok(Some(group)) => {
+            let delegated = Delegated { group: &group, script: &script.path, reloading, application_group, variables: &variables };
+            return unsafe { daemon::auth::ask(r, &delegated, question) };
+        }
+        Ok(None) => {}
+        Err(why) => {
+            log::request(r, consts::APLOG_ERR, &why);
+            return Err(Unanswered::Failed);
+        }
+    }
     let request_log = Arc::new(ApacheRequestLog::new(r));
-    let check = Check {
-        script: &script.path,
-        reloading: unsafe { dir_config(r) }.script_reloading.unwrap_or(true),
-        application_group: application_group.as_deref().unwrap_or_default(),
-        variables: &variables,
-        log: request_log.clone(),
-    };
+    let check = Check { script: &script.path, reloading, application_group, variables: &variables, log: request_log.clone() };
     let answer = interp::with_python(|py| auth::run(py, &check, question));
     request_log.finish();
-    answer.unwrap_or_else(|reason| {
+    Ok(answer.unwrap_or_else(|reason| {
         log::request(
             r,
             consts::APLOG_ERR,
             &format!("cannot run WSGI script {}: Python is not available in this process ({reason})", script.path),
         );
         Answer::Failed
-    })
+    }))
 }
 
 /// The CGI variables mod_wsgi gives these scripts: the request headers

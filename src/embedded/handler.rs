@@ -110,7 +110,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     // SAFETY: r is live, after request::prepare.
     let application_group = unsafe { application_group_of(r, settings.application_group, &variables) };
     // SAFETY: r is live; its subprocess_env holds SetEnv/mod_rewrite variables.
-    match unsafe { process_group_of(r, settings.process_group) } {
+    match unsafe { process_group_of(r, settings.process_group, "WSGIProcessGroup") } {
         Ok(Some(group)) => {
             let forward = daemon::client::Forward {
                 group: &group,
@@ -240,10 +240,15 @@ unsafe fn head_as_get(r: *mut ffi::request_rec, mode: MapHeadToGet) -> bool {
 /// The daemon process group a request goes to, None for embedded mode.
 /// `%{ENV:NAME}` takes the variable's value now (SetEnv, SetEnvIf or
 /// mod_rewrite may set it per request); empty or unset means embedded.
+/// `setting` names where the group was configured, for the error.
 ///
 /// # Safety
 /// `r` must be the live request being handled.
-unsafe fn process_group_of(r: *mut ffi::request_rec, group: &ProcessGroup) -> Result<Option<String>, String> {
+pub(super) unsafe fn process_group_of(
+    r: *mut ffi::request_rec,
+    group: &ProcessGroup,
+    setting: &str,
+) -> Result<Option<String>, String> {
     let name = match group {
         ProcessGroup::Global => return Ok(None),
         ProcessGroup::Named(name) => name.clone(),
@@ -260,8 +265,8 @@ unsafe fn process_group_of(r: *mut ffi::request_rec, group: &ProcessGroup) -> Re
     // SAFETY: r and its server are live; server_hostname is a pool string.
     let host = unsafe { pool::str_from((*(*r).server).server_hostname) }.unwrap_or_default();
     daemon::check_group(&name, &host).map(|()| Some(name)).map_err(|why| match group {
-        ProcessGroup::Env(variable) => format!("WSGIProcessGroup %{{ENV:{variable}}}: {why}"),
-        _ => format!("WSGIProcessGroup: {why}"),
+        ProcessGroup::Env(variable) => format!("{setting} %{{ENV:{variable}}}: {why}"),
+        _ => format!("{setting}: {why}"),
     })
 }
 

@@ -42,7 +42,7 @@ impl Question<'_> {
     }
 
     /// The script's role, for log lines.
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Question::Password { .. } | Question::RealmHash { .. } => "authentication",
             Question::Groups { .. } => "group authorisation",
@@ -160,7 +160,8 @@ fn environ<'py>(py: Python<'py>, check: &Check<'_>, errors: Bound<'py, PyAny>) -
     // As in the application's environ: this module's own version, no
     // claim to be a mod_wsgi version.
     environ.set_item("mod_wsgi_rs.version", env!("CARGO_PKG_VERSION"))?;
-    environ.set_item("mod_wsgi.process_group", "")?;
+    // '' in an Apache child, the group's name in a daemon process.
+    environ.set_item("mod_wsgi.process_group", server_facts().process_group.as_str())?;
     environ.set_item("mod_wsgi.application_group", check.application_group)?;
     // An int here, where the application's environ has a str: mod_wsgi's.
     environ.set_item("mod_wsgi.script_reloading", i32::from(check.reloading))?;
