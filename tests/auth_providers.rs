@@ -4,7 +4,8 @@
 //! `Require wsgi-group`), the host access check (`WSGIAccessScript`), and Django's
 //! documented configuration with `django.contrib.auth.handlers.modwsgi` against the
 //! site's sqlite user table; in sections and `.htaccess`, beside mod_python, and
-//! without Python in the children. Statuses and return conventions are mod_wsgi 4.9's,
+//! without Python in the children; and each of them run in a daemon process group
+//! (`process-group=`), as the group's user, with the children's Python off. Statuses and return conventions are mod_wsgi 4.9's,
 //! checked against Debian's mod_wsgi: a failing authentication script is a 500, a
 //! failing group script a refusal (401), a failing access script a 403; each failure is
 //! logged naming the script, with the traceback of an exception.
@@ -23,6 +24,14 @@ USERS = {"spy": "secret", "m": "moneypenny", "outsider": "x", "lonely": "x", "gb
 GROUPS = {"spy": [b"agents"], "m": ["secret service"], "outsider": ["staff"], "lonely": []}
 
 def check_password(environ, user, password):
+    if user == "whoruns":
+        import os
+        environ["wsgi.errors"].write("CHECKED BY uid=%d pid=%d process_group=%r\n"
+                                     % (os.getuid(), os.getpid(), environ["mod_wsgi.process_group"]))
+        return True
+    if user == "crash":
+        import os
+        os._exit(3)
     if user == "probe":
         shown = {k: (v if isinstance(v, str) else repr(v)) for k, v in environ.items()}
         environ["wsgi.errors"].write("PROBE " + json.dumps(shown, sort_keys=True) + "\n")
@@ -370,10 +379,19 @@ fn no_python_in_the_apache_children_is_a_500() {
 
 #[test]
 fn bad_configuration_fails_the_config_test() {
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 8] = [
         (
             "<Location /x>\n  WSGIAuthUserScript /srv/auth.wsgi process-group=site\n</Location>",
-            "WSGIAuthUserScript: process-group 'site' is not supported yet",
+            "WSGIAuthUserScript: no WSGIDaemonProcess defines a group named 'site'",
+        ),
+        (
+            "<Location /x>\n  WSGIAccessScript /srv/a.wsgi process-group=%{SERVER}\n</Location>",
+            "WSGIAccessScript: invalid process group '%{SERVER}'",
+        ),
+        (
+            "<VirtualHost 127.0.0.1:9>\n  ServerName other.test\n  WSGIDaemonProcess hosted\n</VirtualHost>\n\
+             <Location /x>\n  WSGIAuthGroupScript /srv/auth.wsgi process-group=hosted\n</Location>",
+            "WSGIAuthGroupScript: group 'hosted' is defined in the virtual host other.test",
         ),
         ("<Location /x>\n  WSGIAccessScript access.wsgi\n</Location>", "WSGIAccessScript: script path 'access.wsgi' must be absolute"),
         ("<Location /x>\n  WSGIAuthGroupScript /a.wsgi callable-object=f\n</Location>", "WSGIAuthGroupScript: unknown option 'callable-object=f'"),
@@ -406,6 +424,167 @@ fn bad_configuration_fails_the_config_test() {
     );
     let (code, out, _, _) = apache_config_test_conf(&conf);
     assert_eq!(code, 0, "{out}");
+    // In a daemon process group, the script's application group is that group's.
+    let conf = auth_modules(Conf::new(Mpm::Event)).extra(
+        "WSGIDaemonProcess checker\n\
+         WSGIScriptAlias /app /srv/app.wsgi process-group=checker application-group=site\n\
+         <Location /x>\n  WSGIAuthUserScript /srv/auth.wsgi process-group=checker\n</Location>",
+    );
+    let (code, out, _, _) = apache_config_test_conf(&conf);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("application groups 'site'") && out.contains("'%{GLOBAL}' (WSGIAuthUserScript"), "{out}");
+    let conf = auth_modules(Conf::new(Mpm::Event)).extra(
+        "WSGIDaemonProcess checker\n\
+         WSGIScriptAlias /app /srv/app.wsgi application-group=site\n\
+         <Location /x>\n  WSGIAuthUserScript /srv/auth.wsgi process-group=checker\n</Location>",
+    );
+    let (code, out, _, _) = apache_config_test_conf(&conf);
+    assert_eq!(code, 0, "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// process-group=: the checks run in a daemon process group
+
+/// A site whose every check runs in the daemon process group `checker_MPM` (as
+/// `nobody` when the tests run as root), with `WSGIRestrictEmbedded On`: the Apache
+/// children have no Python, so any answer came from the daemon. `orphaned_MPM` is a
+/// group to make unreachable. (Named per MPM: the tests find daemons by title.)
+fn start_daemon_site(mpm: Mpm) -> Site {
+    let (checker, orphaned) = (format!("checker_{}", mpm.name()), format!("orphaned_{}", mpm.name()));
+    let dir = TestDir::new(&format!("auth-daemon-{}", mpm.name()));
+    let auth = dir.write("apps/auth.wsgi", AUTH_SCRIPT).to_string_lossy().into_owned();
+    let raising = dir.write("apps/raising.wsgi", RAISING_SCRIPT).to_string_lossy().into_owned();
+    let access = dir.write("apps/access.wsgi", ACCESS_SCRIPT).to_string_lossy().into_owned();
+    let missing = dir.p("apps/no-such-script.wsgi");
+    for area in ["basic", "digest", "groups", "raises", "missing", "access", "orphaned"] {
+        dir.write(&format!("htdocs/{area}/file.txt"), format!("static {area}\n"));
+    }
+    let user = if running_as_root() { " user=nobody group=nogroup" } else { "" };
+    let pg = format!("process-group={checker}");
+    let mut extra = format!(
+        "WSGIRestrictEmbedded On\n\
+         WSGIDaemonProcess {checker} processes=1 threads=2 display-name=%{{GROUP}}{user}\n\
+         WSGIDaemonProcess {orphaned} processes=1 threads=1 connect-timeout=1 display-name=%{{GROUP}}\n"
+    );
+    extra.push_str(&basic_location("/basic", &format!("{auth} {pg}"), "Require valid-user"));
+    extra.push_str(&format!(
+        "<Location /digest>\n  AuthType Digest\n  AuthName \"Python realm\"\n  AuthDigestProvider wsgi\n  \
+         WSGIAuthUserScript {auth} {pg}\n  Require valid-user\n</Location>\n"
+    ));
+    extra.push_str(&basic_location(
+        "/groups",
+        &format!("{auth} {pg}"),
+        &format!("WSGIAuthGroupScript {auth} {pg}\n  Require wsgi-group agents \"secret service\""),
+    ));
+    extra.push_str(&basic_location("/raises", &format!("{raising} {pg}"), "Require valid-user"));
+    extra.push_str(&basic_location("/missing", &format!("{missing} {pg}"), "Require valid-user"));
+    extra.push_str(&format!("<Location /access>\n  WSGIAccessScript {access} {pg}\n</Location>\n"));
+    extra.push_str(&format!("<Location /orphaned>\n  WSGIAccessScript {access} process-group={orphaned}\n</Location>\n"));
+    let conf = auth_modules(Conf::new(mpm)).extra(&extra);
+    let apache = Apache::start(dir, &conf, &[]);
+    Site { apache, auth, raising, missing, access }
+}
+
+fn checks_in_a_daemon_process_group(mpm: Mpm) {
+    let site = start_daemon_site(mpm);
+    let (checker, orphaned) = (format!("checker_{}", mpm.name()), format!("orphaned_{}", mpm.name()));
+    let a = &site.apache;
+    let mut c = Checks::new(format!("checks in a daemon process group ({})", mpm.name()));
+    c.run("Basic: right, wrong and unknown", || {
+        assert_eq!(a.get("/basic/file.txt").status, 401);
+        let r = get_as(a, "/basic/file.txt", "spy", "secret");
+        assert_eq!((r.status, r.text().as_str()), (200, "static basic\n"));
+        assert_eq!(get_as(a, "/basic/file.txt", "spy", "wrong").status, 401);
+        log_has(a, "user spy: authentication failure for \"/basic/file.txt\": Password Mismatch");
+        assert_eq!(get_as(a, "/basic/file.txt", "nobody", "x").status, 401);
+        log_has(a, "user nobody not found: /basic/file.txt");
+    });
+    c.run("run by the daemon, as its user, its group in the environ", || {
+        assert_eq!(get_as(a, "/basic/file.txt", "whoruns", "x").status, 200);
+        let log = log_has(a, "CHECKED BY uid=");
+        let line = log.lines().rev().find(|l| l.contains("CHECKED BY uid=")).unwrap();
+        let field = |name: &str| line.split(&format!("{name}=")).nth(1).and_then(|v| v.split(' ').next()).unwrap();
+        if running_as_root() {
+            assert_eq!(field("uid"), "65534", "{line}");
+        }
+        let pid: u32 = field("pid").parse().unwrap();
+        assert_eq!(daemons_titled(&checker), vec![pid], "{line}");
+        assert!(!a.child_pids().contains(&pid), "{line}");
+        assert_eq!(field("process_group"), format!("'{checker}'"), "{line}");
+        // Relayed to the Apache child, which logs it with the client's address.
+        assert!(line.contains("[client 127.0.0.1:"), "{line}");
+    });
+    c.run("Digest: right and wrong", || {
+        assert_eq!(digest_status(a, "/digest/file.txt", "spy", "secret"), 200);
+        assert_eq!(digest_status(a, "/digest/file.txt", "spy", "wrong"), 401);
+        assert_eq!(digest_status(a, "/digest/file.txt", "nobody", "x"), 401);
+    });
+    c.run("groups: members, others, a raising groups_for_user", || {
+        assert_eq!(get_as(a, "/groups/file.txt", "spy", "secret").status, 200);
+        assert_eq!(get_as(a, "/groups/file.txt", "m", "moneypenny").status, 200);
+        assert_eq!(get_as(a, "/groups/file.txt", "outsider", "x").status, 401);
+        log_has(a, "Require wsgi-group: user 'outsider' is not a member of the required groups");
+        assert_eq!(get_as(a, "/groups/file.txt", "gboom", "x").status, 401);
+        let log = log_has(a, "RuntimeError: group store unavailable");
+        assert!(
+            log.contains(&format!("exception raised by groups_for_user() of WSGI group authorisation script {}", site.auth)),
+            "{log}"
+        );
+    });
+    c.run("a raising check_password: 500, the traceback relayed", || {
+        assert_eq!(get_as(a, "/raises/file.txt", "spy", "secret").status, 500);
+        let log = log_has(a, "RuntimeError: credentials store unavailable");
+        assert!(
+            log.contains(&format!("exception raised by check_password() of WSGI authentication script {}", site.raising)),
+            "{log}"
+        );
+        assert!(log.contains("Traceback (most recent call last):"), "{log}");
+    });
+    c.run("a missing script: 500, logged with the path", || {
+        assert_eq!(get_as(a, "/missing/file.txt", "spy", "secret").status, 500);
+        let log = log_has(a, &format!("failed to load WSGI authentication script {}", site.missing));
+        assert!(log.contains("FileNotFoundError"), "{log}");
+    });
+    c.run("access: True, None, False, raising", || {
+        assert_eq!(a.get("/access/file.txt?allow").status, 200);
+        assert_eq!(a.get("/access/file.txt?none").status, 200);
+        assert_eq!(a.get("/access/file.txt?deny").status, 403);
+        log_has(a, &format!("client denied by WSGI access script {}", site.access));
+        assert_eq!(a.get("/access/file.txt?raise").status, 403);
+        log_has(a, "ValueError: access store unavailable");
+    });
+    c.run("the daemon gone during the check: 500, logged; then a new daemon answers", || {
+        let before = daemons_titled(&checker);
+        assert_eq!(get_as(a, "/basic/file.txt", "crash", "x").status, 500);
+        log_has(a, "ended the connection during the authentication check (script");
+        wait_for("a new checker daemon", Duration::from_secs(30), || {
+            let now = daemons_titled(&checker);
+            now.len() == 1 && now != before
+        });
+        assert_eq!(get_as(a, "/basic/file.txt", "spy", "secret").status, 200);
+    });
+    c.run("an unreachable group: 503 for the access check, logged", || {
+        let daemon = daemons_titled(&orphaned);
+        assert_eq!(daemon.len(), 1, "{daemon:?}");
+        let supervisor = parent_of(daemon[0]).expect("the daemon's parent");
+        run_ok("/bin/kill", &["-KILL", &supervisor.to_string()], Path::new("/"), &[]);
+        wait_for("the orphaned daemon to exit", Duration::from_secs(10), || daemons_titled(&orphaned).is_empty());
+        assert_eq!(a.get("/orphaned/file.txt?allow").status, 503);
+        log_has(a, &format!("cannot reach daemon process group '{orphaned}'"));
+        log_has(a, &format!("for {}: Connection refused", site.access));
+    });
+    c.finish();
+    assert_no_crash(&a.error_log());
+}
+
+#[test]
+fn checks_in_a_daemon_process_group_event() {
+    checks_in_a_daemon_process_group(Mpm::Event);
+}
+
+#[test]
+fn checks_in_a_daemon_process_group_prefork() {
+    checks_in_a_daemon_process_group(Mpm::Prefork);
 }
 
 // ---------------------------------------------------------------------------------------
