@@ -160,6 +160,37 @@ fn start_site(mpm: Mpm) -> Site {
     Site { apache, auth, raising, missing, access }
 }
 
+/// A check_password that raises and a script that is missing: 500, each logged (with
+/// the traceback), wherever the script runs.
+fn failing_authentication_scripts(c: &mut Checks, site: &Site) {
+    let a = &site.apache;
+    c.run("a script that raises: 500, the traceback logged", || {
+        assert_eq!(get_as(a, "/raises/file.txt", "spy", "secret").status, 500);
+        let log = log_has(a, "RuntimeError: credentials store unavailable");
+        assert!(
+            log.contains(&format!("exception raised by check_password() of WSGI authentication script {}", site.raising)),
+            "{log}"
+        );
+        assert!(log.contains("Traceback (most recent call last):"), "{log}");
+    });
+    c.run("a missing script: 500, logged with the path", || {
+        assert_eq!(get_as(a, "/missing/file.txt", "spy", "secret").status, 500);
+        let log = log_has(a, &format!("failed to load WSGI authentication script {}", site.missing));
+        assert!(log.contains("FileNotFoundError"), "{log}");
+    });
+}
+
+/// A groups_for_user that raises: a refusal (401) as with mod_wsgi, the traceback logged.
+fn raising_groups_for_user(site: &Site) {
+    let a = &site.apache;
+    assert_eq!(get_as(a, "/groups/file.txt", "gboom", "x").status, 401);
+    let log = log_has(a, "RuntimeError: group store unavailable");
+    assert!(
+        log.contains(&format!("exception raised by groups_for_user() of WSGI group authorisation script {}", site.auth)),
+        "{log}"
+    );
+}
+
 #[test]
 fn basic_authentication_by_check_password() {
     let site = start_site(Mpm::Event);
@@ -239,20 +270,7 @@ fn basic_authentication_by_check_password() {
             assert!(!environ.has(key), "{key} in {environ}");
         }
     });
-    c.run("a script that raises: 500, the traceback logged", || {
-        assert_eq!(get_as(a, "/raises/file.txt", "spy", "secret").status, 500);
-        let log = log_has(a, "RuntimeError: credentials store unavailable");
-        assert!(
-            log.contains(&format!("exception raised by check_password() of WSGI authentication script {}", site.raising)),
-            "{log}"
-        );
-        assert!(log.contains("Traceback (most recent call last):"), "{log}");
-    });
-    c.run("a missing script: 500, logged with the path", || {
-        assert_eq!(get_as(a, "/missing/file.txt", "spy", "secret").status, 500);
-        let log = log_has(a, &format!("failed to load WSGI authentication script {}", site.missing));
-        assert!(log.contains("FileNotFoundError"), "{log}");
-    });
+    failing_authentication_scripts(&mut c, &site);
     c.run("still serving", || assert_eq!(get_as(a, "/basic/file.txt", "spy", "secret").status, 200));
     c.finish();
     assert_no_crash(&a.error_log());
@@ -301,14 +319,7 @@ fn group_authorisation_by_groups_for_user() {
         assert_eq!(get_as(a, "/groups/file.txt", "lonely", "x").status, 401);
         log_has(a, "Require wsgi-group: user 'lonely' is not a member of any group");
     });
-    c.run("a script that raises: 401 as mod_wsgi, the traceback logged", || {
-        assert_eq!(get_as(a, "/groups/file.txt", "gboom", "x").status, 401);
-        let log = log_has(a, "RuntimeError: group store unavailable");
-        assert!(
-            log.contains(&format!("exception raised by groups_for_user() of WSGI group authorisation script {}", site.auth)),
-            "{log}"
-        );
-    });
+    c.run("a script that raises: 401 as mod_wsgi, the traceback logged", || raising_groups_for_user(&site));
     c.run("a name Latin-1 cannot encode: 401, logged", || {
         assert_eq!(get_as(a, "/groups/file.txt", "gbad", "x").status, 401);
         log_has(a, "not one holding 'snow \\xe2\\x98\\x83' (not Latin-1)");
@@ -524,27 +535,9 @@ fn checks_in_a_daemon_process_group(mpm: Mpm) {
         assert_eq!(get_as(a, "/groups/file.txt", "m", "moneypenny").status, 200);
         assert_eq!(get_as(a, "/groups/file.txt", "outsider", "x").status, 401);
         log_has(a, "Require wsgi-group: user 'outsider' is not a member of the required groups");
-        assert_eq!(get_as(a, "/groups/file.txt", "gboom", "x").status, 401);
-        let log = log_has(a, "RuntimeError: group store unavailable");
-        assert!(
-            log.contains(&format!("exception raised by groups_for_user() of WSGI group authorisation script {}", site.auth)),
-            "{log}"
-        );
+        raising_groups_for_user(&site);
     });
-    c.run("a raising check_password: 500, the traceback relayed", || {
-        assert_eq!(get_as(a, "/raises/file.txt", "spy", "secret").status, 500);
-        let log = log_has(a, "RuntimeError: credentials store unavailable");
-        assert!(
-            log.contains(&format!("exception raised by check_password() of WSGI authentication script {}", site.raising)),
-            "{log}"
-        );
-        assert!(log.contains("Traceback (most recent call last):"), "{log}");
-    });
-    c.run("a missing script: 500, logged with the path", || {
-        assert_eq!(get_as(a, "/missing/file.txt", "spy", "secret").status, 500);
-        let log = log_has(a, &format!("failed to load WSGI authentication script {}", site.missing));
-        assert!(log.contains("FileNotFoundError"), "{log}");
-    });
+    failing_authentication_scripts(&mut c, &site);
     c.run("access: True, None, False, raising", || {
         assert_eq!(a.get("/access/file.txt?allow").status, 200);
         assert_eq!(a.get("/access/file.txt?none").status, 200);

@@ -192,8 +192,9 @@ pub enum CheckQuestion {
     Access { host: Option<Vec<u8>> },
 }
 
-/// What the script answered a Check, as the WSGI core reads it
-/// (src/wsgi/auth.rs).
+/// What the script answered a Check: the WSGI core's `auth::Answer`
+/// (src/wsgi/auth.rs), mirrored here because this file is compiled alone
+/// into the fuzz crate; daemon/auth.rs converts between the two.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckAnswer {
     /// True, or the user name to authenticate the request as.
