@@ -60,6 +60,8 @@ pub unsafe fn ask(r: *mut ffi::request_rec, delegated: &Delegated<'_>, question:
         log::request(r, consts::APLOG_ERR, &format!("no daemon process group named '{group}' is running (script {script})"));
         return Err(Unanswered::Failed);
     };
+    // Counted on the status page as a request is: it takes a daemon thread.
+    let _in_flight = super::metrics::InFlight::new(endpoint.metrics);
     let check = ToDaemon::Check {
         question: to_wire(question),
         script: script.to_owned(),
