@@ -378,6 +378,8 @@ fn remember_started(cfg: &ServerConfig, pid: u32, cache: BytecodeCache, since: S
 /// that names the remedy when that was too much. Empty where this module
 /// did not start Python, and after the first call.
 pub fn startup_report() -> Vec<(bool, String)> {
+    // What count_cached imports is compiled while counting, like the rest.
+    let _ = with_python(|py| py.import("importlib.util").map(drop));
     let compiled = source_compiles::finish();
     let Some(started) = STARTED.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return Vec::new();
