@@ -322,6 +322,37 @@ fn daemon_groups_with_their_own_users_get_their_own_directories() {
     assert_eq!(cache_files(Path::new(&prefix), "").iter().filter(|(p, _)| !p.starts_with(&format!("{prefix}/www-data/")) && !p.starts_with(&format!("{prefix}/nobody/"))).count(), 0);
 }
 
+/// `make precompile` (tools/precompile.sh) fills the cache the configuration names for
+/// the standard library and the application: the first start then compiles nothing.
+#[test]
+fn precompiled_cache_leaves_nothing_to_compile() {
+    if !running_as_root() {
+        eprintln!("skipped: precompiling hands the cache to www-data, which needs root");
+        return;
+    }
+    let _g = heavy();
+    let site = Site::new("pycache-precompile");
+    let prefix = site.dir.p("aot");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/precompile.sh");
+    let out = std::process::Command::new(&script)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LEVELS", "2")
+        .env("PYCACHE_PREFIX", &prefix)
+        .env("CACHE_USERS", "www-data")
+        .env("APP_DIRS", site.dir.p("lib"))
+        .output()
+        .expect("run tools/precompile.sh");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "precompile failed: {output}");
+    let dir = format!("{prefix}/www-data");
+    assert_eq!((mode_of(&dir), fs::metadata(&dir).unwrap().uid()), (0o700, WWW_UID), "{dir}");
+    let apache = start(&site, &format!("WSGIPythonOptimize 2\nWSGIPythonPycachePrefix {prefix}"), "pycache-precompile");
+    let (ready, _) = ready_of(&apache);
+    assert_eq!(ready.cache, dir, "{}", ready.line);
+    assert_eq!((ready.compiled, ready.detail), (0, None), "first start after precompiling: {}", ready.line);
+}
+
 /// Beside mod_python, which starts Python, the notice says the cache is not applied, and
 /// the parent creates no directory.
 #[test]
