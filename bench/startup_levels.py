@@ -7,8 +7,11 @@ private Apache with one child loads the application with WSGIImportScript and
 is asked for it until it answers 200. Measured: the CPU time (user + system)
 of Apache's processes but the parent from the start to that first 200, and
 the child's RSS then. "without cache" is `WSGIPythonPycachePrefix Off` (Python
-caches beside the sources, where the child's user cannot write); "with cache"
-is the default cache under DefaultRuntimeDir, or at level 0 (which has no
+caches beside the sources, where the child's user cannot write); at levels 1
+and 2 Python is then also pointed at an empty cache it cannot write
+(PYTHONPYCACHEPREFIX), so that it finds only the level-0 files Debian and pip
+install, whatever opt-1 and opt-2 files other software left beside the standard
+library or the venv's packages on the machine. "with cache" is the default cache under DefaultRuntimeDir, or at level 0 (which has no
 default cache) an explicit `WSGIPythonPycachePrefix`. Each configuration is
 started twice in a row; the first start of "with cache" begins with an empty
 cache. Medians of `reps` such pairs.
@@ -81,7 +84,7 @@ class App:
         self.extra_check = extra_check
 
 
-def _start(root, port, app, level, cache, our_so):
+def _start(root, port, app, level, cache, our_so, env=None):
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
     conf = [f"ServerRoot {root}", f"Listen 127.0.0.1:{port}", f"PidFile {root}/logs/httpd.pid",
             f"ErrorLog {root}/logs/error.log", "LogLevel warn wsgi_rs:info", "ServerName localhost",
@@ -101,7 +104,7 @@ def _start(root, port, app, level, cache, our_so):
     with open(path, "w") as f:
         f.write("\n".join(conf) + "\n")
     began = time.monotonic()
-    subprocess.run([APACHE, "-f", path, "-k", "start"], check=True, env=ENV)
+    subprocess.run([APACHE, "-f", path, "-k", "start"], check=True, env={**ENV, **(env or {})})
     with open_when_ready(f"{root}/logs/httpd.pid") as pid_file:
         parent = int(pid_file.read())
     while time.monotonic() < began + 60:
@@ -154,12 +157,12 @@ def _audit_cost(work, free_port, our_so, apps):
     cache = {"runtime": os.path.join(root, "run"), "prefix": "Off"}
     os.makedirs(cache["runtime"], exist_ok=True)
     port = free_port()
-    conf, _, _ = _start(root, port, app, 0, cache, our_so)
     try:
+        conf, _, _ = _start(root, port, app, 0, cache, our_so)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as r:
             inside = float(r.read())
     finally:
-        _stop(conf, root)
+        _stop(os.path.join(root, "httpd.conf"), root)
     out = subprocess.run(["/usr/bin/python3.11", "-I", "-c", AUDIT_LOOP + "print(min(per_call() for _ in range(5)))"],
                          check=True, capture_output=True, text=True, env=ENV)
     return inside, float(out.stdout)
@@ -178,6 +181,9 @@ def run(work, free_port, our_so, django_venv, reps):
         subprocess.run(["chmod", "-R", "a+rX", site], check=True)
         apps.append(App("Django 4.2 site", os.path.join(site, "mysite", "wsgi.py"), "/",
                         home=django_venv, path=site))
+    # Root's, empty: a cache a child can neither read anything from nor write to.
+    empty_cache = os.path.join(work, "empty-cache")
+    os.makedirs(empty_cache, mode=0o755)
     rows = []
     for app in apps:
         for level in LEVELS:
@@ -194,11 +200,14 @@ def run(work, free_port, our_so, django_venv, reps):
                     else:
                         prefix = None  # the default, under DefaultRuntimeDir
                     cache = {"runtime": runtime, "prefix": prefix}
+                    env = {"PYTHONPYCACHEPREFIX": empty_cache} if level and not cached else {}
                     figures = []
                     for start in ("first", "second"):
                         root = os.path.join(work, f"{tag}-{start}")
-                        conf, cpu, rss = _start(root, free_port(), app, level, cache, our_so)
-                        _stop(conf, root)
+                        try:
+                            _, cpu, rss = _start(root, free_port(), app, level, cache, our_so, env)
+                        finally:
+                            _stop(os.path.join(root, "httpd.conf"), root)
                         figures.append((cpu, rss, (_compiled_counts(root) or [-1])[0]))
                     samples.append(figures)
                 med = lambda i, j: statistics.median(s[i][j] for s in samples)

@@ -374,13 +374,14 @@ fn remember_started(cfg: &ServerConfig, pid: u32, cache: BytecodeCache, since: S
 
 /// The lines to log once the process is ready to serve (its import
 /// scripts loaded), each with whether it is a notice: the startup line,
-/// completed with what was compiled from source until now, and the notice
-/// that names the remedy when that was too much. Empty where this module
-/// did not start Python, and after the first call.
-pub fn startup_report() -> Vec<(bool, String)> {
+/// completed with what was compiled from source until now (the WSGI
+/// `scripts` loaded left out), and the notice that names the remedy when
+/// that was too much. Empty where this module did not start Python, and
+/// after the first call.
+pub fn startup_report(scripts: &std::collections::BTreeSet<String>) -> Vec<(bool, String)> {
     // What count_cached imports is compiled while counting, like the rest.
     let _ = with_python(|py| py.import("importlib.util").map(drop));
-    let compiled = source_compiles::finish();
+    let compiled = source_compiles::finish(scripts);
     let Some(started) = STARTED.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return Vec::new();
     };

@@ -14,7 +14,7 @@
 use pyo3::ffi as py;
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -25,13 +25,14 @@ use std::time::{Duration, SystemTime};
 pub const NOTICE_THRESHOLD: usize = 20;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
-static COMPILED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static COMPILE_NANOS: AtomicU64 = AtomicU64::new(0);
+/// Each file compiled, with the nanoseconds its compilation took.
+static COMPILED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
 
 thread_local! {
-    // When this thread's current compilation began (CLOCK_MONOTONIC ns),
-    // 0 when none. Const-initialised, no destructor (see interp.rs).
-    static COMPILE_STARTED: Cell<u64> = const { Cell::new(0) };
+    // When this thread's current compilation began (CLOCK_MONOTONIC ns,
+    // 0 when none) and its index in COMPILED. Const-initialised, no
+    // destructor (see interp.rs).
+    static COMPILE_STARTED: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
 }
 
 unsafe extern "C" {
@@ -63,9 +64,12 @@ unsafe extern "C" fn on_audit_event(event: *const c_char, args: *mut py::PyObjec
         return 0;
     }
     let _ = std::panic::catch_unwind(|| {
-        let started = COMPILE_STARTED.replace(0);
+        let (started, index) = COMPILE_STARTED.replace((0, 0));
         if started != 0 {
-            COMPILE_NANOS.fetch_add(monotonic_nanos().saturating_sub(started), Ordering::Relaxed);
+            let took = monotonic_nanos().saturating_sub(started);
+            if let Some(entry) = COMPILED.lock().unwrap_or_else(|e| e.into_inner()).get_mut(index) {
+                entry.1 += took;
+            }
         }
         // SAFETY: CPython passes the event's name as a C string.
         if unsafe { CStr::from_ptr(event) }.to_bytes() != b"compile" {
@@ -90,8 +94,9 @@ unsafe extern "C" fn on_audit_event(event: *const c_char, args: *mut py::PyObjec
         };
         // compile() of strings (namedtuple, dataclasses...) names no .py.
         if file.ends_with(".py") {
-            COMPILED.lock().unwrap_or_else(|e| e.into_inner()).push(file);
-            COMPILE_STARTED.set(monotonic_nanos());
+            let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+            compiled.push((file, 0));
+            COMPILE_STARTED.set((monotonic_nanos(), compiled.len() - 1));
         }
     });
     0
@@ -103,12 +108,16 @@ pub struct Compiled {
     pub time: Duration,
 }
 
-/// Stops counting and returns what was counted.
-pub fn finish() -> Compiled {
+/// Stops counting and returns what was counted, leaving out `scripts`:
+/// WSGI scripts are compiled from source at every load by design (they are
+/// not imported, so nothing caches them), whatever the cache.
+pub fn finish(scripts: &std::collections::BTreeSet<String>) -> Compiled {
     COUNTING.store(false, Ordering::Release);
+    let mut compiled = std::mem::take(&mut *COMPILED.lock().unwrap_or_else(|e| e.into_inner()));
+    compiled.retain(|(file, _)| !scripts.contains(file));
     Compiled {
-        files: std::mem::take(&mut *COMPILED.lock().unwrap_or_else(|e| e.into_inner())),
-        time: Duration::from_nanos(COMPILE_NANOS.load(Ordering::Relaxed)),
+        time: Duration::from_nanos(compiled.iter().map(|(_, nanos)| nanos).sum()),
+        files: compiled.into_iter().map(|(file, _)| file).collect(),
     }
 }
 

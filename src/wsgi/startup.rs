@@ -56,7 +56,7 @@ pub fn prepare(settings: &InterpreterConfig, application_group: Option<&str>, im
         );
     }
     // Ready to serve: what starting cost, compilation included.
-    for (notice, line) in interp::startup_report() {
+    for (notice, line) in interp::startup_report(import_scripts) {
         logging::process(if notice { Level::Notice } else { Level::Info }, &line);
     }
 }
