@@ -292,7 +292,7 @@ fn unsafe_or_disabled_cache_is_not_used() {
 }
 
 /// Daemon groups: each user gets its own directory, owned by it, at the group's
-/// python-optimize level; a group at level 0 gets none.
+/// python-optimize level, and the Apache children theirs.
 #[test]
 fn daemon_groups_with_their_own_users_get_their_own_directories() {
     if !running_as_root() {
