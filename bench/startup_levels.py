@@ -5,16 +5,17 @@ For each application (about 250 standard-library modules; the Django site of
 tests/frameworks when a venv with Django is given) and each level 0, 1, 2, a
 private Apache with one child loads the application with WSGIImportScript and
 is asked for it until it answers 200. Measured: the CPU time (user + system)
-of Apache's processes but the parent from the start to that first 200, and
-the child's RSS then. "without cache" is `WSGIPythonPycachePrefix Off` (Python
-caches beside the sources, where the child's user cannot write); at levels 1
-and 2 Python is then also pointed at an empty cache it cannot write
-(PYTHONPYCACHEPREFIX), so that it finds only the level-0 files Debian and pip
-install, whatever opt-1 and opt-2 files other software left beside the standard
-library or the venv's packages on the machine. "with cache" is the default cache under DefaultRuntimeDir, or at level 0 (which has no
-default cache) an explicit `WSGIPythonPycachePrefix`. Each configuration is
-started twice in a row; the first start of "with cache" begins with an empty
-cache. Medians of `reps` such pairs.
+of Apache's processes but the parent from the start to that first 200, the
+time it took, and the child's RSS then. "without cache" is
+`WSGIPythonPycachePrefix Off` (Python caches beside the sources, where the
+child's user cannot write); at levels 1 and 2 Python is then also pointed at an
+empty cache it cannot write (PYTHONPYCACHEPREFIX), so that it finds only the
+level-0 files Debian and pip install, whatever opt-1 and opt-2 files other
+software left beside the standard library or the venv's packages on the
+machine. "with cache" is the default cache under DefaultRuntimeDir, or at
+level 0 (which has no default cache) an explicit `WSGIPythonPycachePrefix`.
+Each configuration is started twice in a row; the first start of "with cache"
+begins with an empty cache. Medians of `reps` such pairs.
 
 It also measures what the cache's audit hook costs an application after start:
 ns per `sys._getframe()` call (an audited operation) inside mod_wsgi_rs against
@@ -112,7 +113,7 @@ def _start(root, port, app, level, cache, our_so, env=None):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{app.url}", timeout=30) as r:
                 if r.status == 200:
                     cpu, rss = _descendant_cpu(parent)
-                    return path, cpu, rss
+                    return path, cpu, rss, time.monotonic() - began
         except OSError:
             time.sleep(0.005)
     raise SystemExit(f"{app.name}: no 200 within 60 s; see {root}/logs/error.log")
@@ -158,7 +159,7 @@ def _audit_cost(work, free_port, our_so, apps):
     os.makedirs(cache["runtime"], exist_ok=True)
     port = free_port()
     try:
-        conf, _, _ = _start(root, port, app, 0, cache, our_so)
+        conf, *_ = _start(root, port, app, 0, cache, our_so)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as r:
             inside = float(r.read())
     finally:
@@ -170,7 +171,7 @@ def _audit_cost(work, free_port, our_so, apps):
 
 def run(work, free_port, our_so, django_venv, reps):
     """Returns (rows, audit): rows of (app, level, cache, first cpu, second cpu, rss,
-    compiled first, compiled second), medians over reps."""
+    compiled first, compiled second, first time, second time), medians over reps."""
     apps_dir = os.path.join(work, "apps")
     apps = [App("stdlib (~250 modules)", os.path.join(apps_dir, "stdlib_heavy.wsgi"), "/")]
     if django_venv:
@@ -205,36 +206,41 @@ def run(work, free_port, our_so, django_venv, reps):
                     for start in ("first", "second"):
                         root = os.path.join(work, f"{tag}-{start}")
                         try:
-                            _, cpu, rss = _start(root, free_port(), app, level, cache, our_so, env)
+                            _, cpu, rss, wall = _start(root, free_port(), app, level, cache, our_so, env)
                         finally:
                             _stop(os.path.join(root, "httpd.conf"), root)
-                        figures.append((cpu, rss, (_compiled_counts(root) or [-1])[0]))
+                        figures.append((cpu, rss, (_compiled_counts(root) or [-1])[0], wall))
                     samples.append(figures)
                 med = lambda i, j: statistics.median(s[i][j] for s in samples)
-                rows.append((app.name, level, cached, med(0, 0), med(1, 0), med(1, 1), med(0, 2), med(1, 2)))
+                rows.append((app.name, level, cached, med(0, 0), med(1, 0), med(1, 1), med(0, 2), med(1, 2),
+                             med(0, 3), med(1, 3)))
                 print(f"{CASE}: {app.name} level {level} {'with' if cached else 'without'} cache: "
-                      f"first {rows[-1][3]:.3f} s CPU ({rows[-1][6]:.0f} compiled), "
-                      f"second {rows[-1][4]:.3f} s CPU ({rows[-1][7]:.0f} compiled), RSS {rows[-1][5]:.1f} MiB",
-                      flush=True)
+                      f"first {rows[-1][3]:.3f} s CPU, {rows[-1][8]:.3f} s ({rows[-1][6]:.0f} compiled), "
+                      f"second {rows[-1][4]:.3f} s CPU, {rows[-1][9]:.3f} s ({rows[-1][7]:.0f} compiled), "
+                      f"RSS {rows[-1][5]:.1f} MiB", flush=True)
     audit = _audit_cost(work, free_port, our_so, apps_dir)
     return rows, audit
 
 
 def markdown(rows, audit):
-    """The report's section: CPU as ratios to level 0 without the cache, second start."""
-    base = {app: r[4] for r in rows for app in [r[0]] if r[1] == 0 and not r[2]}
+    """The report's section: CPU and time as ratios to level 0 without the cache, second start."""
+    base = {r[0]: r[4] for r in rows if r[1] == 0 and not r[2]}
+    base_time = {r[0]: r[9] for r in rows if r[1] == 0 and not r[2]}
     lines = ["## Start-up CPU by optimisation level (bench/startup_levels.py)", "",
              "CPU (user + system) of Apache's child from `apache2 -k start` to the first 200, one child "
              "loading the application with WSGIImportScript, as a ratio to the same application at level 0 "
-             "without the cache on its second start (medians); compiled: modules the startup line reports "
-             "compiled from source; RSS of the child then.", "",
-             "| application | level | bytecode cache | first start CPU | second start CPU | compiled (first, second) | RSS (MiB) |",
-             "|---|---|---|---|---|---|---|"]
-    for app, level, cached, first, second, rss, c1, c2 in rows:
-        ref = base.get(app)
-        ratio = lambda v: f"{v / ref:.2f}x" if ref else "-"
+             "without the cache on its second start (medians); time: from `apache2 -k start` to that 200, as the "
+             "same ratio; compiled: modules the startup line reports compiled from source; RSS of the child "
+             "then.", "",
+             "| application | level | bytecode cache | first start CPU | second start CPU | first start time | "
+             "second start time | compiled (first, second) | RSS (MiB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for app, level, cached, first, second, rss, c1, c2, t1, t2 in rows:
+        ratio = lambda v, ref: f"{v / ref:.2f}x" if ref else "-"
         lines.append(f"| {app} | {level} | {'default' if cached and level else 'explicit' if cached else 'Off'} | "
-                     f"{ratio(first)} | {ratio(second)} | {c1:.0f}, {c2:.0f} | {rss:.1f} |")
+                     f"{ratio(first, base.get(app))} | {ratio(second, base.get(app))} | "
+                     f"{ratio(t1, base_time.get(app))} | {ratio(t2, base_time.get(app))} | "
+                     f"{c1:.0f}, {c2:.0f} | {rss:.1f} |")
     inside, plain = audit
     lines += ["", f"The compile-counting audit hook after start: `sys._getframe()` (an audited call) takes "
               f"{inside / plain:.2f}x its time in a plain python3.11 ({inside:.0f} against {plain:.0f} ns); "
