@@ -6,6 +6,7 @@
 #   make run        deps + build + a private Apache on 127.0.0.1:$(PORT) serving $(APP)
 #   make bench      deps + build + side-by-side benchmarks (writes BENCHMARKS.md)
 #   make soak       deps + build + long fault, leak and restart runs (writes SOAK.md)
+#   make precompile compile the stdlib, a venv and an application into the bytecode cache
 #   make install    copy mod_wsgi_rs.so and the a2enmod files (honours DESTDIR)
 #   make uninstall  remove exactly what install copied (honours DESTDIR)
 #   make fuzz       run every fuzz target in fuzz/ for $(FUZZ_SECONDS) s each (nightly, cargo-fuzz)
@@ -49,7 +50,7 @@ DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600
 
-.PHONY: all deps build test run bench soak install uninstall clean fuzz fuzz-cmin fuzz-tools
+.PHONY: all deps build test run bench soak precompile install uninstall clean fuzz fuzz-cmin fuzz-tools
 
 # deps must finish before anything is built, also under make -j.
 .NOTPARALLEL:
@@ -94,6 +95,21 @@ bench: deps build
 # any failed check. SOAK_ARGS=--quick for a scaled-down smoke run.
 soak: deps build
 	python3 bench/soak.py $(SOAK_ARGS)
+
+# Ahead-of-time compilation into the bytecode cache, as root (see tools/precompile.sh
+# and README, "WSGIPythonOptimize in practice"), e.g. from a deploy script:
+#   make precompile LEVELS=2 VENV=/srv/venv APP_DIRS=/srv/site \
+#        PYCACHE_PREFIX=/var/cache/apache2/wsgi_rs CACHE_USERS="www-data shop"
+LEVELS         ?= 1 2
+PYCACHE_PREFIX ?= /var/run/apache2/wsgi_rs-pycache
+CACHE_USERS    ?= www-data
+VENV           ?=
+APP_DIRS       ?=
+STDLIB         ?= yes
+
+precompile:
+	LEVELS='$(LEVELS)' PYCACHE_PREFIX='$(PYCACHE_PREFIX)' CACHE_USERS='$(CACHE_USERS)' \
+	VENV='$(VENV)' APP_DIRS='$(APP_DIRS)' STDLIB='$(STDLIB)' tools/precompile.sh
 
 install: $(SO)
 	@test -n '$(LIBEXECDIR)' -a -n '$(SYSCONFDIR)' || \

@@ -58,6 +58,10 @@ const command_rec wsgi_rs_commands[] = {
                        "A warnings filter as for python -W (repeatable)"),
     INTERPRETER_OPTION("WSGIDontWriteBytecode",
                        "On or Off: do not write .pyc files (default Off)"),
+    INTERPRETER_OPTION("WSGIPythonPycachePrefix",
+                       "Off, or the directory compiled modules are cached "
+                       "under, one subdirectory per user (default: under "
+                       "DefaultRuntimeDir at optimisation levels 1 and 2)"),
     INTERPRETER_OPTION("WSGIRestrictStdout",
                        "On or Off: make sys.stdout unusable (default Off: "
                        "it goes to the error log)"),

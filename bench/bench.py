@@ -32,6 +32,8 @@ import time
 import urllib.error
 import urllib.request
 
+import startup_levels
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
 MODULES = "/usr/lib/apache2/modules"
@@ -557,7 +559,7 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a and b else "-"
 
 
-def report(results, servers_info, args, started):
+def report(results, servers_info, args, started, startup=None):
     lines = [
         "# Benchmarks",
         "",
@@ -605,6 +607,7 @@ def report(results, servers_info, args, started):
               "|---|---|---|---|"]
     for (mpm, kind), (startup, rss) in servers_info.items():
         lines.append(f"| {mpm} | {server_name(kind)} | {startup:.3f} | {rss:.1f} |")
+    lines += ["", *(startup or [])]
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += targets(results, servers_info)
     # The profile notes are written by hand (bench/analysis.md) and kept
@@ -696,6 +699,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="2 reps of 3 s")
     parser.add_argument("--flask-venv", help="a venv with Flask, for the Flask hello case")
+    parser.add_argument("--django-venv", help="a venv with Django 4.2 (tests/frameworks' requirements), "
+                                              f"for the {startup_levels.CASE!r} case")
     parser.add_argument("--only", metavar="TEXT",
                         help="run only the cases whose name contains TEXT; prints, and writes a "
                              "report only to an --out given")
@@ -706,11 +711,22 @@ def main():
     if not os.path.exists(OUR_SO):
         subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
     started = datetime.datetime.utcnow()
-    results, servers_info = run(args)
+    startup = None
+    if not args.only or args.only in startup_levels.CASE:
+        work = tempfile.mkdtemp(prefix="wsgi-rs-bench-startup-")
+        os.chmod(work, 0o755)
+        prepare_work(work)
+        try:
+            rows, audit = startup_levels.run(work, free_port, OUR_SO, args.django_venv, 3 if args.quick else 5)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        startup = startup_levels.markdown(rows, audit)
+        print("\n".join(startup))
+    results, servers_info = run(args) if not args.only or args.only not in startup_levels.CASE else ({}, {})
     if args.only and not args.out:
         return
     args.out = args.out or os.path.join(REPO, "BENCHMARKS.md")
-    report(results, servers_info, args, started)
+    report(results, servers_info, args, started, startup)
 
 
 if __name__ == "__main__":

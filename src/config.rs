@@ -128,6 +128,9 @@ pub struct InterpreterConfig {
     pub restrict_signal: Option<bool>,
     /// `WSGIDestroyInterpreter` (default On).
     pub destroy_interpreter: Option<bool>,
+    /// `WSGIPythonPycachePrefix` (ours); None: the default, see
+    /// [`crate::pycache`].
+    pub pycache_prefix: Option<PycachePrefix>,
 }
 
 impl InterpreterConfig {
@@ -143,6 +146,7 @@ impl InterpreterConfig {
             "WSGIRestrictStdin" => self.restrict_stdin = Some(parse_flag(directive, value)?),
             "WSGIRestrictSignal" => self.restrict_signal = Some(parse_flag(directive, value)?),
             "WSGIDestroyInterpreter" => self.destroy_interpreter = Some(parse_flag(directive, value)?),
+            "WSGIPythonPycachePrefix" => self.pycache_prefix = Some(parse_pycache_prefix(value)?),
             other => return Err(format!("{other}: not an interpreter directive")),
         }
         Ok(())
@@ -164,6 +168,9 @@ impl InterpreterConfig {
         }
         for warning in &self.warnings {
             given.push(format!("WSGIPythonWarnings {warning}"));
+        }
+        if let Some(prefix) = &self.pycache_prefix {
+            given.push(format!("WSGIPythonPycachePrefix {prefix}"));
         }
         for (name, value) in [
             ("WSGIDontWriteBytecode", self.dont_write_bytecode),
@@ -220,6 +227,40 @@ pub fn parse_python_home(value: &str) -> Result<String, String> {
     }
     let trimmed = value.trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+}
+
+/// `WSGIPythonPycachePrefix`: where compiled modules are cached
+/// (`sys.pycache_prefix`), or Off for beside their sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PycachePrefix {
+    Off,
+    Directory(String),
+}
+
+impl fmt::Display for PycachePrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PycachePrefix::Off => f.write_str("Off"),
+            PycachePrefix::Directory(dir) => f.write_str(dir),
+        }
+    }
+}
+
+/// `WSGIPythonPycachePrefix`: `Off`, or an absolute directory (trailing
+/// slashes dropped; not `/`, whose per-user subdirectories would sit
+/// beside the system's own).
+pub fn parse_pycache_prefix(value: &str) -> Result<PycachePrefix, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(PycachePrefix::Off);
+    }
+    let trimmed = value.trim_end_matches('/');
+    if !value.starts_with('/') || trimmed.is_empty() || value.contains(['\0', '\n']) {
+        return Err(format!(
+            "WSGIPythonPycachePrefix: invalid value '{}'; expected Off or an absolute directory other than /",
+            value.escape_default()
+        ));
+    }
+    Ok(PycachePrefix::Directory(trimmed.to_owned()))
 }
 
 /// `WSGIPythonPath`: absolute directories separated by colons.
@@ -1137,6 +1178,22 @@ mod tests {
         for bad in ["", "loud", "ignore::X:m:twelve", "a:b:c:d:e:f"] {
             assert!(parse_warning_filter(bad).unwrap_err().starts_with("WSGIPythonWarnings: invalid filter"), "{bad}");
         }
+    }
+
+    #[test]
+    fn pycache_prefix_is_off_or_an_absolute_directory() {
+        assert_eq!(parse_pycache_prefix("Off"), Ok(PycachePrefix::Off));
+        assert_eq!(parse_pycache_prefix("off"), Ok(PycachePrefix::Off));
+        assert_eq!(parse_pycache_prefix("/var/cache/x//"), Ok(PycachePrefix::Directory("/var/cache/x".into())));
+        for bad in ["", "/", "//", "relative/dir", "On", "/a\nb", "/a\0b"] {
+            let err = parse_pycache_prefix(bad).unwrap_err();
+            assert!(err.starts_with("WSGIPythonPycachePrefix: invalid value '"), "{bad:?}: {err}");
+            assert!(err.contains("expected Off or an absolute directory"), "{bad:?}: {err}");
+            assert!(!err.contains('\n'), "{bad:?}: unescaped value in {err}");
+        }
+        let mut c = InterpreterConfig::default();
+        c.set("WSGIPythonPycachePrefix", "/srv/pyc").unwrap();
+        assert_eq!(c.given(), ["WSGIPythonPycachePrefix /srv/pyc"]);
     }
 
     #[test]

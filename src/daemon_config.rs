@@ -157,6 +157,18 @@ impl DaemonGroup {
         }
     }
 
+    /// The uid and primary gid the group's daemons run as, given
+    /// Apache's `User` and `Group`.
+    pub fn identity(&self, apache_uid: u32, apache_gid: u32) -> (u32, u32) {
+        let uid = self.user.as_ref().map_or(apache_uid, |u| u.uid);
+        let gid = match (&self.group, &self.user) {
+            (Some(g), _) => g.gid,
+            (None, Some(u)) => u.gid,
+            (None, None) => apache_gid,
+        };
+        (uid, gid)
+    }
+
     /// The process title to set, if any: `display-name` with `%{GROUP}`
     /// replaced by `(wsgi:NAME)`, which is what `ps` shows for mod_wsgi.
     pub fn title(&self) -> Option<String> {

@@ -4,6 +4,7 @@
 
 use crate::config::{HashSeed, ServerConfig};
 use crate::python_home::{self, PythonHome};
+use crate::{pycache, pycache_setup, source_compiles};
 use crate::httpd::{consts, ffi, log};
 use pyo3::ffi as py;
 use pyo3::prelude::*;
@@ -11,7 +12,8 @@ use std::cell::Cell;
 use std::ffi::{c_void, CStr};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
 
 /// What this child can do with Python, decided once in child_init.
 pub enum Interpreter {
@@ -57,8 +59,9 @@ pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_
                 consts::APLOG_NOTICE,
                 &format!(
                     "Python is owned by {owner} in this process; not initialising it. \
-                     Interpreter directives not applied: {}",
-                    directives_not_applied(cfg)
+                     Interpreter directives not applied: {}{}",
+                    directives_not_applied(cfg),
+                    cache_not_applied(cfg, pchild),
                 ),
             );
             Interpreter::Borrowed
@@ -68,14 +71,17 @@ pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_
             Interpreter::Unavailable(reason)
         }
     } else {
-        match initialise(cfg) {
+        let cache = bytecode_cache(cfg, pchild);
+        let since = SystemTime::now();
+        source_compiles::install();
+        match initialise(cfg, cache.dir()) {
             Ok(()) => {
                 let _ = INTERPRETER.set(Interpreter::Ours);
                 if cfg.interpreter.destroy_interpreter != Some(false) {
                     register_finalisation(pchild);
                     let _ = HOLD_EXIT_SIGNALS.set(!mpm_is_threaded());
                 }
-                log_started(cfg, s, pid);
+                remember_started(cfg, pid, cache, since);
                 return;
             }
             Err(message) => {
@@ -104,6 +110,19 @@ fn directives_not_applied(cfg: &ServerConfig) -> String {
     }
 }
 
+/// What an operator would expect of the bytecode cache and does not get
+/// in an interpreter another module started.
+fn cache_not_applied(cfg: &ServerConfig, pool: *mut ffi::apr_pool_t) -> String {
+    let env = std::env::var("PYTHONOPTIMIZE").ok();
+    let level = pycache::effective_level(cfg.python_optimize, env.as_deref());
+    match pycache::prefix_for(cfg.interpreter.pycache_prefix.as_ref(), level, || pycache_setup::default_prefix(pool)) {
+        Some(prefix) => format!(
+            "; nor the bytecode cache under {prefix}: sys.pycache_prefix can only be set by whoever starts Python"
+        ),
+        None => String::new(),
+    }
+}
+
 /// The Python version this module is linked against, as `"3.11"`.
 fn linked_python_version() -> String {
     // SAFETY: Py_GetVersion may be called before initialisation; it returns
@@ -115,7 +134,7 @@ fn linked_python_version() -> String {
 /// Starts CPython as `python -O`/`-OO` would, but without touching the
 /// process's signal handlers (Apache owns them) or argv, and with the
 /// interpreter directives applied.
-fn initialise(cfg: &ServerConfig) -> Result<(), String> {
+fn initialise(cfg: &ServerConfig, pycache_prefix: Option<&str>) -> Result<(), String> {
     let settings = &cfg.interpreter;
     let home = match &settings.home {
         Some(home) => Some(python_home::check(home, &linked_python_version())?),
@@ -129,7 +148,7 @@ fn initialise(cfg: &ServerConfig) -> Result<(), String> {
     let status = unsafe {
         py::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let config = config.assume_init_mut();
-        let status = configure(config, cfg, home.as_ref());
+        let status = configure(config, cfg, home.as_ref(), pycache_prefix);
         let status = if py::PyStatus_Exception(status) != 0 { status } else { py::Py_InitializeFromConfig(config) };
         py::PyConfig_Clear(config);
         status
@@ -166,7 +185,12 @@ fn initialise(cfg: &ServerConfig) -> Result<(), String> {
 ///
 /// # Safety
 /// `config` must be initialised by PyConfig_InitPythonConfig.
-unsafe fn configure(config: &mut py::PyConfig, cfg: &ServerConfig, home: Option<&PythonHome>) -> py::PyStatus {
+unsafe fn configure(
+    config: &mut py::PyConfig,
+    cfg: &ServerConfig,
+    home: Option<&PythonHome>,
+    pycache_prefix: Option<&str>,
+) -> py::PyStatus {
     let settings = &cfg.interpreter;
     config.optimization_level = cfg.python_optimize.map_or(0, |l| l.get().into());
     config.install_signal_handlers = 0;
@@ -205,6 +229,14 @@ unsafe fn configure(config: &mut py::PyConfig, cfg: &ServerConfig, home: Option<
     // SAFETY: PyStatus_Exception only inspects the struct.
     if unsafe { py::PyStatus_Exception(status) } != 0 {
         return status;
+    }
+    if let Some(prefix) = pycache_prefix {
+        let field = &raw mut config.pycache_prefix;
+        let status = set_string(config, field, prefix);
+        // SAFETY: as above.
+        if unsafe { py::PyStatus_Exception(status) } != 0 {
+            return status;
+        }
     }
     for warning in &settings.warnings {
         let wide = widen(warning);
@@ -249,10 +281,70 @@ fn describe_status(status: &py::PyStatus) -> String {
     }
 }
 
-/// One line per child: the version and where the optimisation level came
-/// from. At notice when the environment overrode WSGIPythonOptimize, since
-/// that is the case an operator would otherwise never find.
-fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
+/// The bytecode cache this process uses, decided before Python starts.
+enum BytecodeCache {
+    /// None configured (level 0 without WSGIPythonPycachePrefix, or Off).
+    Off,
+    /// This process's own directory, checked.
+    Dir(String),
+    /// One was configured but cannot be used safely; why.
+    Unusable(String),
+}
+
+impl BytecodeCache {
+    fn dir(&self) -> Option<&str> {
+        match self {
+            BytecodeCache::Dir(dir) => Some(dir),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            BytecodeCache::Off => "none".to_owned(),
+            BytecodeCache::Dir(dir) => dir.clone(),
+            BytecodeCache::Unusable(why) => format!("none: {why}"),
+        }
+    }
+}
+
+/// This process's directory under the cache prefix, if the configuration
+/// gives one at the level Python will run at, and if it is this user's
+/// alone (the Apache parent created it; see pycache::prepare).
+fn bytecode_cache(cfg: &ServerConfig, pool: *mut ffi::apr_pool_t) -> BytecodeCache {
+    let env = std::env::var("PYTHONOPTIMIZE").ok();
+    let level = pycache::effective_level(cfg.python_optimize, env.as_deref());
+    let Some(prefix) =
+        pycache::prefix_for(cfg.interpreter.pycache_prefix.as_ref(), level, || pycache_setup::default_prefix(pool))
+    else {
+        return BytecodeCache::Off;
+    };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let dir = pycache::user_dir(&prefix, uid);
+    match pycache::check(&prefix, &dir, uid) {
+        Ok(()) => BytecodeCache::Dir(dir),
+        Err(why) => BytecodeCache::Unusable(why),
+    }
+}
+
+/// The line this process logs once it is ready to serve, kept from the
+/// moment Python started until then (see [`startup_report`]).
+struct Started {
+    notice: bool,
+    text: String,
+    level: u8,
+    cache: String,
+    since: SystemTime,
+}
+
+static STARTED: Mutex<Option<Started>> = Mutex::new(None);
+
+/// Prepares the process's startup line: the version and where the
+/// optimisation level came from, the other settings and the bytecode
+/// cache. At notice when the environment overrode WSGIPythonOptimize,
+/// since that is the case an operator would otherwise never find.
+fn remember_started(cfg: &ServerConfig, pid: u32, cache: BytecodeCache, since: SystemTime) {
     let (version, level) = with_python(|py| -> PyResult<(String, u8)> {
         let sys = py.import("sys")?;
         let version: String = sys.getattr("version")?.extract()?;
@@ -270,16 +362,34 @@ fn log_started(cfg: &ServerConfig, s: *mut ffi::server_rec, pid: u32) {
         (Some(c), _, _) => format!("WSGIPythonOptimize {c}"),
         (None, _, _) => "default".to_owned(),
     };
-    let overridden = raised_by_env && configured.is_some();
-    let level_log = if overridden { consts::APLOG_NOTICE } else { consts::APLOG_INFO };
-    log::server(
-        s,
-        level_log,
-        &format!(
-            "Python {version} initialised in process {pid}; optimisation level {level} ({source}); {}",
-            describe_settings(cfg)
-        ),
+    let cache = cache.describe();
+    let text = format!(
+        "Python {version} initialised in process {pid}; optimisation level {level} ({source}); {}; \
+         bytecode cache {cache}",
+        describe_settings(cfg)
     );
+    let notice = raised_by_env && configured.is_some();
+    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) = Some(Started { notice, text, level, cache, since });
+}
+
+/// The lines to log once the process is ready to serve (its import
+/// scripts loaded), each with whether it is a notice: the startup line,
+/// completed with what was compiled from source until now (the WSGI
+/// `scripts` loaded left out), and the notice that names the remedy when
+/// that was too much. Empty where this module did not start Python, and
+/// after the first call.
+pub fn startup_report(scripts: &std::collections::BTreeSet<String>) -> Vec<(bool, String)> {
+    let Some(started) = STARTED.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return Vec::new();
+    };
+    // What count_cached imports is compiled while counting, like the rest.
+    let _ = with_python(|py| py.import("importlib.util").map(drop));
+    let compiled = source_compiles::finish(scripts);
+    let cached = with_python(|py| source_compiles::count_cached(py, &compiled, started.since)).unwrap_or(0);
+    let (summary, notice) = source_compiles::describe(&compiled, cached, started.level, &started.cache);
+    let mut lines = vec![(started.notice, format!("{}; {summary}", started.text))];
+    lines.extend(notice.map(|n| (true, n)));
+    lines
 }
 
 /// The other interpreter settings in effect, for the startup line.

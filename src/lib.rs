@@ -24,6 +24,10 @@ mod httpd;
 #[cfg(not(test))]
 mod interp;
 mod python_home;
+mod pycache;
+#[cfg(not(test))]
+mod pycache_setup;
+mod source_compiles;
 
 #[cfg(not(test))]
 pub use entry_points::wsgi_rs_module;
@@ -34,7 +38,7 @@ pub use entry_points::wsgi_rs_module;
 #[cfg(not(test))]
 mod entry_points {
     use crate::httpd::{consts, ffi, log, pool};
-    use crate::{daemon, directives, embedded, interp};
+    use crate::{daemon, directives, embedded, interp, pycache_setup};
     use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::ptr::{null, null_mut};
@@ -365,7 +369,10 @@ mod entry_points {
             // SAFETY: pconf is live; the component is copied into it.
             unsafe { ffi::ap_add_version_component(pconf, pool::strdup(pconf, &banner)) };
             // SAFETY: post_config runs in the single-threaded parent with
-            // the configuration pool and the main server.
+            // the configuration pool and the main server. The cache
+            // directories exist before any process that uses one starts.
+            unsafe { pycache_setup::prepare(pconf, s) };
+            // SAFETY: as above.
             match unsafe { daemon::start_groups(pconf, s) } {
                 Ok(()) => consts::OK,
                 Err(why) => {

@@ -22,7 +22,17 @@ fn check_probe_json(j: &Json, level: i64) {
         n => format!("probe_helper.cpython-311.opt-{n}.pyc"),
     };
     assert_eq!(j.get("helper_cached").as_str(), pyc, "module __cached__; probe: {j}");
-    assert_eq!(j.get("pyc").str_list(), vec![pyc], "__pycache__ contents; probe: {j}");
+    // At levels 1 and 2 the default bytecode cache under DefaultRuntimeDir takes the
+    // cache file; at 0 it stays beside the source (tests/pycache.rs covers the cache).
+    let prefix = j.get("pycache_prefix").as_str();
+    if level == 0 {
+        assert_eq!(j.get("pyc").str_list(), vec![pyc], "__pycache__ contents; probe: {j}");
+        assert_eq!(prefix, "", "sys.pycache_prefix at level 0; probe: {j}");
+    } else {
+        assert!(j.get("pyc").str_list().is_empty(), "__pycache__ written beside the source; probe: {j}");
+        assert!(prefix.contains("/run/wsgi_rs-pycache/"), "sys.pycache_prefix; probe: {j}");
+        assert!(j.get("helper_cached_dir").as_str().starts_with(prefix), "module __cached__ outside the cache; probe: {j}");
+    }
     assert!(j.get("python").as_str().starts_with("3.11."), "python version; probe: {j}");
 }
 

@@ -1,5 +1,5 @@
-//! The path directives: WSGIPythonHome and WSGIPythonPath (the whole input
-//! as the value) and WSGIImportScript (the input's lines as its words; a
+//! The path directives: WSGIPythonHome, WSGIPythonPath and
+//! WSGIPythonPycachePrefix (the whole input as the value) and WSGIImportScript (the input's lines as its words; a
 //! directive's words never hold a newline).
 #![no_main]
 
@@ -69,6 +69,33 @@ fn check_path(value: &str) {
     }
 }
 
+fn check_pycache_prefix(value: &str) {
+    // Off in any case, or an absolute directory other than / without NUL
+    // or newline, kept without its trailing slashes.
+    let expected = if value.eq_ignore_ascii_case("off") {
+        Some(config::PycachePrefix::Off)
+    } else {
+        let trimmed = value.trim_end_matches('/');
+        (value.starts_with('/') && !trimmed.is_empty() && !value.contains('\0') && !value.contains('\n'))
+            .then(|| config::PycachePrefix::Directory(trimmed.to_owned()))
+    };
+    match config::parse_pycache_prefix(value) {
+        Ok(prefix) => {
+            assert_eq!(Some(&prefix), expected.as_ref(), "{value:?}");
+            // The logged setting reads back as the same prefix.
+            assert_eq!(config::parse_pycache_prefix(&prefix.to_string()).as_ref(), Ok(&prefix));
+            let mut interpreter = InterpreterConfig::default();
+            interpreter.set("WSGIPythonPycachePrefix", value).unwrap();
+            assert_eq!(interpreter.given(), vec![format!("WSGIPythonPycachePrefix {prefix}")]);
+        }
+        Err(message) => {
+            assert!(expected.is_none(), "{value:?} rejected: {message}");
+            assert!(message.starts_with("WSGIPythonPycachePrefix: "), "{message}");
+            assert!(message.contains(&format!("'{}'", value.escape_default())), "{message}");
+        }
+    }
+}
+
 fn check_import_script(words: &[&str]) {
     // The group of the last process-group= option, %{GLOBAL} without one,
     // or None for an invalid line. %{ENV:...} needs a request, which an
@@ -124,6 +151,7 @@ fn expected_process_group(value: &str) -> Option<ProcessGroup> {
 fuzz_target!(|value: &str| {
     check_home(value);
     check_path(value);
+    check_pycache_prefix(value);
     let words: Vec<&str> = if value.is_empty() { Vec::new() } else { value.split('\n').collect() };
     check_import_script(&words);
 });

@@ -182,12 +182,7 @@ fn take_identity(group: &DaemonGroup) -> Result<(), String> {
     unsafe {
         if libc::geteuid() == 0 {
             let unixd = std::ptr::addr_of!(ffi::ap_unixd_config).read();
-            let uid = group.user.as_ref().map_or(unixd.user_id, |u| u.uid);
-            let gid = match (&group.group, &group.user) {
-                (Some(g), _) => g.gid,
-                (None, Some(u)) => u.gid,
-                (None, None) => unixd.group_id,
-            };
+            let (uid, gid) = group.identity(unixd.user_id, unixd.group_id);
             let mut groups = vec![gid];
             groups.extend(group.supplementary_groups.iter().copied());
             if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {

@@ -55,6 +55,10 @@ pub fn prepare(settings: &InterpreterConfig, application_group: Option<&str>, im
             &format!("WSGIImportScript not run: Python is not available in this process ({reason})"),
         );
     }
+    // Ready to serve: what starting cost, compilation included.
+    for (notice, line) in interp::startup_report(import_scripts) {
+        logging::process(if notice { Level::Notice } else { Level::Info }, &line);
+    }
 }
 
 /// `WSGIPythonPath`: each directory is added as a site directory (so its

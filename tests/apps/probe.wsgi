@@ -1,6 +1,7 @@
 # Optimisation-level probe. The test replaces @@HELPER_DIR@@ with a directory that
 # www-data may write to and that holds probe_helper.py, so the __pycache__ file the
-# import produces shows the level the interpreter caches bytecode at.
+# import produces shows the level the interpreter caches bytecode at (at levels 1 and 2
+# it goes to the bytecode cache, sys.pycache_prefix, instead).
 import glob
 import json
 import os
@@ -49,6 +50,8 @@ def application(environ, start_response):
         'helper_doc_is_none': probe_helper.documented.__doc__ is None,
         'helper_debug': probe_helper.DEBUG,
         'helper_cached': os.path.basename(probe_helper.__cached__ or ''),
+        'helper_cached_dir': os.path.dirname(probe_helper.__cached__ or ''),
+        'pycache_prefix': sys.pycache_prefix or '',
         'pyc': pyc,
         'pid': os.getpid(),
         'python': sys.version.split()[0],
