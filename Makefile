@@ -79,7 +79,7 @@ $(SO):
 	$(CARGO) build --release
 
 test: deps build
-	$(CARGO) test --release -- --test-threads=2
+	$(CARGO) test --release --no-fail-fast -- --test-threads=2
 
 run: deps build
 	PORT='$(PORT)' APP='$(APP)' SO='$(SO)' MPM='$(MPM)' LOGLEVEL='$(LOGLEVEL)' tools/run.sh
