@@ -64,11 +64,13 @@ fi
 [[ $(id -u) == 0 ]] || { echo "precompile: run as root: each user's directory is handed to that user" >&2; exit 1; }
 # As the Apache parent creates them: the prefix root's and closed to others' writes,
 # each user's directory that user's alone (mode 0700).
-install -d -m 0755 -o root -g root "$prefix"
+[[ -d $prefix ]] || install -d -m 0755 -o root -g root "$prefix"
 for user in $users; do
     uid=$(id -u "$user") && gid=$(id -g "$user") || { echo "precompile: no user $user" >&2; exit 1; }
     dir=$prefix/$user
-    install -d -m 0700 -o root -g root "$dir"
+    # Created as the user's (running processes keep using it meanwhile); what
+    # compileall writes as root is handed over afterwards.
+    [[ -d $dir ]] || install -d -m 0700 -o "$uid" -g "$gid" "$dir"
     compile -I -X pycache_prefix="$dir"
     chown -R "$uid:$gid" "$dir"
     echo "precompile: levels $levels compiled into $dir for ${dirs[*]}"
