@@ -62,11 +62,12 @@ fn few_children(mpm: Mpm) -> &'static str {
 /// gets in embedded mode, the Apache child logs the fault with the client's address,
 /// and the daemon is never replaced.
 fn catalogue(mpm: Mpm) {
+    let group = format!("faults-catalogue-{}", mpm.name());
     let dir = TestDir::new(&format!("dfaults-catalogue-{}", mpm.name()));
     let apps = BadApps::install(&dir);
     let conf = Conf::new(mpm).log_level("info").extra(&format!(
-        "{}KeepAliveTimeout 30\nWSGIDaemonProcess bad processes=1 threads=4 display-name=%{{GROUP}}\n\
-         WSGIProcessGroup bad\n{}",
+        "{}KeepAliveTimeout 30\nWSGIDaemonProcess {group} processes=1 threads=4 display-name=%{{GROUP}}\n\
+         WSGIProcessGroup {group}\n{}",
         few_children(mpm),
         apps.aliases()
     ));
@@ -74,7 +75,7 @@ fn catalogue(mpm: Mpm) {
     let daemon = apps.probe_pid(&apache);
     let mut c = Checks::new(format!("bad apps in a daemon, {}", mpm.name()));
     c.run("the probe is answered by the group's daemon", || {
-        assert_eq!(daemons_titled("bad"), vec![daemon]);
+        assert_eq!(daemons_titled(&group), vec![daemon]);
     });
     for (n, case) in CASES.iter().enumerate() {
         c.run(&format!("{} -> {:?}", case.url, case.expect), || {
@@ -85,10 +86,10 @@ fn catalogue(mpm: Mpm) {
         });
     }
     c.run("the daemon served everything and nothing crashed", || {
-        assert_eq!(daemons_titled("bad"), vec![daemon]);
+        assert_eq!(daemons_titled(&group), vec![daemon]);
         let log = apache.error_log();
         assert_no_crash(&log);
-        let started = lines_with(&log, "daemon process group bad: process");
+        let started = lines_with(&log, &format!("daemon process group {group}: process"));
         let serving: Vec<&&str> = started.iter().filter(|l| l.contains(" serving as ")).collect();
         assert_eq!(serving.len(), 1, "the group started more than one process: {serving:?}");
     });
@@ -229,7 +230,7 @@ fn cannot_start(mpm: Mpm) {
         let m = log_mark(&a);
         let r = a.get("/broken/where");
         assert_eq!(r.status, 503, "{}", short(&r.text()));
-        logged(&a, m, &["daemon process group 'broken'", &app]);
+        logged(&a, m, &["daemon process group broken: process", "could not start Python and is being replaced", &app]);
     }
     let r = a.get("/fine/where");
     assert_eq!(r.status, 200, "the other group: {}", short(&r.text()));
@@ -244,10 +245,10 @@ fn cannot_start(mpm: Mpm) {
     assert!(attempts.len() <= 10, "{} attempts in about 13 s: a start loop:\n{}", attempts.len(), attempts.join("\n"));
     let pids: BTreeSet<u32> = attempts.iter().filter_map(|l| log_pid(l)).collect();
     assert_eq!(pids.len(), attempts.len(), "more than one problem line per attempt:\n{}", attempts.join("\n"));
-    let restarts = lines_with(&log, "daemon process group broken: process");
+    let restarts = lines_with(&log, "could not start its application; its successor starts in ");
     let delays: Vec<f64> = restarts
         .iter()
-        .filter_map(|l| l.split("starting a new one in ").nth(1))
+        .filter_map(|l| l.split("its successor starts in ").nth(1))
         .filter_map(|rest| rest.trim_end_matches(" s").trim().parse().ok())
         .collect();
     assert!(delays.len() >= 2, "no back-off in the log:\n{}", restarts.join("\n"));
