@@ -62,7 +62,7 @@ fn few_children(mpm: Mpm) -> &'static str {
 /// gets in embedded mode, the Apache child logs the fault with the client's address,
 /// and the daemon is never replaced.
 fn catalogue(mpm: Mpm) {
-    let group = format!("faults-catalogue-{}", mpm.name());
+    let group = format!("catalogue-{}", mpm.name());
     let dir = TestDir::new(&format!("dfaults-catalogue-{}", mpm.name()));
     let apps = BadApps::install(&dir);
     let conf = Conf::new(mpm).log_level("info").extra(&format!(
@@ -351,14 +351,15 @@ fn apache_child_of_connection(a: &Apache, client_port: u16) -> Option<u32> {
 /// response runs, `wsgi.input` raises OSError, and the group's only thread serves the
 /// next request.
 fn apache_child_killed(mpm: Mpm) {
+    let group = format!("single-{}", mpm.name());
     let dir = TestDir::new(&format!("dfaults-childkill-{}", mpm.name()));
     let records = dir.mkdir_www("records").to_string_lossy().into_owned();
     let faults = dir.install_app("faults.wsgi", &[("STATE_DIR", &records)]).to_string_lossy().into_owned();
     let app = dir.install_app("daemon_faults.wsgi", &[]).to_string_lossy().into_owned();
     let conf = Conf::new(mpm).log_level("info").extra(&format!(
-        "{}WSGIDaemonProcess single processes=1 threads=1 socket-timeout=10 display-name=%{{GROUP}}\n\
-         WSGIScriptAlias /f {faults} process-group=single\n\
-         WSGIScriptAlias /d {app} process-group=single\n",
+        "{}WSGIDaemonProcess {group} processes=1 threads=1 socket-timeout=10 display-name=%{{GROUP}}\n\
+         WSGIScriptAlias /f {faults} process-group={group}\n\
+         WSGIScriptAlias /d {app} process-group={group}\n",
         few_children(mpm)
     ));
     let a = Apache::start(dir, &conf, &[]);
@@ -420,7 +421,7 @@ fn apache_child_killed(mpm: Mpm) {
     let r = a.get("/d/busy");
     assert_eq!(r.status, 200, "after the child {child} was killed: {}", short(&r.text()));
     assert_eq!((r.json().get("pid").as_i64() as u32, r.json().get("active").as_i64()), (daemon, 1));
-    assert_eq!(daemons_titled("single"), vec![daemon], "the daemon was replaced");
+    assert_eq!(daemons_titled(&group), vec![daemon], "the daemon was replaced");
     assert_no_crash_of_ours(&a.error_log());
 }
 
@@ -556,12 +557,13 @@ fn vm_rss_kib(pid: u32) -> u64 {
 fn disconnects(mpm: Mpm) {
     const WARM_UP: usize = 50;
     const TIMES: usize = 1000;
+    let group = format!("leaving-{}", mpm.name());
     let dir = TestDir::new(&format!("dfaults-disconnects-{}", mpm.name()));
     let records = dir.mkdir_www("records").to_string_lossy().into_owned();
     let faults = dir.install_app("faults.wsgi", &[("STATE_DIR", &records)]).to_string_lossy().into_owned();
     let conf = Conf::new(mpm).log_level("warn").extra(&format!(
-        "{}WSGIDaemonProcess leaving processes=1 threads=4 display-name=%{{GROUP}}\n\
-         WSGIScriptAlias /f {faults} process-group=leaving\n",
+        "{}WSGIDaemonProcess {group} processes=1 threads=4 display-name=%{{GROUP}}\n\
+         WSGIScriptAlias /f {faults} process-group={group}\n",
         few_children(mpm)
     ));
     let a = Apache::start(dir, &conf, &[]);
@@ -570,7 +572,7 @@ fn disconnects(mpm: Mpm) {
         disconnect_mid_response(a.port, "/f/stream");
     }
     wait_for("the warm-up's close() calls", Duration::from_secs(20), || closes() == WARM_UP);
-    let daemon = daemons_titled("leaving");
+    let daemon = daemons_titled(&group);
     assert_eq!(daemon.len(), 1, "{daemon:?}");
     let daemon = daemon[0];
     std::thread::sleep(Duration::from_secs(1));
@@ -591,7 +593,7 @@ fn disconnects(mpm: Mpm) {
         mpm.name()
     );
     assert!(rss_after <= rss_before + 8192, "the daemon grew from {rss_before} to {rss_after} KiB over {TIMES} disconnects");
-    assert_eq!(daemons_titled("leaving"), vec![daemon], "the daemon was replaced");
+    assert_eq!(daemons_titled(&group), vec![daemon], "the daemon was replaced");
     let log = a.error_log();
     assert_no_crash(&log);
 }
