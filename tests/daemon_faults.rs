@@ -293,15 +293,16 @@ impl Drop for Immutable {
 /// socket in: `apache2 -t` fails, naming the directive and the directory, and Apache
 /// does not start.
 fn unusable_socket_directory(mpm: Mpm) {
-    let dir = TestDir::new(&format!("dfaults-sockdir-{}", mpm.name()));
+    let dir = TestDir::new(&format!("dfaults-sock-{}", mpm.name()));
     let app = dir.install_app("daemon_faults.wsgi", &[]).to_string_lossy().into_owned();
-    let locked = dir.mkdir("locked").to_string_lossy().into_owned();
+    let locked = dir.mkdir("ro").to_string_lossy().into_owned();
     let group = format!("WSGIDaemonProcess sockets processes=1 threads=2\nWSGIScriptAlias /s {app} process-group=sockets\n");
-    let missing = dir.p("no-such-dir");
+    // Short names: the prefix must leave room for the sockets' names.
+    let missing = dir.p("none");
     let _immutable = Immutable::set(&locked);
     for (what, prefix, says) in [
-        ("a missing directory", format!("{missing}/wsgi"), format!("the directory '{missing}' of '{missing}/wsgi' does not exist")),
-        ("an unwritable directory", format!("{locked}/wsgi"), format!("the directory '{locked}' of '{locked}/wsgi' is not writable")),
+        ("a missing directory", format!("{missing}/s"), format!("the directory '{missing}' of '{missing}/s' does not exist")),
+        ("an unwritable directory", format!("{locked}/s"), format!("the directory '{locked}' of '{locked}/s' is not writable")),
     ] {
         let conf = Conf::new(mpm).extra(&format!("WSGISocketPrefix {prefix}\n{group}"));
         let (code, out, _, _) = apache_config_test_conf(&conf);
