@@ -91,8 +91,10 @@ bench: deps build
 	python3 bench/bench.py $(BENCH_ARGS)
 
 # Soak runs (about 10-15 minutes): 1,000 disconnects, 60 s of mixed load, a million
-# requests on one child, 20 graceful and 20 full restarts; writes SOAK.md and fails on
-# any failed check. SOAK_ARGS=--quick for a scaled-down smoke run.
+# requests on one child, 20 graceful and 20 full restarts, and in daemon mode a million
+# requests through one daemon and 20 each of graceful restarts, script touches and
+# maximum-requests recycles under load; writes SOAK.md and fails on any failed check.
+# SOAK_ARGS=--quick for a scaled-down smoke run, SOAK_ARGS="--only daemon" for daemon mode.
 soak: deps build
 	python3 bench/soak.py $(SOAK_ARGS)
 

@@ -19,11 +19,22 @@ Checks, each reported PASS or FAIL with its figures:
   restart       20 full restarts (prefork under load; event idle, see below): the
                 server answers after each, no "still did not exit", every child
                 that served ran its atexit handler (Python finalised)
+  daemon-leak   1,000,000 hello requests (--daemon-requests) through one daemon
+                process (WSGIDaemonProcess processes=1): its VmRSS sampled every
+                second, from the end of a 50,000-request warm-up to the end (must
+                grow < 2 MiB), descriptors stable, the same daemon throughout
+  daemon-graceful, daemon-touch, daemon-recycle
+                under load (8 clients on a daemon group of 2 processes), 20
+                graceful restarts of Apache, 20 touches of the WSGI script and 20
+                maximum-requests recycles: no failed request, and the p99 latency
+                of the requests made while each kind of event was under way,
+                beside the p99 of the same load with no event
 
 Exits non-zero if any check fails; writes the results to SOAK.md.
 
     python3 bench/soak.py            # the full run (about 10-15 minutes)
     python3 bench/soak.py --quick    # every check scaled down, for a smoke test
+    python3 bench/soak.py --only daemon --daemon-requests 200000
 """
 
 import argparse
@@ -85,7 +96,7 @@ def www_ids():
 class Server:
     """A private Apache with mod_wsgi_rs serving bench/apps/soak.wsgi at /app."""
 
-    def __init__(self, work, name, mpm_lines):
+    def __init__(self, work, name, mpm_lines, wsgi_lines=None):
         self.root = os.path.join(work, name)
         for sub in ("logs", "apps", "static", "state"):
             os.makedirs(os.path.join(self.root, sub))
@@ -118,8 +129,10 @@ class Server:
             f"LoadModule authz_core_module {MODULES}/mod_authz_core.so",
             f"DocumentRoot {self.root}/static",
             f"LoadModule wsgi_rs_module {OUR_SO}",
+            *[line.replace("@ROOT@", self.root) for line in (wsgi_lines or [])],
             f"WSGIScriptAlias /app {self.root}/apps/soak.wsgi",
         ]
+        self.script = os.path.join(self.root, "apps", "soak.wsgi")
         self.conf = os.path.join(self.root, "httpd.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(conf) + "\n")
@@ -514,6 +527,215 @@ def check_restarts(work, report, mpm, count):
 
 
 # ---------------------------------------------------------------------------------------
+# daemon mode
+
+def daemon_pids(group):
+    """The running daemons of a group started with display-name=%{GROUP}."""
+    title = f"(wsgi:{group})".encode()
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if title in f.read():
+                        pids.add(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+class RssSampler:
+    """Samples a process's VmRSS once a second until stopped."""
+
+    def __init__(self, pid):
+        self.pid, self.samples = pid, []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop_flag.wait(1.0):
+            try:
+                self.samples.append((time.monotonic(), rss_kib(self.pid)))
+            except (OSError, RuntimeError):
+                return
+
+    def finish(self):
+        self.stop_flag.set()
+        self.thread.join()
+        return self.samples
+
+
+def check_daemon_leak(work, report, total, warm):
+    group = f"soak-{os.getpid()}"
+    srv = Server(work, "daemon-leak", ONE_CHILD,
+                 [f"WSGIDaemonProcess {group} processes=1 threads=16 display-name=%{{GROUP}}",
+                  f"WSGIProcessGroup {group}"])
+    srv.start()
+    try:
+        (daemon,) = daemon_pids(group)
+        started = time.monotonic()
+        done = wrk_until(srv, "/app/hello", warm)
+        at_baseline = done
+        time.sleep(1)
+        fds0, rss0 = wait_fds(daemon, 0, timeout=3), rss_kib(daemon)
+        sampler = RssSampler(daemon)
+        done = wrk_until(srv, "/app/hello", total, done=done)
+        samples = sampler.finish()
+        time.sleep(1)
+        fds1, rss1 = wait_fds(daemon, fds0), rss_kib(daemon)
+        peak = max([rss for _, rss in samples] + [rss1])
+        same = daemon_pids(group) == {daemon}
+        crashes = log_hits(srv.log(), CRASH_MARKERS)
+        seconds = time.monotonic() - started
+        # The Apache child keeps one connection to the daemon per thread that used it.
+        ok = rss1 - rss0 < RSS_LIMIT_KIB and fds1 <= fds0 + 4 and same and not crashes
+        report.add("daemon-leak", ok,
+                   f"{done} requests to /app/hello through daemon {daemon} (1 process, 16 threads) in {seconds:.0f} s "
+                   f"({done / seconds:.0f}/s): VmRSS {rss0} KiB after {at_baseline} -> {rss1} KiB at the end "
+                   f"({rss1 - rss0:+d} KiB, limit < {RSS_LIMIT_KIB}); {len(samples)} samples after the warm-up, "
+                   f"highest {peak} KiB; fds {fds0} -> {fds1}; same daemon: {same}; crash lines: {len(crashes)}")
+    finally:
+        srv.stop()
+
+
+class TimedLoad:
+    """Clients requesting `path` (Connection: close) until stopped, recording when
+    each request started, how long it took and whether it was answered as expected."""
+
+    def __init__(self, port, path, threads):
+        self.port, self.path = port, path
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.records, self.failures, self.pids = [], [], set()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            t0 = time.monotonic()
+            try:
+                status, headers, body = get(self.port, self.path)
+                ok = status == 200 and body == b"Hello world\n"
+                why = None if ok else f"status {status}, {len(body)} bytes"
+            except Exception as e:  # a transport error is a failure too
+                ok, headers, why = False, {}, repr(e)
+            elapsed = time.monotonic() - t0
+            with self.lock:
+                self.records.append((t0, elapsed, ok))
+                if ok and "X-Pid" in headers:
+                    self.pids.add(int(headers["X-Pid"]))
+                if why and len(self.failures) < 5:
+                    self.failures.append(why)
+
+    def finish(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join()
+        return self
+
+    def between(self, windows):
+        """(latencies, failures) of the requests that started within any window."""
+        with self.lock:
+            chosen = [(e, ok) for t0, e, ok in self.records if any(a <= t0 <= b for a, b in windows)]
+        return [e for e, _ in chosen], sum(1 for _, ok in chosen if not ok)
+
+
+def p99_ms(latencies):
+    if not latencies:
+        return float("nan")
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+def wait_daemons_replaced(group, old, timeout=60):
+    """Until none of `old` runs and the group has new daemons again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = daemon_pids(group)
+        if now and not (now & old):
+            return now
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"daemons {sorted(old)} of {group} not replaced within {timeout} s (now {sorted(now)})")
+        time.sleep(0.05)
+
+
+def check_daemon_events(work, report, count):
+    group, recycled = f"soak-{os.getpid()}", f"soak-recycle-{os.getpid()}"
+    srv = Server(work, "daemon-events", EVENT,
+                 [f"WSGIDaemonProcess {group} processes=2 threads=8 display-name=%{{GROUP}}",
+                  f"WSGIDaemonProcess {recycled} processes=2 threads=8 maximum-requests=500 display-name=%{{GROUP}}",
+                  f"WSGIProcessGroup {group}",
+                  f"WSGIScriptAlias /recycle @ROOT@/apps/soak.wsgi process-group={recycled}"])
+    srv.start()
+    try:
+        load = TimedLoad(srv.port, "/app/hello", 8)
+        time.sleep(1)
+        quiet_from = time.monotonic()
+        time.sleep(5)
+        quiet = [(quiet_from, time.monotonic())]
+        windows = {"graceful": [], "touch": []}
+        for kind in ("graceful", "touch"):
+            for i in range(count):
+                old = daemon_pids(group)
+                t0 = time.monotonic()
+                if kind == "graceful":
+                    srv.control("graceful")
+                else:
+                    stamp = time.time() + i + 1
+                    os.utime(srv.script, (stamp, stamp))
+                wait_daemons_replaced(group, old)
+                windows[kind].append((t0, time.monotonic()))
+                time.sleep(0.5)
+        load.finish()
+        steady, steady_failed = load.between(quiet)
+        rows = {}
+        for kind in ("graceful", "touch"):
+            lat, failed = load.between(windows[kind])
+            spans = [b - a for a, b in windows[kind]]
+            rows[kind] = (lat, failed, spans)
+        # maximum-requests: a load on the recycling group until `count` recycles.
+        # Each recycle brings a new daemon: those beyond the first two are successors
+        # (the asks-to-be-replaced lines are at info, below this server's LogLevel).
+        recycle_load = TimedLoad(srv.port, "/recycle", 8)
+        t0 = time.monotonic()
+        deadline = t0 + 600
+        recycles = 0
+        while recycles < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            with recycle_load.lock:
+                recycles = max(0, len(recycle_load.pids) - 2)
+        recycle_load.finish()
+        recycle_window = [(t0, time.monotonic())]
+        recycle_lat, recycle_failed = recycle_load.between(recycle_window)
+        log = srv.log()
+        crashes, kills = log_hits(log, CRASH_MARKERS), log_hits(log, KILL_MARKERS + ["killing it"])
+        base = f"steady p99 {p99_ms(steady):.1f} ms over {len(steady)} requests with no event"
+        for kind, what in (("graceful", "graceful restarts of Apache"), ("touch", "touches of the WSGI script")):
+            lat, failed, spans = rows[kind]
+            all_failed = sum(1 for *_, ok in load.records if not ok)
+            ok = failed == 0 and all_failed == 0 and len(spans) == count and not crashes and not kills
+            report.add(f"daemon-{kind}", ok,
+                       f"{count} {what} under load (8 clients, 2 daemons x 8 threads): daemons replaced in "
+                       f"{min(spans):.1f}-{max(spans):.1f} s; {len(lat)} requests during them, p99 "
+                       f"{p99_ms(lat):.1f} ms ({base}); failed {failed} during, {all_failed} in the whole run"
+                       + (f" (first: {load.failures[0]})" if load.failures else "")
+                       + f"; kill warnings {len(kills)}; crash lines {len(crashes)}")
+        recycle_all_failed = sum(1 for *_, ok in recycle_load.records if not ok)
+        ok = recycles >= count and recycle_all_failed == 0 and not crashes and not kills
+        report.add("daemon-recycle", ok,
+                   f"{recycles} maximum-requests recycles (maximum-requests=500, 2 daemons x 8 threads) in "
+                   f"{recycle_window[0][1] - recycle_window[0][0]:.0f} s under load (8 clients): {len(recycle_lat)} "
+                   f"requests, p99 {p99_ms(recycle_lat):.1f} ms ({base}); failed {recycle_all_failed}"
+                   + (f" (first: {recycle_load.failures[0]})" if recycle_load.failures else "")
+                   + f"; {len(recycle_load.pids)} daemons answered; kill warnings {len(kills)}; "
+                   f"crash lines {len(crashes)}")
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------------------
 
 def machine():
     cpu = "unknown CPU"
@@ -573,6 +795,14 @@ def write_markdown(path, report, args, started, elapsed):
         "(close_worker_sockets -> apr_os_sock_get; reproduced with static files and no module "
         "loaded). Prefork's full restarts run under load.",
         "- graceful restarts use `apache2 -f CONF -k graceful`, full ones `-k restart`.",
+        "- daemon-leak: one event child as above, forwarding to one daemon process (16 threads); "
+        "wrk at 8 keep-alive connections. daemon-graceful, daemon-touch, daemon-recycle: two event "
+        "children of 32 threads in front of two daemons of 8 threads; the load is 8 Python clients "
+        "each making one request per connection, every response checked (status and body). "
+        "A graceful or touch event lasts from the signal (or the new mtime) until every daemon "
+        "that was running has exited and its successors serve; its requests are those started "
+        "meanwhile. The recycle row covers the whole run of the recycling group, which replaces "
+        "a daemon every 500 requests.",
     ]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -583,16 +813,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every check scaled down (a smoke test)")
     parser.add_argument("--out", default=os.path.join(REPO, "SOAK.md"))
-    parser.add_argument("--only", help="comma-separated checks: disconnects,mix,leaks,restarts")
+    parser.add_argument("--only", help="comma-separated checks: disconnects,mix,leaks,restarts,daemon")
     parser.add_argument("--mix-seconds", type=int, help="length of the mix run (default 60, 5 with --quick)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories (logs) for inspection")
+    parser.add_argument("--daemon-requests", type=int,
+                        help="requests through one daemon in daemon-leak (default 1,000,000; 100,000 with --quick)")
     args = parser.parse_args()
     if not os.path.exists(OUR_SO):
         subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (make deps installs it)")
     q = args.quick
-    only = set(args.only.split(",")) if args.only else {"disconnects", "mix", "leaks", "restarts"}
+    only = set(args.only.split(",")) if args.only else {"disconnects", "mix", "leaks", "restarts", "daemon"}
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     report = Report()
@@ -610,6 +842,11 @@ def main():
         if "restarts" in only:
             for mpm in ("event", "prefork"):
                 steps.append((f"restarts-{mpm}", lambda mpm=mpm: check_restarts(work, report, mpm, 3 if q else 20)))
+        if "daemon" in only:
+            daemon_requests = args.daemon_requests or (100_000 if q else 1_000_000)
+            steps.append(("daemon-leak", lambda: check_daemon_leak(work, report, daemon_requests,
+                                                                   10_000 if q else 50_000)))
+            steps.append(("daemon-events", lambda: check_daemon_events(work, report, 3 if q else 20)))
         for name, step in steps:
             try:
                 step()

@@ -202,6 +202,9 @@ pub trait Lookups {
     fn group_by_name(&self, name: &str) -> Option<DaemonGroupId>;
     fn group_by_gid(&self, gid: u32) -> Option<DaemonGroupId>;
     fn is_dir(&self, path: &str) -> bool;
+    /// Whether this process may create files in the directory `path`; the
+    /// reason when it may not.
+    fn may_create_in(&self, path: &str) -> Result<(), String>;
 }
 
 /// The options this module implements.
@@ -627,6 +630,16 @@ pub fn parse_socket_prefix(path: &str, lookups: &dyn Lookups) -> Result<String, 
             path.escape_default()
         ));
     }
+    // The sockets are made there when Apache starts, by this same user:
+    // better to say so now than to fail at every start.
+    if let Err(why) = lookups.may_create_in(dir) {
+        return Err(format!(
+            "{directive}: the directory '{}' of '{}' is not writable ({why}); the daemon process groups' \
+             sockets are made there",
+            dir.escape_default(),
+            path.escape_default()
+        ));
+    }
     Ok(path.to_owned())
 }
 
@@ -798,6 +811,9 @@ mod tests {
         }
         fn is_dir(&self, path: &str) -> bool {
             DIRS.contains(&path.trim_end_matches('/')) || path == "/"
+        }
+        fn may_create_in(&self, path: &str) -> Result<(), String> {
+            if path == "/srv" { Err("Read-only file system".into()) } else { Ok(()) }
         }
     }
 
@@ -1096,6 +1112,11 @@ mod tests {
         assert_eq!(
             parse_socket_prefix("/var/run/wsgi", &Fake).unwrap_err(),
             "WSGISocketPrefix: the directory '/var/run' of '/var/run/wsgi' does not exist"
+        );
+        assert_eq!(
+            parse_socket_prefix("/srv/wsgi", &Fake).unwrap_err(),
+            "WSGISocketPrefix: the directory '/srv' of '/srv/wsgi' is not writable (Read-only file system); \
+             the daemon process groups' sockets are made there"
         );
         assert!(parse_socket_prefix("run/wsgi", &Fake).unwrap_err().contains("must be an absolute path"));
         let long = format!("/run/{}", "x".repeat(SOCKET_PREFIX_MAX_LEN - 4));

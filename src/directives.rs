@@ -516,6 +516,16 @@ impl Lookups for SystemLookups {
     fn is_dir(&self, path: &str) -> bool {
         std::path::Path::new(path).is_dir()
     }
+
+    fn may_create_in(&self, path: &str) -> Result<(), String> {
+        let c_path = CString::new(path).map_err(|_| "NUL in the path".to_owned())?;
+        // SAFETY: access reads a NUL-terminated path and changes nothing.
+        if unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().to_string())
+        }
+    }
 }
 
 /// Calls a `get*_r` function with a buffer that grows while it answers

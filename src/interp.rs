@@ -43,8 +43,11 @@ pub fn leave_unstarted(reason: &str) {
     let _ = INTERPRETER.set(Interpreter::Unavailable(reason.to_owned()));
 }
 
-/// Called from child_init with the main server's configuration.
-pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_pool_t) {
+/// Called from child_init with the main server's configuration, and by a
+/// daemon process with its group's. Should Python fail to start, the line
+/// saying so begins with `who` and ends with `consequence`: what becomes of
+/// this process's requests.
+pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_pool_t, who: &str, consequence: &str) {
     let pid = std::process::id();
     // SAFETY: ap_find_linked_module only walks Apache's module list.
     let mod_python = !unsafe { ffi::ap_find_linked_module(c"mod_python.c".as_ptr()) }.is_null();
@@ -88,10 +91,7 @@ pub fn start(cfg: &ServerConfig, s: *mut ffi::server_rec, pchild: *mut ffi::apr_
                 log::server(
                     s,
                     consts::APLOG_CRIT,
-                    &format!(
-                        "Python failed to initialise in process {pid}: {message}; \
-                         WSGI requests in this process will get 500"
-                    ),
+                    &format!("{who}Python failed to initialise in process {pid}: {message}; {consequence}"),
                 );
                 Interpreter::Unavailable(format!("initialisation failed: {message}"))
             }
@@ -418,6 +418,11 @@ fn describe_settings(cfg: &ServerConfig) -> String {
         on_off(settings.restrict_signal, true),
         on_off(settings.destroy_interpreter, true),
     )
+}
+
+/// Whether this process has Python to run applications in.
+pub fn is_available() -> bool {
+    matches!(INTERPRETER.get(), Some(Interpreter::Ours | Interpreter::Borrowed))
 }
 
 /// Runs `f` attached to the interpreter, or says why it cannot.

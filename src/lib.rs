@@ -393,7 +393,7 @@ mod entry_points {
                 interp::leave_unstarted("WSGIRestrictEmbedded On: WSGI applications run in daemon processes only");
                 return;
             }
-            interp::start(config, s, pchild);
+            interp::start(config, s, pchild, "", "WSGI requests in this process will get 500");
             // SAFETY: s is the main server of this child_init call.
             unsafe { embedded::prepare_child(s) };
         })

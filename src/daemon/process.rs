@@ -56,7 +56,15 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
     // SAFETY: a new root pool for this process; destroying it finalises
     // Python (interp registers the cleanup on it).
     unsafe { ffi::apr_pool_create_ex(&mut pool, std::ptr::null_mut(), None, std::ptr::null_mut()) };
-    interp::start(&cfg, s, pool);
+    // Without Python the process answers 503 and asks at once to be
+    // replaced, its successor starting after the back-off (serve::run).
+    interp::start(
+        &cfg,
+        s,
+        pool,
+        &format!("daemon process group {name}: "),
+        "its requests get 503, and it is replaced after a back-off",
+    );
     crate::embedded::log_to_main_server(s);
     let mut facts = crate::embedded::server_facts();
     facts.process_group = name.clone();

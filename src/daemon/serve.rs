@@ -291,6 +291,9 @@ pub fn run(server: &Server) {
     let acceptor = std::thread::spawn(move || accept_loop(server));
     super::watchdog::start(server);
     supervisor::notify(Notice::Ready);
+    if !interp::is_available() {
+        ask_to_be_replaced_failing(server, "Python could not start");
+    }
     // SIGTERM, SIGINT and SIGHUP (an application reloading itself, an
     // operator) ask for a replacement, and this process serves on until
     // its successor is ready and the supervisor sends STOP_SIGNAL; with no
@@ -637,12 +640,18 @@ fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
     let _ = conn.send(&last);
 }
 
-/// Why a request is answered 503 without running: it waited longer than
-/// queue-timeout for a thread, or the application could not be loaded
-/// within startup-timeout.
+/// Why a request is answered 503 without running: the process has no
+/// Python, it waited longer than queue-timeout for a thread, or the
+/// application could not be loaded within startup-timeout.
 fn refusal(server: &Server, script: &str, variables: &[(Vec<u8>, Vec<u8>)], daemon_start: u128) -> Option<String> {
     let group = &server.group.name;
     let pid = std::process::id();
+    if !interp::is_available() {
+        return Some(format!(
+            "daemon process group {group}: process {pid} could not start Python and is being replaced; \
+             request for {script} not run"
+        ));
+    }
     if server.startup_failed.load(Ordering::Relaxed) {
         return Some(format!(
             "daemon process group {group}: process {pid} could not load its application within startup-timeout \

@@ -9,8 +9,13 @@
 #   /exit-after-head  sends the head and 256 KiB, then os._exit(4)
 #   /slow-exit        registers an atexit handler that takes 3 s (a process that has
 #                     work to finish when it stops)
+#   /busy             {"pid": ..., "active": N}: requests running in this process,
+#                     this one included (tests/daemon_faults.rs)
+#   /sleep-pid?SECONDS
+#                     sleeps, then answers "slept in pid N"
 import atexit
 import json
+import mod_wsgi
 import os
 import sys
 import time
@@ -49,6 +54,12 @@ def application(environ, start_response):
     if path == "/sleep":
         time.sleep(_seconds(environ))
         return _text(start_response, b"slept")
+    if path == "/sleep-pid":
+        time.sleep(_seconds(environ))
+        return _text(start_response, b"slept in pid %d" % os.getpid())
+    if path == "/busy":
+        body = json.dumps({"pid": os.getpid(), "active": len(mod_wsgi.active_requests)}).encode()
+        return _text(start_response, body)
     if path == "/sleep-after-head":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _sleep_after_head(_seconds(environ))

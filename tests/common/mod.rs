@@ -26,6 +26,8 @@
 //!   optimisation-level matrix.
 #![allow(dead_code)]
 
+pub mod bad_apps;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
