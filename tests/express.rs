@@ -54,25 +54,12 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// HOME is /tmp, as under pip run from another user's environment: the build must find
+/// cargo by itself.
 fn run_ok(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let out = Command::new(program)
-        .env_clear()
-        .env("PATH", CLEAN_PATH)
-        .env("LANG", "C")
-        .env("HOME", "/tmp")
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed:\n{}\n{}",
-        program.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let mut all = vec![("HOME", "/tmp")];
+    all.extend_from_slice(env);
+    run_clean_ok(program, args, &all)
 }
 
 /// A fresh venv made by `python`, with `pip install CHECKOUT` done in it; built once per
