@@ -216,7 +216,7 @@ def write_server(options):
     ]
     if account:
         daemon += [f"user={account[2]}", quoted(f"group={account[3]}")]
-    for name, default, _ in DAEMON_OPTIONS:
+    for name, _, _ in DAEMON_OPTIONS:
         value = getattr(options, option_attr(name))
         if value is not None:
             daemon.append(f"{name}={value}")
