@@ -4,6 +4,7 @@
 #   make build      cargo build --release (the default target)
 #   make test       deps + build + cargo test
 #   make run        deps + build + a private Apache on 127.0.0.1:$(PORT) serving $(APP)
+#                   (mod_wsgi_rs-express start-server run from the checkout; EXPRESS_ARGS adds options)
 #   make bench      deps + build + side-by-side benchmarks (writes BENCHMARKS.md)
 #   make soak       deps + build + long fault, leak and restart runs (writes SOAK.md)
 #   make precompile compile the stdlib, a venv and an application into the bytecode cache
@@ -82,7 +83,7 @@ test: deps build
 	$(CARGO) test --release --no-fail-fast -- --test-threads=2
 
 run: deps build
-	PORT='$(PORT)' APP='$(APP)' SO='$(SO)' MPM='$(MPM)' LOGLEVEL='$(LOGLEVEL)' tools/run.sh
+	PORT='$(PORT)' APP='$(APP)' SO='$(SO)' MPM='$(MPM)' LOGLEVEL='$(LOGLEVEL)' EXPRESS_ARGS='$(EXPRESS_ARGS)' tools/run.sh
 
 # Side-by-side benchmarks (about 70 minutes: 5 reps of 10 s per server, case and
 # connection count); writes BENCHMARKS.md.

@@ -21,6 +21,13 @@ fn main() {
     println!("cargo:rerun-if-changed=apxs/shim.c");
     println!("cargo:rerun-if-changed=apxs/bindings.h");
 
+    // The pip build (python/build_backend) sets this for a Python whose libpython is not in
+    // a system library directory (pyenv, /opt), so Apache finds it without LD_LIBRARY_PATH.
+    println!("cargo:rerun-if-env-changed=WSGI_RS_RPATH");
+    if let Ok(dir) = env::var("WSGI_RS_RPATH") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,{dir}");
+    }
+
     let include_dirs = [apxs_query(&apxs, "INCLUDEDIR"), apxs_query(&apxs, "APR_INCLUDEDIR")];
     // EXTRA_CPPFLAGS carries the -D flags Apache itself was built with
     // (-DLINUX -D_REENTRANT -D_GNU_SOURCE); struct layouts depend on them.

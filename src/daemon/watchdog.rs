@@ -247,14 +247,29 @@ fn check_deadlock(server: &'static Server) {
     unsafe { libc::_exit(3) };
 }
 
-extern "C" {
-    /// CPython's own dump of every thread's stack, which faulthandler
-    /// uses on a fatal signal: it needs no GIL (exported by libpython).
-    fn _Py_DumpTracebackThreads(
-        fd: libc::c_int,
-        interp: *mut pyo3::ffi::PyInterpreterState,
-        current_tstate: *mut pyo3::ffi::PyThreadState,
-    ) -> *const libc::c_char;
+/// CPython's own dump of every thread's stack, which faulthandler uses on a
+/// fatal signal: it needs no GIL.
+type DumpTracebackThreads = unsafe extern "C" fn(
+    fd: libc::c_int,
+    interp: *mut pyo3::ffi::PyInterpreterState,
+    current_tstate: *mut pyo3::ffi::PyThreadState,
+) -> *const libc::c_char;
+
+/// The dump function of the libpython in this process, looked up when needed:
+/// 3.9 to 3.12 export `_Py_DumpTracebackThreads`, 3.13 hides it, 3.14 exports
+/// it as `PyUnstable_DumpTracebackThreads`. Linking to it by name would make
+/// the module fail to load under 3.13.
+fn dump_traceback_threads() -> Option<DumpTracebackThreads> {
+    for name in [c"PyUnstable_DumpTracebackThreads", c"_Py_DumpTracebackThreads"] {
+        // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects for a
+        // NUL-terminated name; a non-null result is that function.
+        let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if !found.is_null() {
+            // SAFETY: both names have this signature in every version exporting them.
+            return Some(unsafe { std::mem::transmute::<*mut libc::c_void, DumpTracebackThreads>(found) });
+        }
+    }
+    None
 }
 
 /// Every thread's stack read without the GIL, through a memory file.
@@ -272,7 +287,10 @@ fn stacks_without_gil() -> String {
     // fatal-error handler does; a thread changing its frames meanwhile can
     // make the text wrong, not the process unsafe: it only reads, writes
     // to `fd`, and the process exits right after.
-    let failure = unsafe { _Py_DumpTracebackThreads(fd, std::ptr::null_mut(), std::ptr::null_mut()) };
+    let Some(dump) = dump_traceback_threads() else {
+        return "(this Python exports no function to read the stacks without the GIL)".to_owned();
+    };
+    let failure = unsafe { dump(fd, std::ptr::null_mut(), std::ptr::null_mut()) };
     use std::io::{Read, Seek};
     let mut text = String::new();
     let _ = file.seek(std::io::SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut text));

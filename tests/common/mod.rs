@@ -1893,18 +1893,7 @@ pub fn cached_venv(requirements: &Path) -> PathBuf {
         eprintln!("[harness] building the framework venv {} (pip from PyPI)", venv.display());
         let _ = fs::remove_dir_all(&venv);
         let run = |program: &Path, args: &[&str]| {
-            let out = clean_env_command(&program.to_string_lossy(), &[("HOME", "/tmp")])
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
-            assert!(
-                out.status.success(),
-                "{} {args:?} failed:\n{}\n{}",
-                program.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            run_clean_ok(program, args, &[("HOME", "/tmp")]);
         };
         let venv_s = venv.to_string_lossy().into_owned();
         run(Path::new("/usr/bin/python3.11"), &["-m", "venv", &venv_s]);
@@ -1931,6 +1920,24 @@ pub fn cached_venv(requirements: &Path) -> PathBuf {
     drop(lock);
     *guard = Some(venv.clone());
     venv
+}
+
+/// Runs `program` with a clean environment (PATH, LANG and `env`) and no stdin; fails the
+/// test, with its output, unless it succeeds.
+pub fn run_clean_ok(program: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let out = clean_env_command(&program.to_string_lossy(), env)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Copies a directory tree (files 0644, directories 0755), skipping `__pycache__`.
