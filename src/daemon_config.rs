@@ -159,6 +159,7 @@ impl DaemonGroup {
 
     /// The uid and primary gid the group's daemons run as, given
     /// Apache's `User` and `Group`.
+    #[cfg_attr(test, allow(dead_code))] // used by pycache_setup, left out of the test build
     pub fn identity(&self, apache_uid: u32, apache_gid: u32) -> (u32, u32) {
         let uid = self.user.as_ref().map_or(apache_uid, |u| u.uid);
         let gid = match (&self.group, &self.user) {

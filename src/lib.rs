@@ -24,9 +24,12 @@ mod httpd;
 #[cfg(not(test))]
 mod interp;
 mod python_home;
+// Unit-tested, and used by interp and pycache_setup, which the test build leaves out.
+#[cfg_attr(test, allow(dead_code))]
 mod pycache;
 #[cfg(not(test))]
 mod pycache_setup;
+#[cfg_attr(test, allow(dead_code))]
 mod source_compiles;
 
 #[cfg(not(test))]

@@ -11,6 +11,9 @@ mod config;
 #[path = "../../src/daemon_config.rs"]
 mod daemon_config;
 #[allow(dead_code)]
+#[path = "../../src/daemon_lifecycle.rs"]
+mod daemon_lifecycle;
+#[allow(dead_code)]
 #[path = "../../src/application_group.rs"]
 mod application_group;
 
