@@ -576,11 +576,11 @@ const DELIBERATE_FACTS: &[DeliberateFact] = &[
     },
     DeliberateFact {
         fact: "mod_wsgi.server_metrics",
-        // mod_wsgi's daemons have no scoreboard to read either: None in both.
-        modes: &[Mode::Embedded],
-        reason: "mod_wsgi 4.9.4 returns Apache's scoreboard; mod_wsgi_rs does not read it (it has \
-                 no WSGIServerMetrics) and returns None, as mod_wsgi's API does when the figures \
-                 are not collected",
+        modes: ANY_MODE,
+        reason: "mod_wsgi 4.9.4 returns Apache's scoreboard in embedded mode and None in a daemon; \
+                 mod_wsgi_rs returns the daemon process groups' figures of its status page (every \
+                 group's in an Apache child, its own group's in a daemon) and does not read the \
+                 scoreboard",
     },
     DeliberateFact {
         fact: "mod_wsgi.request_started.args",

@@ -12,6 +12,7 @@ const GROUPS: &str = "WSGIDaemonProcess alpha processes=2 threads=3 maximum-requ
     WSGIScriptAlias /alpha @@APP@@ process-group=alpha\n\
     WSGIDaemonProcess beta threads=2\n\
     WSGIScriptAlias /beta @@APP@@ process-group=beta\n\
+    WSGIScriptAlias /embedded @@APP@@\n\
     <Location /wsgi-status>\n    SetHandler wsgi-rs-status\n    Require ip 127.0.0.1\n</Location>\n\
     <Location /hidden-status>\n    SetHandler wsgi-rs-status\n    Require all denied\n</Location>\n";
 
@@ -114,7 +115,7 @@ fn status_page(mpm: Mpm) {
     });
     // A request holding one of beta's threads while the status is read.
     let port = a.port;
-    let slow = std::thread::spawn(move || http_request(port, "GET", "/beta/sleep?4", &[], b"", Duration::from_secs(20)));
+    let slow = std::thread::spawn(move || http_request(port, "GET", "/beta/sleep?6", &[], b"", Duration::from_secs(20)));
     wait_for("a busy beta thread", Duration::from_secs(10), || {
         let status = status_json(&a);
         group(&status, "beta").get("processes").as_arr().iter().any(|p| p.get("busy_threads").as_i64() == 1)
@@ -135,6 +136,26 @@ fn status_page(mpm: Mpm) {
     assert!(p.get("requests").as_i64() >= 1, "{p}");
     assert!(p.get("rss_bytes").as_i64() > 4 << 20, "{p}");
     assert_eq!(beta_group.get("replacements").get("exited").as_i64(), 0);
+
+    // mod_wsgi.server_metrics(): the same figures. A daemon sees its own group, this
+    // request among its busy threads; an Apache child every group, as the page does.
+    let r = a.get("/beta/server-metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = r.json().get("server_metrics").get("groups").as_arr().to_vec();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].get("name").as_str(), "beta");
+    let own = seen[0].get("processes").as_arr().to_vec();
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].get("pid").as_i64() as u32, beta);
+    assert_eq!((own[0].get("busy_threads").as_i64(), own[0].get("idle_threads").as_i64()), (2, 0), "{own:?}");
+    assert!(own[0].get("requests").as_i64() >= p.get("requests").as_i64(), "{own:?} after {p}");
+    let r = a.get("/embedded/server-metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let reply = r.json();
+    let seen = reply.get("server_metrics");
+    let names: Vec<_> = seen.get("groups").as_arr().iter().map(|g| g.get("name").as_str().to_owned()).collect();
+    assert_eq!(names, ["alpha", "beta"], "{seen}");
+    assert_eq!(group(seen, "alpha").get("replacements").get("maximum-requests").as_i64(), alpha.get("replacements").get("maximum-requests").as_i64());
 
     // Prometheus, read by prometheus_client.
     let r = a.get("/wsgi-status?format=prometheus");

@@ -273,6 +273,15 @@ pub fn all() -> Vec<(String, GroupMetrics)> {
     GROUPS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// The figures of every group now, or of the one named `only`.
+pub fn snapshots(only: Option<&str>) -> Vec<(String, GroupSnapshot)> {
+    all()
+        .into_iter()
+        .filter(|(name, _)| only.is_none_or(|only| only == name))
+        .map(|(name, group)| (name, group.snapshot()))
+        .collect()
+}
+
 pub struct ProcessSnapshot {
     pub pid: u32,
     pub started_ms: u64,

@@ -4,6 +4,8 @@
 //! arriving on the group's socket, with `threads` worker threads running
 //! the applications (each keeping its Python thread state for life).
 
+use super::metrics;
+use super::status::{self, Format};
 use super::serve::{self, Server};
 use crate::daemon_config::{DaemonGroup, ProcessGroup};
 use crate::directives::server_config;
@@ -68,6 +70,9 @@ pub fn run(group: &'static DaemonGroup, index: usize, listener: RawFd, s: *mut f
     crate::embedded::log_to_main_server(s);
     let mut facts = crate::embedded::server_facts();
     facts.process_group = name.clone();
+    // A daemon reports its own group only: another group's may run as another user.
+    facts.server_metrics_json =
+        Some(|| status::render(Format::Json, &metrics::snapshots(Some(&transport::server_facts().process_group))));
     // mod_wsgi's figures become the group's; the apache module's still
     // describe Apache's MPM, as they do in mod_wsgi's daemons.
     facts.maximum_processes = group.processes as i32;

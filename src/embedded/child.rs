@@ -3,6 +3,8 @@
 //! `WSGIImportScript` files of the main server and every virtual host.
 
 use super::request::apache_level;
+use crate::daemon::metrics;
+use crate::daemon::status::{self, Format};
 use crate::daemon_config::ProcessGroup;
 use crate::directives::server_config;
 use crate::httpd::{consts, ffi, log, pool};
@@ -87,5 +89,7 @@ pub fn server_facts() -> ServerFacts {
         multithread,
         multiprocess,
         process_group: String::new(),
+        // An Apache child may see every group, as its status page does.
+        server_metrics_json: Some(|| status::render(Format::Json, &metrics::snapshots(None))),
     }
 }

@@ -30,8 +30,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
             return consts::HTTP_BAD_REQUEST;
         }
     };
-    let groups: Vec<_> = metrics::all().into_iter().map(|(name, group)| (name, group.snapshot())).collect();
-    let body = status::render(format, &groups);
+    let body = status::render(format, &metrics::snapshots(None));
     // SAFETY: r is live; the strings are copied into its pool, and the
     // body is written from a live buffer during the call.
     unsafe {

@@ -5,7 +5,7 @@
 
 use super::events::{self, Subscriptions};
 use super::file_wrapper::FileWrapper;
-use super::transport::server_facts;
+use super::transport::{self, server_facts};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
@@ -90,10 +90,15 @@ fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     events::process_metrics(py)
 }
 
-/// mod_wsgi_rs does not read Apache's scoreboard (there is no
-/// `WSGIServerMetrics`), so this answers None, as mod_wsgi's API does when
-/// it collects no server figures.
+/// The daemon process groups' figures, those of the status page, as the
+/// dict its JSON format decodes to: every group's in an Apache child, its
+/// own group's in a daemon process. Apache's scoreboard, which mod_wsgi
+/// reports here under `WSGIServerMetrics On`, is not read.
 #[pyfunction]
-fn server_metrics(py: Python<'_>) -> Py<PyAny> {
-    py.None()
+fn server_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    match transport::server_facts().server_metrics_json {
+        // One shape for the page and for this: decode the page's own text.
+        Some(render) => Ok(py.import("json")?.call_method1("loads", (render(),))?.unbind()),
+        None => Ok(py.None()),
+    }
 }

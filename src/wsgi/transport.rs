@@ -97,6 +97,9 @@ pub struct ServerFacts {
     pub multiprocess: bool,
     /// `mod_wsgi.process_group`: '' in embedded mode.
     pub process_group: String,
+    /// The daemon process groups' figures this process may report, as the
+    /// status page's JSON, for `mod_wsgi.server_metrics()`; None: no figures.
+    pub server_metrics_json: Option<fn() -> String>,
 }
 
 static SERVER_FACTS: OnceLock<ServerFacts> = OnceLock::new();
@@ -119,5 +122,6 @@ pub fn server_facts() -> &'static ServerFacts {
         multithread: false,
         multiprocess: true,
         process_group: String::new(),
+        server_metrics_json: None,
     })
 }

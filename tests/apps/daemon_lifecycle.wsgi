@@ -8,11 +8,14 @@
 #   /grow?MIB       keeps MIB more MiB of touched memory for the life of the process
 #   /spin?SECONDS   burns CPU for that long
 #   /limits         the process's rlimits, nice value and this thread's stack size
+#   /server-metrics {"pid": ..., "server_metrics": mod_wsgi.server_metrics()}
 import ctypes
 import json
 import os
 import resource
 import time
+
+import mod_wsgi
 
 _kept = []
 
@@ -68,5 +71,7 @@ def application(environ, start_response):
             "stack_size": _stack_size(),
             "stack_rlimit": resource.getrlimit(resource.RLIMIT_STACK)[0],
         })
+    if path == "/server-metrics":
+        return _json(start_response, {"pid": os.getpid(), "server_metrics": mod_wsgi.server_metrics()})
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no such path"]
