@@ -8,6 +8,7 @@ import math
 import os
 import shlex
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,14 +157,19 @@ def write_server(options):
     account = check_user(options.user or "www-data", options.group) if as_root else None
     if account:
         uid, gid, user, _ = account
-        readable = [source, working_directory, sys.prefix, *python_path, *(p for _, p in aliases)]
+        # The daemons start Python after taking on the user's ids, so the standard library
+        # too must be readable by it: not so for a Python under root's home (pyenv).
+        stdlib = sysconfig.get_path("stdlib")
+        readable = [source, working_directory, sys.prefix, stdlib, sysconfig.get_path("platstdlib"),
+                    *python_path, *(p for _, p in aliases)]
         if document_root:
             readable.append(document_root)
         blocked = unreadable_by(uid, gid, readable)
         if blocked:
+            what = " (the standard library of this Python)" if blocked.startswith(stdlib) else ""
             raise ExpressError(
-                f"{blocked} is not readable by {user}, the user Apache and the application run "
-                "as when started as root (--user names another); make it readable or move it"
+                f"{blocked}{what} is not readable by {user}, the user Apache and the application "
+                "run as when started as root (--user names another); make it readable or move it"
             )
 
     root = Path(os.path.abspath(options.server_root or default_server_root(options)))
