@@ -573,6 +573,48 @@ fn mistakes_are_one_line_saying_what_to_do() {
     assert!(text(&out).contains("invalid choice: 3"), "{}", text(&out));
 }
 
+/// `precompile` compiles the standard library, the venv it is installed in and the
+/// application at the levels asked into each user's directory of the bytecode cache,
+/// made as Apache's parent makes it (tests/pycache.rs checks that a server then compiles
+/// nothing, through `make precompile`, which runs this command).
+#[test]
+fn precompile_fills_each_users_cache_for_the_venv_and_the_application() {
+    use std::os::unix::fs::MetadataExt;
+    let venv = debian_venv();
+    let dir = TestDir::new("express-precompile");
+    let app = world_readable_dir(&dir, "app");
+    fs::write(app.join("site_module.py"), "VALUE = 1\n").unwrap();
+    let prefix = dir.p("aot");
+    let app_dir = app.to_string_lossy().into_owned();
+    let args = ["precompile", "--levels", "2", "--pycache-prefix", &prefix, "--cache-user", "www-data", "--app-dir", &app_dir];
+    let out = run_express(&venv, &args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let owner_and_mode = |p: &str| {
+        let m = fs::metadata(p).unwrap_or_else(|e| panic!("{p}: {e}\n{}", text(&out)));
+        (m.uid(), m.mode() & 0o777)
+    };
+    assert_eq!(owner_and_mode(&prefix), (0, 0o755));
+    let user_dir = format!("{prefix}/www-data");
+    assert_eq!(owner_and_mode(&user_dir), (WWW_UID, 0o700));
+    let venv = venv.to_string_lossy();
+    for compiled in [
+        format!("{user_dir}{app_dir}/site_module.cpython-311.opt-2.pyc"),
+        format!("{user_dir}{venv}/lib/python3.11/site-packages/mod_wsgi_rs/express.cpython-311.opt-2.pyc"),
+        format!("{user_dir}/usr/lib/python3.11/json/decoder.cpython-311.opt-2.pyc"),
+    ] {
+        assert_eq!(owner_and_mode(&compiled).0, WWW_UID, "{compiled}");
+    }
+    assert!(!Path::new(&format!("{user_dir}{app_dir}/site_module.cpython-311.opt-1.pyc")).exists(), "a level not asked for");
+
+    let venv = Path::new(&*venv);
+    let out = run_express(venv, &["precompile", "--cache-user", "nosuch-user", "--pycache-prefix", &prefix], &[]);
+    assert_clear_failure(&out, "--cache-user nosuch-user: no such user");
+    let out = run_express(venv, &["precompile", "--no-stdlib", "--app-dir", &dir.p("nope"), "--pycache-prefix", &prefix], &[]);
+    assert_clear_failure(&out, "no such directory");
+    let out = run_express(venv, &["precompile", "--pycache-prefix", "relative/dir"], &[]);
+    assert_clear_failure(&out, "must be an absolute directory or Off");
+}
+
 #[test]
 fn pip_wheel_and_an_sdist_build_the_module() {
     let venv = debian_venv();

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from . import MODULE_NAME, module_file_name, module_path
+from . import MODULE_NAME, module_file_name, module_path, precompile
 from .apache import apxs_query
 from .checks import check_port_free
 from .errors import ExpressError
@@ -233,6 +233,11 @@ def parser():
     start = commands.add_parser("start-server", help="run a private server in the foreground; Ctrl-C stops it")
     add_server_options(start)
     start.set_defaults(run=start_server)
+    compile_ahead = commands.add_parser(
+        "precompile", help="compile the standard library, the venv and the application into the "
+        "bytecode cache the Apache processes read (as root, after each deploy)")
+    precompile.add_options(compile_ahead, sys.executable)
+    compile_ahead.set_defaults(run=precompile.run)
     return top
 
 
