@@ -199,6 +199,39 @@ fn suite(mpm: Mpm) {
             assert_ne!(e2.get("mod_wsgi.request_id").as_str(), id1, "request ids must differ");
         });
 
+        c.run(&format!("request after request, each environ has its own values [{v}]"), || {
+            // The strs of the variables are reused across requests while a value repeats
+            // at its position: changed values, swapped headers, long values and fewer
+            // headers must each show exactly what that request sent.
+            let long_a = "a".repeat(300);
+            let long_b = "b".repeat(300);
+            let sequence: [&[(&str, &str)]; 7] = [
+                &[("X-A", "one"), ("X-B", "two")],
+                &[("X-A", "uno"), ("X-B", "two")],
+                &[("X-B", "two"), ("X-A", "one")],
+                &[("X-A", &long_a), ("X-B", "two")],
+                &[("X-A", &long_b), ("X-B", "two")],
+                &[("X-A", "one")],
+                &[("X-A", "one"), ("X-B", "zwei")],
+            ];
+            for headers in sequence {
+                let Env { environ: e, .. } = env_req(&cl, "GET", "/env", headers, b"");
+                for name in ["X-A", "X-B"] {
+                    let key = format!("HTTP_{}", name.replace('-', "_"));
+                    match headers.iter().find(|(n, _)| *n == name) {
+                        Some((_, value)) => assert_eq!(e.get(&key).as_str(), *value, "{key} after sending {headers:?}"),
+                        None => assert!(!e.has(&key), "{key} not sent in {headers:?}: {}", e.get(&key)),
+                    }
+                }
+                let id = e.get("mod_wsgi.request_id").as_str();
+                let parts: Vec<_> = id.split('-').collect();
+                assert!(
+                    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_hexdigit())),
+                    "request id {id}"
+                );
+            }
+        });
+
         let root_host = if via == Via::Plain { "root.test" } else { "vroot.test" };
         c.run(&format!("WSGIScriptAlias / : SCRIPT_NAME empty, PATH_INFO the whole path [{v}]"), || {
             let host = format!("{root_host}:{port}");

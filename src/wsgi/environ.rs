@@ -3,8 +3,9 @@
 
 use super::file_wrapper::FileWrapper;
 use super::transport::server_facts;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
+use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::types::{PyDict, PyString};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -44,32 +45,65 @@ pub fn build<'py>(
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = template(py)?.copy()?;
+    let template = template(py)?;
+    // Sized for everything it gets, so that it never grows: growing a dict
+    // rehashes it, and from the template's size it would grow three times.
+    let environ = presized(py, template.len() + variables.len() + KEYS_SET_AFTER)?;
+    for (key, value) in template.iter() {
+        set(&environ, key.cast()?, &value)?;
+    }
     let mut https = false;
-    for (key, value) in variables {
-        if HIDDEN.contains(key) {
-            continue;
-        }
+    // Decoding can run a finalizer that lets another thread take the GIL
+    // and come here: it then waits for the lock without the GIL.
+    let mut strings = STRINGS.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let shown = variables.iter().filter(|(key, _)| !HIDDEN.contains(key));
+    for (position, (key, value)) in shown.enumerate() {
         if *key == b"HTTPS" {
             https = value.eq_ignore_ascii_case(b"on");
         }
-        environ.set_item(key_string(py, key), latin1(py, value))?;
+        let (key, value) = strings.pair(py, position, key, value);
+        set(&environ, &key, &value)?;
     }
-    environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
-    environ.set_item("wsgi.input", input)?;
-    environ.set_item("wsgi.errors", errors)?;
-    environ.set_item("mod_wsgi.callable_object", settings.callable_object)?;
-    environ.set_item("mod_wsgi.script_reloading", if settings.script_reloading { "1" } else { "0" })?;
+    drop(strings);
+    // Interned: made and hashed once, not at every request.
+    let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
+    set(&environ, intern!(py, "wsgi.url_scheme"), scheme)?;
+    set(&environ, intern!(py, "wsgi.input"), &input)?;
+    set(&environ, intern!(py, "wsgi.errors"), &errors)?;
+    environ.set_item(intern!(py, "mod_wsgi.callable_object"), settings.callable_object)?;
+    let reloading = if settings.script_reloading { intern!(py, "1") } else { intern!(py, "0") };
+    set(&environ, intern!(py, "mod_wsgi.script_reloading"), reloading)?;
     // The template's '' is right for %{GLOBAL} and for no group at all.
     if !settings.application_group.is_empty() {
-        environ.set_item("mod_wsgi.application_group", settings.application_group)?;
+        environ.set_item(intern!(py, "mod_wsgi.application_group"), settings.application_group)?;
     }
     Ok(environ)
 }
 
+/// How many keys build() sets after the CGI variables.
+const KEYS_SET_AFTER: usize = 6;
+
+/// An empty dict with room for `entries` keys.
+fn presized(py: Python<'_>, entries: usize) -> PyResult<Bound<'_, PyDict>> {
+    // SAFETY: _PyDict_NewPresized (exported by CPython 3.9 to 3.13) returns
+    // a new reference to an empty dict, or null with an exception set.
+    unsafe {
+        Ok(Bound::from_owned_ptr_or_err(py, pyo3::ffi::_PyDict_NewPresized(entries as _))?.cast_into_unchecked())
+    }
+}
+
+/// environ[key] = value, without the conversions of the generic set_item.
+fn set(environ: &Bound<'_, PyDict>, key: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: three live objects, the first a dict; PyDict_SetItem takes
+    // its own references to key and value.
+    if unsafe { pyo3::ffi::PyDict_SetItem(environ.as_ptr(), key.as_ptr(), value.as_ptr()) } < 0 {
+        return Err(PyErr::fetch(environ.py()));
+    }
+    Ok(())
+}
+
 /// The keys every environ has with the same value, built once per process;
-/// each request starts from a copy (a C-level dict copy, cheaper than
-/// setting the keys one by one).
+/// each request starts with them.
 fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
     static TEMPLATE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
     TEMPLATE
@@ -92,20 +126,82 @@ fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
         .map(|t| t.bind(py))
 }
 
-/// The str for an environ key. The same few dozen names come with every
-/// request, so their strings are made once and reused; the cache is
-/// bounded, since clients choose header names.
-fn key_string<'py>(py: Python<'py>, key: &[u8]) -> Bound<'py, PyString> {
-    const MAX_CACHED: usize = 512;
-    static KEYS: Mutex<BTreeMap<Vec<u8>, Py<PyString>>> = Mutex::new(BTreeMap::new());
-    // Only used with the GIL held, so the lock is never contended.
-    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(cached) = keys.get(key) {
-        return cached.bind(py).clone();
+/// The str objects of the CGI variables, reused across requests: most
+/// variables come in the same order with the same value in request after
+/// request (the server's, the client's address, most headers), and a str
+/// is immutable, so one object can serve every environ that has that value.
+static STRINGS: Mutex<Strings> = Mutex::new(Strings { keys: BTreeMap::new(), recent: Vec::new() });
+
+struct Strings {
+    /// Every key seen, up to MAX_KEYS: the same few dozen names come with
+    /// every request, and clients choose header names.
+    keys: BTreeMap<Vec<u8>, Py<PyString>>,
+    /// The variables of the last request that had one at each position.
+    recent: Vec<Recent>,
+}
+
+struct Recent {
+    key: Vec<u8>,
+    key_string: Py<PyString>,
+    value: Vec<u8>,
+    value_string: Py<PyString>,
+}
+
+const MAX_KEYS: usize = 512;
+/// Positions and value lengths kept in `recent`; beyond them (a long
+/// cookie, a request with very many headers) values are decoded afresh.
+const MAX_RECENT: usize = 128;
+const MAX_RECENT_VALUE: usize = 256;
+
+impl Strings {
+    /// The strs for the variable at `position` of this request.
+    fn pair<'py>(&mut self, py: Python<'py>, position: usize, key: &[u8], value: &[u8]) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+        if let Some(recent) = self.recent.get_mut(position) {
+            if recent.key == key {
+                if recent.value != value {
+                    let fresh = latin1(py, value);
+                    if value.len() > MAX_RECENT_VALUE {
+                        return (recent.key_string.bind(py).clone(), fresh);
+                    }
+                    recent.value.clear();
+                    recent.value.extend_from_slice(value);
+                    recent.value_string = fresh.unbind();
+                }
+                return (recent.key_string.bind(py).clone(), recent.value_string.bind(py).clone());
+            }
+        }
+        let key_string = self.key_string(py, key);
+        let value_string = latin1(py, value);
+        // Positions fill in order: a request has every one before its last.
+        if position < MAX_RECENT && position <= self.recent.len() {
+            let (value, kept) = if value.len() <= MAX_RECENT_VALUE {
+                (value.to_vec(), value_string.clone())
+            } else {
+                (Vec::new(), PyString::new(py, ""))
+            };
+            let recent = Recent {
+                key: key.to_vec(),
+                key_string: key_string.clone().unbind(),
+                value,
+                value_string: kept.unbind(),
+            };
+            if position == self.recent.len() {
+                self.recent.push(recent);
+            } else {
+                self.recent[position] = recent;
+            }
+        }
+        (key_string, value_string)
     }
-    let made = latin1(py, key);
-    if keys.len() < MAX_CACHED {
-        keys.insert(key.to_vec(), made.clone().unbind());
+
+    fn key_string<'py>(&mut self, py: Python<'py>, key: &[u8]) -> Bound<'py, PyString> {
+        if let Some(cached) = self.keys.get(key) {
+            return cached.bind(py).clone();
+        }
+        let made = latin1(py, key);
+        if self.keys.len() < MAX_KEYS {
+            self.keys.insert(key.to_vec(), made.clone().unbind());
+        }
+        made
     }
-    made
 }
