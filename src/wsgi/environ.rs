@@ -46,12 +46,10 @@ pub fn build<'py>(
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let template = template(py)?;
-    // Sized for everything it gets, so that it never grows: growing a dict
-    // rehashes it, and from the template's size it would grow three times.
-    let environ = presized(py, template.len() + variables.len() + KEYS_SET_AFTER)?;
-    for (key, value) in template.iter() {
-        set(&environ, key.cast()?, &value)?;
-    }
+    // A copy of the template keeps its table (a copy of a dict without
+    // deletions clones it), which has room for a request's keys; one that
+    // has more makes the dict grow, which only costs time.
+    let environ = template.copy()?;
     let mut https = false;
     // Decoding can run a finalizer that lets another thread take the GIL
     // and come here: it then waits for the lock without the GIL.
@@ -80,8 +78,10 @@ pub fn build<'py>(
     Ok(environ)
 }
 
-/// How many keys build() sets after the CGI variables.
-const KEYS_SET_AFTER: usize = 6;
+/// How many keys an environ has room for before it must grow: the
+/// template's, some 40 CGI variables (a request with many headers has
+/// more) and the keys build() sets after them.
+const ROOM: usize = 80;
 
 /// An empty dict with room for `entries` keys.
 fn presized(py: Python<'_>, entries: usize) -> PyResult<Bound<'_, PyDict>> {
@@ -109,7 +109,8 @@ fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
     TEMPLATE
         .get_or_try_init(py, || {
             let facts = server_facts();
-            let t = PyDict::new(py);
+            // Growing a dict rehashes it: sized once here, for every copy.
+            let t = presized(py, ROOM)?;
             t.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
             t.set_item("wsgi.version", (1, 0))?;
             t.set_item("wsgi.input_terminated", true)?;
