@@ -316,7 +316,8 @@ fn conflict_message<D>(process_group: &ProcessGroup, first: &GroupUse<D>, second
         "{}: application groups {} and {} would both run in {process}; mod_wsgi_rs runs the applications \
          of a process in its one Python interpreter, so a process can host only one application group: \
          give each application group a WSGIDaemonProcess of its own and send it there with \
-         WSGIProcessGroup or process-group=",
+         WSGIProcessGroup or process-group=, or, if they can share an interpreter, give them the same \
+         application group (WSGIApplicationGroup or application-group=)",
         second.directive,
         describe(first),
         describe(second),
@@ -446,7 +447,9 @@ mod tests {
               and 'b' (WSGIApplicationGroup, line 7 of /etc/apache2/apache2.conf) would both run in embedded mode, \
               in every Apache child process; mod_wsgi_rs runs the applications of a process in its one Python \
               interpreter, so a process can host only one application group: give each application group a \
-              WSGIDaemonProcess of its own and send it there with WSGIProcessGroup or process-group="]
+              WSGIDaemonProcess of its own and send it there with WSGIProcessGroup or process-group=, or, if \
+              they can share an interpreter, give them the same application group (WSGIApplicationGroup or \
+              application-group=)"]
         );
     }
 
