@@ -144,8 +144,10 @@ struct Strings {
 struct Recent {
     key: Vec<u8>,
     key_string: Py<PyString>,
+    /// The last value kept at this position (None: none yet, or only
+    /// values too long to keep).
     value: Vec<u8>,
-    value_string: Py<PyString>,
+    value_string: Option<Py<PyString>>,
 }
 
 const MAX_KEYS: usize = 512;
@@ -157,42 +159,33 @@ const MAX_RECENT_VALUE: usize = 256;
 impl Strings {
     /// The strs for the variable at `position` of this request.
     fn pair<'py>(&mut self, py: Python<'py>, position: usize, key: &[u8], value: &[u8]) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
-        if let Some(recent) = self.recent.get_mut(position) {
-            if recent.key == key {
-                if recent.value != value {
-                    let fresh = latin1(py, value);
-                    if value.len() > MAX_RECENT_VALUE {
-                        return (recent.key_string.bind(py).clone(), fresh);
-                    }
-                    recent.value.clear();
-                    recent.value.extend_from_slice(value);
-                    recent.value_string = fresh.unbind();
-                }
-                return (recent.key_string.bind(py).clone(), recent.value_string.bind(py).clone());
+        if self.recent.get(position).is_none_or(|recent| recent.key != key) {
+            let key_string = self.key_string(py, key);
+            // Positions fill in order: a request has every one before its last.
+            if position >= MAX_RECENT || position > self.recent.len() {
+                return (key_string, latin1(py, value));
             }
-        }
-        let key_string = self.key_string(py, key);
-        let value_string = latin1(py, value);
-        // Positions fill in order: a request has every one before its last.
-        if position < MAX_RECENT && position <= self.recent.len() {
-            let (value, kept) = if value.len() <= MAX_RECENT_VALUE {
-                (value.to_vec(), value_string.clone())
-            } else {
-                (Vec::new(), PyString::new(py, ""))
-            };
-            let recent = Recent {
-                key: key.to_vec(),
-                key_string: key_string.clone().unbind(),
-                value,
-                value_string: kept.unbind(),
-            };
+            let recent = Recent { key: key.to_vec(), key_string: key_string.unbind(), value: Vec::new(), value_string: None };
             if position == self.recent.len() {
                 self.recent.push(recent);
             } else {
                 self.recent[position] = recent;
             }
         }
-        (key_string, value_string)
+        let recent = &mut self.recent[position];
+        let key_string = recent.key_string.bind(py).clone();
+        match &recent.value_string {
+            Some(kept) if recent.value == value => (key_string, kept.bind(py).clone()),
+            _ => {
+                let fresh = latin1(py, value);
+                if value.len() <= MAX_RECENT_VALUE {
+                    recent.value.clear();
+                    recent.value.extend_from_slice(value);
+                    recent.value_string = Some(fresh.clone().unbind());
+                }
+                (key_string, fresh)
+            }
+        }
     }
 
     fn key_string<'py>(&mut self, py: Python<'py>, key: &[u8]) -> Bound<'py, PyString> {

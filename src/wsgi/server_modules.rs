@@ -5,7 +5,7 @@
 
 use super::events::{self, Subscriptions};
 use super::file_wrapper::FileWrapper;
-use super::transport::{self, server_facts};
+use super::transport::server_facts;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule};
@@ -96,7 +96,7 @@ fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 /// reports here under `WSGIServerMetrics On`, is not read.
 #[pyfunction]
 fn server_metrics(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    match transport::server_facts().server_metrics_json {
+    match server_facts().server_metrics_json {
         // One shape for the page and for this: decode the page's own text.
         Some(render) => Ok(py.import("json")?.call_method1("loads", (render(),))?.unbind()),
         None => Ok(py.None()),
