@@ -79,12 +79,13 @@ def find_module_file(module, search_path):
     )
 
 
-def check_user(user, group):
-    """(uid, gid, user name, group name), the group defaulting to the user's primary one."""
+def check_user(user, group, option="--user"):
+    """(uid, gid, user name, group name), the group defaulting to the user's primary one;
+    `option` names the user's option in the error."""
     try:
         account = pwd.getpwnam(user)
     except KeyError:
-        raise ExpressError(f"--user {user}: no such user") from None
+        raise ExpressError(f"{option} {user}: no such user") from None
     if group is None:
         try:
             group = grp.getgrgid(account.pw_gid).gr_name

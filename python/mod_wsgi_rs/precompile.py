@@ -5,9 +5,9 @@ source at optimisation levels 1 and 2. Run as root from a deploy script after ea
 of code; Python still recompiles anything whose source changes later."""
 
 import os
-import pwd
 import subprocess
 
+from .checks import check_user
 from .errors import ExpressError
 
 # Debian's DefaultRuntimeDir (/var/run/apache2) and the module's default prefix under it.
@@ -55,13 +55,13 @@ def run(options):
         raise ExpressError(f"--pycache-prefix {prefix}: must be an absolute directory or Off")
     if os.getuid() != 0:
         raise ExpressError("precompile needs root: each user's cache directory is handed to that user")
-    accounts = [account_of(user) for user in options.cache_user or ["www-data"]]
+    accounts = [check_user(user, None, "--cache-user")[:3] for user in options.cache_user or ["www-data"]]
     # As Apache's parent makes them: the prefix root's and closed to others' writes, each
     # user's directory that user's alone, so no user can plant bytecode another runs.
     if not os.path.isdir(prefix):
         os.makedirs(prefix, exist_ok=True)
         os.chmod(prefix, 0o755)
-    for user, uid, gid in accounts:
+    for uid, gid, user in accounts:
         directory = os.path.join(prefix, user)
         if not os.path.isdir(directory):
             os.mkdir(directory, 0o700)
@@ -86,14 +86,6 @@ def search_directories(python):
     if listing.returncode != 0:
         raise ExpressError(f"--python {python} did not list its directories: {listing.stderr.strip()}")
     return listing.stdout.split()
-
-
-def account_of(user):
-    try:
-        account = pwd.getpwnam(user)
-    except KeyError:
-        raise ExpressError(f"--cache-user {user}: no such user") from None
-    return user, account.pw_uid, account.pw_gid
 
 
 def compile_into(python, levels, directories, cache):
