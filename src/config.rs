@@ -4,6 +4,7 @@
 
 use crate::application_group::{self, ApplicationGroup, StaticGroups};
 use crate::daemon_config::{self, DaemonGroup, ProcessGroup};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Per-server configuration. Interpreter settings are only ever read from
@@ -68,7 +69,7 @@ impl ServerConfig {
 
     /// The first alias that covers `uri`, with the file it maps to (the
     /// rest of the URI appended, for Apache to split off as PATH_INFO).
-    pub fn map_uri(&self, uri: &str) -> Option<(&ScriptAlias, String)> {
+    pub fn map_uri<'a>(&'a self, uri: &'a [u8]) -> Option<(&'a ScriptAlias, MappedUri<'a>)> {
         self.script_aliases
             .iter()
             .find_map(|alias| alias.map_uri(uri).map(|file| (alias, file)))
@@ -311,7 +312,9 @@ pub enum UrlMatch {
     Prefix(String),
     /// `WSGIScriptAliasMatch`: a regular expression; `$N` in the target
     /// refers to its groups.
-    Pattern(regex::Regex),
+    /// Matched against the URI's bytes, as Apache's regular expressions
+    /// are: a URI need not be UTF-8.
+    Pattern(regex::bytes::Regex),
 }
 
 impl PartialEq for UrlMatch {
@@ -366,7 +369,7 @@ fn parse_alias_line(directive: &str, words: &[&str]) -> Result<ScriptAlias, Stri
         }
     };
     let url = if pattern {
-        UrlMatch::Pattern(regex::Regex::new(url).map_err(|e| {
+        UrlMatch::Pattern(regex::bytes::Regex::new(url).map_err(|e| {
             format!("{directive}: invalid regular expression '{url}': {e}")
         })?)
     } else if url.starts_with('/') {
@@ -687,27 +690,24 @@ impl<'a> RequestSettings<'a> {
 }
 
 impl ScriptAlias {
-    /// The file `uri` maps to under this alias: the target with the rest of
-    /// the URI appended, or None when the alias does not cover `uri`.
-    pub fn map_uri(&self, uri: &str) -> Option<String> {
+    /// Where `uri` leads under this alias, or None when the alias does not
+    /// cover it.
+    pub fn map_uri<'a>(&'a self, uri: &'a [u8]) -> Option<MappedUri<'a>> {
         let (target, rest) = match &self.url {
             UrlMatch::Prefix(prefix) => {
                 let matched = prefix_match(prefix, uri)?;
                 // Keep the slash that starts the remainder ("/" + "x" must
                 // give "script/x", not "scriptx").
                 let rest = if prefix.ends_with('/') { matched - 1 } else { matched };
-                (self.script.clone(), &uri[rest..])
+                (Cow::Borrowed(self.script.as_bytes()), &uri[rest..])
             }
             UrlMatch::Pattern(regex) => {
                 let captures = regex.captures(uri)?;
                 let end = captures.get(0).map_or(0, |m| m.end());
-                (expand_groups(&self.script, &captures), &uri[end..])
+                (Cow::Owned(expand_groups(&self.script, &captures)), &uri[end..])
             }
         };
-        // A directory target ("/srv/scripts/") joins without doubling the
-        // slash; Apache's directory walk then finds the script file.
-        let target = if rest.starts_with('/') { target.trim_end_matches('/') } else { &target };
-        Some(format!("{target}{rest}"))
+        Some(MappedUri { target, rest })
     }
 
     /// The callable to look up in the script, before per-directory
@@ -717,12 +717,48 @@ impl ScriptAlias {
     }
 }
 
+/// A URI mapped by a script alias: the alias's target (a pattern's groups
+/// substituted) and what follows the part of the URI the alias matched.
+#[derive(Debug, PartialEq)]
+pub struct MappedUri<'a> {
+    pub target: Cow<'a, [u8]>,
+    pub rest: &'a [u8],
+}
+
+impl MappedUri<'_> {
+    /// The target with the rest appended, as mod_alias maps a ScriptAlias:
+    /// Apache's directory walk then finds the script along the path (in a
+    /// directory target, the first file) and splits off PATH_INFO. A
+    /// directory target ("/srv/scripts/") joins without doubling the slash.
+    pub fn joined(&self) -> Vec<u8> {
+        let mut target: &[u8] = &self.target;
+        if self.rest.starts_with(b"/") {
+            while let Some(trimmed) = target.strip_suffix(b"/") {
+                target = trimmed;
+            }
+        }
+        [target, self.rest].concat()
+    }
+
+    /// The script and PATH_INFO, when the target names the script itself
+    /// and the rest is a plain path: given both, the directory walk finds
+    /// the script with one stat instead of one per segment of the joined
+    /// path (where FollowSymLinks allows), and ends with the same file and
+    /// PATH_INFO. A directory target ends with a slash and is joined; one
+    /// without it is a directory the walk descends into with the rest, as
+    /// it would have for the joined path. A rest with repeated slashes is
+    /// left to the walk, which merges them, as before.
+    pub fn script_and_path_info(&self) -> Option<(&[u8], &[u8])> {
+        let plain = self.rest.starts_with(b"/") && !self.rest.windows(2).any(|pair| pair == b"//");
+        (plain && !self.target.ends_with(b"/")).then_some((&self.target, self.rest))
+    }
+}
+
 /// mod_alias's prefix rule: runs of slashes count as one, and the prefix
 /// must end on a path-segment boundary (`/app` covers `/app` and `/app/x`,
 /// not `/apple`). Returns how many bytes of `uri` the prefix consumed.
-fn prefix_match(prefix: &str, uri: &str) -> Option<usize> {
+fn prefix_match(prefix: &str, uri_bytes: &[u8]) -> Option<usize> {
     let prefix = prefix.as_bytes();
-    let uri_bytes = uri.as_bytes();
     let (mut p, mut u) = (0, 0);
     while p < prefix.len() {
         if prefix[p] == b'/' {
@@ -750,16 +786,16 @@ fn prefix_match(prefix: &str, uri: &str) -> Option<usize> {
 
 /// Replaces `$0`..`$9` in `target` with the groups of a match (empty for a
 /// group that did not take part), as Apache's ap_pregsub does.
-fn expand_groups(target: &str, captures: &regex::Captures<'_>) -> String {
-    let mut out = String::with_capacity(target.len());
-    let mut chars = target.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
-            ('$', Some(group)) => {
-                chars.next();
-                out.push_str(captures.get(group as usize).map_or("", |m| m.as_str()));
+fn expand_groups(target: &str, captures: &regex::bytes::Captures<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target.len());
+    let mut bytes = target.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        match (b, bytes.peek().filter(|d| d.is_ascii_digit())) {
+            (b'$', Some(&digit)) => {
+                bytes.next();
+                out.extend_from_slice(captures.get(usize::from(digit - b'0')).map_or(&b""[..], |m| m.as_bytes()));
             }
-            _ => out.push(c),
+            _ => out.push(b),
         }
     }
     out
@@ -816,51 +852,75 @@ mod tests {
         parse_script_alias(&[url, "/srv/app.wsgi"]).unwrap()
     }
 
+    /// The joined file name `uri` maps to under `alias`.
+    fn mapped(alias: &ScriptAlias, uri: &str) -> Option<String> {
+        alias.map_uri(uri.as_bytes()).map(|m| String::from_utf8(m.joined()).unwrap())
+    }
+
     #[test]
     fn alias_matches_on_segment_boundaries() {
         let a = alias("/app");
-        assert_eq!(a.map_uri("/app").as_deref(), Some("/srv/app.wsgi"));
-        assert_eq!(a.map_uri("/app/").as_deref(), Some("/srv/app.wsgi/"));
-        assert_eq!(a.map_uri("/app/x/y").as_deref(), Some("/srv/app.wsgi/x/y"));
-        assert_eq!(a.map_uri("/apple"), None);
-        assert_eq!(a.map_uri("/ap"), None);
-        assert_eq!(a.map_uri("/other"), None);
+        assert_eq!(mapped(&a, "/app").as_deref(), Some("/srv/app.wsgi"));
+        assert_eq!(mapped(&a, "/app/").as_deref(), Some("/srv/app.wsgi/"));
+        assert_eq!(mapped(&a, "/app/x/y").as_deref(), Some("/srv/app.wsgi/x/y"));
+        assert_eq!(mapped(&a, "/apple"), None);
+        assert_eq!(mapped(&a, "/ap"), None);
+        assert_eq!(mapped(&a, "/other"), None);
     }
 
     #[test]
     fn alias_collapses_repeated_slashes() {
-        assert_eq!(alias("/a/b").map_uri("//a///b/c").as_deref(), Some("/srv/app.wsgi/c"));
-        assert_eq!(alias("/a//b").map_uri("/a/b").as_deref(), Some("/srv/app.wsgi"));
+        assert_eq!(mapped(&alias("/a/b"), "//a///b/c").as_deref(), Some("/srv/app.wsgi/c"));
+        assert_eq!(mapped(&alias("/a//b"), "/a/b").as_deref(), Some("/srv/app.wsgi"));
     }
 
     #[test]
     fn root_alias_matches_everything() {
         let a = alias("/");
-        assert_eq!(a.map_uri("/").as_deref(), Some("/srv/app.wsgi/"));
-        assert_eq!(a.map_uri("/x/y").as_deref(), Some("/srv/app.wsgi/x/y"));
+        assert_eq!(mapped(&a, "/").as_deref(), Some("/srv/app.wsgi/"));
+        assert_eq!(mapped(&a, "/x/y").as_deref(), Some("/srv/app.wsgi/x/y"));
     }
 
     #[test]
     fn alias_with_trailing_slash_needs_the_slash() {
         let a = alias("/app/");
-        assert_eq!(a.map_uri("/app"), None);
-        assert_eq!(a.map_uri("/app/x").as_deref(), Some("/srv/app.wsgi/x"));
+        assert_eq!(mapped(&a, "/app"), None);
+        assert_eq!(mapped(&a, "/app/x").as_deref(), Some("/srv/app.wsgi/x"));
     }
 
     #[test]
     fn directory_target_joins_without_doubling_slashes() {
         let a = parse_script_alias(&["/scripts", "/srv/scripts/"]).unwrap();
-        assert_eq!(a.map_uri("/scripts/app.wsgi/x").as_deref(), Some("/srv/scripts/app.wsgi/x"));
-        assert_eq!(a.map_uri("/scripts").as_deref(), Some("/srv/scripts/"));
+        assert_eq!(mapped(&a, "/scripts/app.wsgi/x").as_deref(), Some("/srv/scripts/app.wsgi/x"));
+        assert_eq!(mapped(&a, "/scripts").as_deref(), Some("/srv/scripts/"));
     }
 
     #[test]
     fn alias_match_substitutes_groups_and_keeps_the_rest() {
         let a = parse_script_alias_match(&["^/wsgi/([^/]+)", "/srv/$1.wsgi"]).unwrap();
-        assert_eq!(a.map_uri("/wsgi/shop/cart").as_deref(), Some("/srv/shop.wsgi/cart"));
-        assert_eq!(a.map_uri("/other/shop"), None);
+        assert_eq!(mapped(&a, "/wsgi/shop/cart").as_deref(), Some("/srv/shop.wsgi/cart"));
+        assert_eq!(mapped(&a, "/other/shop"), None);
         let b = parse_script_alias_match(&["^/(a)(b)?", "/srv/$1$2$9.wsgi"]).unwrap();
-        assert_eq!(b.map_uri("/a/x").as_deref(), Some("/srv/a.wsgi/x"));
+        assert_eq!(mapped(&b, "/a/x").as_deref(), Some("/srv/a.wsgi/x"));
+    }
+
+    #[test]
+    fn script_and_path_info_only_for_a_file_target_and_a_plain_rest() {
+        let a = alias("/app");
+        let split = |alias: &ScriptAlias, uri: &str| {
+            let mapped = alias.map_uri(uri.as_bytes())?;
+            let (script, path_info) = mapped.script_and_path_info()?;
+            Some((String::from_utf8(script.to_vec()).unwrap(), String::from_utf8(path_info.to_vec()).unwrap()))
+        };
+        assert_eq!(split(&a, "/app/x/y"), Some(("/srv/app.wsgi".into(), "/x/y".into())));
+        assert_eq!(split(&a, "/app/"), Some(("/srv/app.wsgi".into(), "/".into())));
+        // Nothing to split off; the walk merges repeated slashes itself.
+        assert_eq!(split(&a, "/app"), None);
+        assert_eq!(split(&a, "/app/x//y"), None);
+        let dir = parse_script_alias(&["/scripts", "/srv/scripts/"]).unwrap();
+        assert_eq!(split(&dir, "/scripts/app.wsgi/x"), None);
+        let pattern = parse_script_alias_match(&["^/wsgi/([^/]+)", "/srv/$1.wsgi"]).unwrap();
+        assert_eq!(split(&pattern, "/wsgi/shop/cart"), Some(("/srv/shop.wsgi".into(), "/cart".into())));
     }
 
     #[test]
@@ -875,11 +935,11 @@ mod tests {
             script_aliases: vec![alias("/"), alias("/app")],
             ..Default::default()
         };
-        let (found, _) = base.map_uri("/app/x").unwrap();
+        let (found, _) = base.map_uri(b"/app/x").unwrap();
         assert_eq!(found.url, UrlMatch::Prefix("/".into()));
         let vhost = ServerConfig { script_aliases: vec![alias("/app")], ..Default::default() };
         let merged = ServerConfig::merge(&base, &vhost);
-        assert_eq!(merged.map_uri("/app/x").unwrap().0.url, UrlMatch::Prefix("/app".into()));
+        assert_eq!(merged.map_uri(b"/app/x").unwrap().0.url, UrlMatch::Prefix("/app".into()));
         assert_eq!(merged.script_aliases.len(), 3);
     }
 

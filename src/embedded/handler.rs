@@ -20,31 +20,37 @@ use std::sync::Arc;
 /// `AddHandler`/`SetHandler` use, the second mod_wsgi's MIME-type form.
 const HANDLERS: [&str; 2] = ["wsgi-script", "application/x-httpd-wsgi"];
 
-/// translate_name: a URI an alias covers maps to its script, with the rest
-/// of the URI appended so Apache's directory walk splits off PATH_INFO as
-/// it does for CGI scripts (and finds the script in a directory target).
+/// translate_name: a URI an alias covers maps to its script. Apache's
+/// directory walk then settles what is the script and what PATH_INFO, as
+/// for CGI scripts: from the script and the rest of the URI when the alias
+/// names a file, from the two joined otherwise (see MappedUri).
 ///
 /// # Safety
 /// `r` must be the live request Apache passed to the hook.
 pub unsafe fn translate_name(r: *mut ffi::request_rec) -> c_int {
-    // SAFETY: r is live; uri is NUL-terminated or null.
-    let Some(uri) = (unsafe { pool::str_from((*r).uri) }) else {
-        return consts::DECLINED;
-    };
-    if !uri.starts_with('/') {
+    // SAFETY: r is live; uri is NUL-terminated or null. It is matched as
+    // bytes: a percent-decoded URI need not be UTF-8.
+    let uri = request::c_bytes(unsafe { (*r).uri });
+    if !uri.starts_with(b"/") {
         return consts::DECLINED;
     }
     // SAFETY: r->server is the server handling the request; its config
     // lives in the configuration pool, which outlives every request.
     let config = unsafe { server_config((*r).server) };
-    let Some((alias, filename)) = config.map_uri(&uri) else {
+    let Some((alias, mapped)) = config.map_uri(uri) else {
         return consts::DECLINED;
     };
-    // SAFETY: r is live; the filename is copied into its pool, the handler
+    // SAFETY: r is live; the strings are copied into its pool, the handler
     // name is a static string, and our request_config slot takes a pointer
     // to the alias, which lives as long as the configuration.
     unsafe {
-        (*r).filename = pool::strdup((*r).pool, &filename);
+        match mapped.script_and_path_info() {
+            Some((script, path_info)) => {
+                (*r).filename = pool::bytes_dup((*r).pool, script);
+                (*r).path_info = pool::bytes_dup((*r).pool, path_info);
+            }
+            None => (*r).filename = pool::bytes_dup((*r).pool, &mapped.joined()),
+        }
         (*r).handler = c"wsgi-script".as_ptr();
         // Tells mod_mime not to replace the handler by file extension.
         ffi::apr_table_setn((*r).notes, c"alias-forced-type".as_ptr(), (*r).handler);

@@ -112,15 +112,18 @@ unsafe fn request_id<'a>(r: *mut ffi::request_rec, made: &'a mut String) -> &'a 
         return c_bytes(log_id);
     }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    static STARTED: OnceLock<u64> = OnceLock::new();
-    let started = *STARTED.get_or_init(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    // Taken at the first request of the process (Apache children and
+    // daemons are forked before they serve any): getpid is a system call.
+    static STARTED: OnceLock<(u32, u64)> = OnceLock::new();
+    let (pid, started) = *STARTED.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        (std::process::id(), now.map_or(0, |d| d.as_micros() as u64))
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // PID-START-COUNTER in hex, written without the formatting machinery,
     // which costs more than the rest of this function.
     made.clear();
-    for (i, part) in [u64::from(std::process::id()), started, n].into_iter().enumerate() {
+    for (i, part) in [u64::from(pid), started, n].into_iter().enumerate() {
         if i > 0 {
             made.push('-');
         }

@@ -7,7 +7,11 @@ use std::ffi::{c_char, c_void, CStr};
 /// Copies `s` into `pool` as a NUL-terminated string that lives as long as
 /// the pool. Interior NULs end the copy, as they would in C.
 pub fn strdup(pool: *mut ffi::apr_pool_t, s: &str) -> *mut c_char {
-    let bytes = s.as_bytes();
+    bytes_dup(pool, s.as_bytes())
+}
+
+/// As [`strdup`], for bytes that need not be UTF-8 (a URI, a path).
+pub fn bytes_dup(pool: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     // SAFETY: `pool` is a live pool from Apache; apr_pstrmemdup copies
     // exactly `len` readable bytes and appends a NUL.

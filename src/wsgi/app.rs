@@ -146,7 +146,7 @@ impl Call<'_, '_> {
         start_response: &Bound<'_, StartResponse>,
     ) -> Outcome {
         let py = self.py;
-        let headline = format!("exception raised by WSGI script {}", self.script);
+        let headline = || format!("exception raised by WSGI script {}", self.script);
         let result = application.call1((environ, start_response));
         // A failed body read has already decided the response: the transport
         // sent its own error (413, 400) or the client is gone. Whatever the
@@ -172,7 +172,7 @@ impl Call<'_, '_> {
             Ok(result) => result,
             Err(err) => {
                 self.scope.exception(py, &err);
-                log_exception(py, self.log, &headline, &err);
+                log_exception(py, self.log, &headline(), &err);
                 return self.give_up(INTERNAL_SERVER_ERROR);
             }
         };
@@ -188,7 +188,7 @@ impl Call<'_, '_> {
         match sent {
             Ok(()) => self.finish(!partial_file_ok),
             Err(err) => {
-                log_exception(py, self.log, &headline, &err);
+                log_exception(py, self.log, &headline(), &err);
                 self.give_up(INTERNAL_SERVER_ERROR)
             }
         }
