@@ -69,7 +69,7 @@ pub unsafe fn ask(r: *mut ffi::request_rec, delegated: &Delegated<'_>, question:
         application_group: delegated.application_group.to_owned(),
         // SAFETY: r is live.
         client: unsafe { client::client_address(r) },
-        variables: delegated.variables.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+        variables: delegated.variables.iter().copied().collect(),
     };
     let mut encoded = Vec::new();
     if let Err(err) = wire::encode(&check, &mut encoded) {
@@ -145,7 +145,7 @@ pub(super) fn answer(conn: &Arc<Conn>, check: ToDaemon) {
         return;
     };
     let log = Arc::new(ChannelLog::new(conn.clone(), client));
-    let variables: Vec<(&[u8], &[u8])> = variables.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let variables: Vec<(&[u8], &[u8])> = variables.iter().collect();
     let check = Check {
         script: &script,
         reloading,

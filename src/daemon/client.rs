@@ -8,7 +8,7 @@
 //! daemon's pid when known, and the script.
 
 use super::ledger::Ledger;
-use super::wire::{FrameReader, ToChild, ToDaemon, PROTOCOL_VERSION};
+use super::wire::{FrameReader, RequestFrame, ToChild, ToDaemon, PROTOCOL_VERSION};
 use super::{Endpoint, ENDPOINTS};
 use crate::embedded::{apache_level, ApacheBody, ApacheSink};
 use crate::httpd::{consts, ffi, log};
@@ -248,7 +248,8 @@ pub struct Forward<'a> {
     /// The request's application group, resolved; None: not configured.
     pub application_group: Option<&'a str>,
     pub reload_mtime: Option<i64>,
-    pub variables: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The CGI variables, in order.
+    pub variables: &'a [(&'a [u8], &'a [u8])],
 }
 
 /// Runs the request in a daemon of `forward.group`.
@@ -268,35 +269,33 @@ pub unsafe fn handle(r: *mut ffi::request_rec, forward: Forward<'_>) -> c_int {
     let (mut body, mut sink) = unsafe { (ApacheBody::new(r), ApacheSink::new(r)) };
     // When the request started to wait for a daemon: the time it spends
     // queued is daemon_start (set by the daemon) minus this.
-    let mut variables = forward.variables;
-    variables.push((QUEUE_START.to_vec(), now_micros().to_string().into_bytes()));
-    // The last two: filled in at each attempt.
-    variables.push((DAEMON_CONNECTS.to_vec(), Vec::new()));
-    variables.push((DAEMON_RESTARTS.to_vec(), Vec::new()));
-    let mut request = ToDaemon::Request {
-        script: script.to_owned(),
-        callable: forward.callable.to_owned(),
-        application_group: forward.application_group.map(str::to_owned),
-        reload_mtime: forward.reload_mtime,
-        // SAFETY: r is live.
-        request_start_micros: unsafe { (*r).request_time },
-        declared_length: body.declared_length(),
-        head_only: sink.head_only(),
-        // SAFETY: r is live; its connection's client address is a pool string.
-        client: unsafe { client_address(r) },
-        variables,
-    };
+    let queue_start = now_micros().to_string();
+    // SAFETY: r is live; its connection's client address is a pool string.
+    let client = unsafe { client_address(r) };
     let mut tries = Tries::default();
     let mut encoded = Vec::new();
     let answered = with_some_daemon(&endpoint, &mut tries, |connection, tries| {
         // Encoded for each attempt: the counts are part of the request.
-        if let ToDaemon::Request { variables, .. } = &mut request {
-            let n = variables.len();
-            variables[n - 2].1 = tries.connects.to_string().into_bytes();
-            variables[n - 1].1 = tries.restarts.to_string().into_bytes();
-        }
+        let (connects, restarts) = (tries.connects.to_string(), tries.restarts.to_string());
+        let request = RequestFrame {
+            script,
+            callable: forward.callable,
+            application_group: forward.application_group,
+            reload_mtime: forward.reload_mtime,
+            // SAFETY: r is live.
+            request_start_micros: unsafe { (*r).request_time },
+            declared_length: body.declared_length(),
+            head_only: sink.head_only(),
+            client: &client,
+            variables: forward.variables,
+            trailing: &[
+                (QUEUE_START, queue_start.as_bytes()),
+                (DAEMON_CONNECTS, connects.as_bytes()),
+                (DAEMON_RESTARTS, restarts.as_bytes()),
+            ],
+        };
         encoded.clear();
-        if let Err(err) = super::wire::encode(&request, &mut encoded) {
+        if let Err(err) = request.encode(&mut encoded) {
             put_idle(group, connection);
             log::request(r, consts::APLOG_ERR, &format!("cannot forward the request for {script} to group '{group}': {err}"));
             return Ended::Done(consts::HTTP_INTERNAL_SERVER_ERROR);

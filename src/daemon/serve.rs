@@ -18,7 +18,7 @@ use super::channel::{ChannelLog, DaemonBody, DaemonSink};
 use super::conn::Conn;
 use super::metrics::{GroupMetrics, ProcessSlot, Reason};
 use super::supervisor::{self, Notice, STOP_SIGNAL};
-use super::wire::{Message, ToChild, ToDaemon, PROTOCOL_VERSION};
+use super::wire::{Message, ToChild, ToDaemon, Variables, PROTOCOL_VERSION};
 use crate::daemon_config::DaemonGroup;
 use crate::daemon_lifecycle::{Drain, Lifecycle};
 use crate::httpd::ffi;
@@ -602,9 +602,9 @@ fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
         let _ = conn.send(&ToChild::Failed { status: 503 });
         return;
     }
-    variables.push((b"mod_wsgi.daemon_start".to_vec(), daemon_start.to_string().into_bytes()));
+    variables.push(b"mod_wsgi.daemon_start", daemon_start.to_string().as_bytes());
     let log = Arc::new(ChannelLog::new(conn.clone(), client));
-    let vars: Vec<(&[u8], &[u8])> = variables.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let vars: Vec<(&[u8], &[u8])> = variables.iter().collect();
     let outcome = interp::with_python(|py| {
         let request = app::Request {
             script: &script,
@@ -643,7 +643,7 @@ fn answer(server: &Server, conn: &Arc<Conn>, request: ToDaemon) {
 /// Why a request is answered 503 without running: the process has no
 /// Python, it waited longer than queue-timeout for a thread, or the
 /// application could not be loaded within startup-timeout.
-fn refusal(server: &Server, script: &str, variables: &[(Vec<u8>, Vec<u8>)], daemon_start: u128) -> Option<String> {
+fn refusal(server: &Server, script: &str, variables: &Variables, daemon_start: u128) -> Option<String> {
     let group = &server.group.name;
     let pid = std::process::id();
     if !interp::is_available() {
@@ -660,7 +660,7 @@ fn refusal(server: &Server, script: &str, variables: &[(Vec<u8>, Vec<u8>)], daem
         ));
     }
     let limit = server.lifecycle.queue_timeout?;
-    let queue_start = variables.iter().rev().find(|(k, _)| k == b"mod_wsgi.queue_start")?;
+    let queue_start = variables.iter().filter(|(k, _)| *k == b"mod_wsgi.queue_start").last()?;
     let queue_start: u128 = std::str::from_utf8(&queue_start.1).ok()?.parse().ok()?;
     let waited = Duration::from_micros(daemon_start.saturating_sub(queue_start) as u64);
     (waited > limit).then(|| {

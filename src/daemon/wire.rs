@@ -89,7 +89,7 @@ pub enum ToDaemon {
         /// "ip:port", for the daemon's own log lines about the request.
         client: String,
         /// The CGI variables, in order.
-        variables: Vec<(Vec<u8>, Vec<u8>)>,
+        variables: Variables,
     },
     /// An auth script's function to run in the daemon, for the request
     /// the child is checking.
@@ -103,7 +103,7 @@ pub enum ToDaemon {
         /// "ip:port", for the daemon's own log lines about the request.
         client: String,
         /// The CGI variables of the scripts' cut-down environ, in order.
-        variables: Vec<(Vec<u8>, Vec<u8>)>,
+        variables: Variables,
     },
     /// Answers ReadBody: at most `max` bytes (and at most MAX_DATA); may be
     /// empty before the end.
@@ -456,15 +456,20 @@ impl Message for ToDaemon {
                 client,
                 variables,
             } => {
-                put_bytes(out, script.as_bytes());
-                put_bytes(out, callable.as_bytes());
-                put_option(out, application_group.as_ref(), |out, name| put_bytes(out, name.as_bytes()));
-                put_option(out, *reload_mtime, |out, mtime| out.extend_from_slice(&mtime.to_be_bytes()));
-                out.extend_from_slice(&request_start_micros.to_be_bytes());
-                put_option(out, *declared_length, |out, len| out.extend_from_slice(&len.to_be_bytes()));
-                put_flag(out, *head_only);
-                put_bytes(out, client.as_bytes());
-                put_variables(out, variables);
+                let variables: Vec<(&[u8], &[u8])> = variables.iter().collect();
+                let frame = RequestFrame {
+                    script,
+                    callable,
+                    application_group: application_group.as_deref(),
+                    reload_mtime: *reload_mtime,
+                    request_start_micros: *request_start_micros,
+                    declared_length: *declared_length,
+                    head_only: *head_only,
+                    client,
+                    variables: &variables,
+                    trailing: &[],
+                };
+                frame.put_payload(out);
             }
             Self::Body { data } => put_bytes(out, data),
             Self::BodyEnd => {}
@@ -628,17 +633,62 @@ impl Message for ToChild {
 /// Appends `frame` to `out`; refuses (leaving `out` as it was) a frame
 /// whose payload is over MAX_PAYLOAD.
 pub fn encode<M: Message>(frame: &M, out: &mut Vec<u8>) -> Result<(), WireError> {
+    encode_frame(frame.kind(), frame.name(), out, |out| frame.encode_payload(out))
+}
+
+fn encode_frame(kind: u8, name: &'static str, out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) -> Result<(), WireError> {
     let frame_start = out.len();
-    out.push(frame.kind());
+    out.push(kind);
     out.extend_from_slice(&[0; 4]); // the length, known once the payload is written
-    frame.encode_payload(out);
+    payload(out);
     let len = out.len() - frame_start - HEADER_LEN;
     if len > MAX_PAYLOAD {
         out.truncate(frame_start);
-        return Err(WireError::Oversize { message: frame.name(), len: len as u64 });
+        return Err(WireError::Oversize { message: name, len: len as u64 });
     }
     out[frame_start + 1..frame_start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(())
+}
+
+/// A Request frame written from borrowed fields: what the Apache child
+/// sends for every request, without copying its variables into a
+/// ToDaemon::Request first (the frame is the same; the daemon decodes it
+/// as one).
+pub struct RequestFrame<'a> {
+    pub script: &'a str,
+    pub callable: &'a str,
+    pub application_group: Option<&'a str>,
+    pub reload_mtime: Option<i64>,
+    pub request_start_micros: i64,
+    pub declared_length: Option<u64>,
+    pub head_only: bool,
+    pub client: &'a str,
+    /// The CGI variables, then `trailing`: one list on the wire.
+    pub variables: &'a [(&'a [u8], &'a [u8])],
+    pub trailing: &'a [(&'a [u8], &'a [u8])],
+}
+
+impl RequestFrame<'_> {
+    /// Appends the frame to `out`, as [`encode`] does.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        encode_frame(ToDaemon::REQUEST, "Request", out, |out| self.put_payload(out))
+    }
+
+    fn put_payload(&self, out: &mut Vec<u8>) {
+        put_bytes(out, self.script.as_bytes());
+        put_bytes(out, self.callable.as_bytes());
+        put_option(out, self.application_group, |out, name| put_bytes(out, name.as_bytes()));
+        put_option(out, self.reload_mtime, |out, mtime| out.extend_from_slice(&mtime.to_be_bytes()));
+        out.extend_from_slice(&self.request_start_micros.to_be_bytes());
+        put_option(out, self.declared_length, |out, len| out.extend_from_slice(&len.to_be_bytes()));
+        put_flag(out, self.head_only);
+        put_bytes(out, self.client.as_bytes());
+        out.extend_from_slice(&length_prefix(self.variables.len() + self.trailing.len()));
+        for (name, value) in self.variables.iter().chain(self.trailing) {
+            put_bytes(out, name);
+            put_bytes(out, value);
+        }
+    }
 }
 
 /// Appends `data` to `out` as Data frames of at most MAX_DATA bytes each,
@@ -680,11 +730,69 @@ fn put_list<T>(out: &mut Vec<u8>, items: &[T], mut put_item: impl FnMut(&mut Vec
     }
 }
 
-fn put_variables(out: &mut Vec<u8>, variables: &[(Vec<u8>, Vec<u8>)]) {
-    put_list(out, variables, |out, (name, value)| {
-        put_bytes(out, name);
-        put_bytes(out, value);
-    });
+fn put_variables(out: &mut Vec<u8>, variables: &Variables) {
+    out.extend_from_slice(&length_prefix(variables.count));
+    out.extend_from_slice(&variables.encoded);
+}
+
+/// A message's CGI variables, kept as they are on the wire: one buffer of
+/// length-prefixed names and values, read in place. A request has some
+/// 40 variables; a Vec of each name and value would be 80 allocations.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Variables {
+    /// The pairs after the count, every one whole (decoding checks them).
+    encoded: Vec<u8>,
+    count: usize,
+}
+
+impl Variables {
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        put_bytes(&mut self.encoded, name);
+        put_bytes(&mut self.encoded, value);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The names and values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut rest = &self.encoded[..];
+        // Every pair is whole (push and decoding make them so): a short
+        // buffer cannot occur and would only end the iteration.
+        std::iter::from_fn(move || {
+            let mut next = || {
+                let (len, after) = rest.split_first_chunk::<4>()?;
+                let (bytes, after) = after.split_at_checked(u32::from_be_bytes(*len) as usize)?;
+                rest = after;
+                Some(bytes)
+            };
+            Some((next()?, next()?))
+        })
+    }
+}
+
+impl<'a> FromIterator<(&'a [u8], &'a [u8])> for Variables {
+    fn from_iter<I: IntoIterator<Item = (&'a [u8], &'a [u8])>>(pairs: I) -> Self {
+        let mut variables = Variables::default();
+        for (name, value) in pairs {
+            variables.push(name, value);
+        }
+        variables
+    }
+}
+
+impl fmt::Debug for Variables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(name, value)| (String::from_utf8_lossy(name), String::from_utf8_lossy(value))))
+            .finish()
+    }
 }
 
 // ---- Decoding ----
@@ -757,9 +865,18 @@ impl<'a> Fields<'a> {
     }
 
     /// A message's CGI variables, name and value each a byte string.
-    fn variables(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, WireError> {
+    fn variables(&mut self) -> Result<Variables, WireError> {
+        let start = self.rest;
         // Each variable is at least two empty byte strings.
-        self.list("variables", 8, |f| Ok((f.bytes("variable name")?, f.bytes("variable value")?)))
+        let mut count = 0;
+        self.list("variables", 8, |f| {
+            f.byte_string("variable name")?;
+            f.byte_string("variable value")?;
+            count += 1;
+            Ok(())
+        })?;
+        let encoded = start[4..start.len() - self.rest.len()].to_vec();
+        Ok(Variables { encoded, count })
     }
 
     /// A Hello's version, which must be ours: what follows it may be laid
@@ -1275,7 +1392,7 @@ mod tests {
                 declared_length: None,
                 head_only: false,
                 client: String::new(),
-                variables: Vec::new(),
+                variables: Variables::default(),
             },
             ToDaemon::Request {
                 script: "/srv/wsgi/été.wsgi".into(),
@@ -1286,12 +1403,14 @@ mod tests {
                 declared_length: Some(u64::MAX),
                 head_only: true,
                 client: "[::1]:54321".into(),
-                variables: vec![
-                    (b"REQUEST_URI".to_vec(), b"/caf\xc3\xa9?q=\xff\xfe".to_vec()),
-                    (Vec::new(), Vec::new()),
-                    (b"HTTP_X_RAW".to_vec(), every_byte()),
-                    (every_byte(), b"\0".to_vec()),
-                ],
+                variables: [
+                    (&b"REQUEST_URI"[..], &b"/caf\xc3\xa9?q=\xff\xfe"[..]),
+                    (b"", b""),
+                    (b"HTTP_X_RAW", &every_byte()),
+                    (&every_byte(), b"\0"),
+                ]
+                .into_iter()
+                .collect(),
             },
             ToDaemon::Body { data: Vec::new() },
             ToDaemon::Body { data: every_byte() },
@@ -1304,7 +1423,7 @@ mod tests {
                 reloading: false,
                 application_group: String::new(),
                 client: String::new(),
-                variables: Vec::new(),
+                variables: Variables::default(),
             },
             ToDaemon::Check {
                 question: CheckQuestion::Password { user: "zoë".into(), password: every_byte() },
@@ -1312,7 +1431,7 @@ mod tests {
                 reloading: true,
                 application_group: "www.example.com|/private".into(),
                 client: "[::1]:54321".into(),
-                variables: vec![(b"HTTP_X_RAW".to_vec(), every_byte()), (Vec::new(), Vec::new())],
+                variables: [(&b"HTTP_X_RAW"[..], &every_byte()[..]), (b"", b"")].into_iter().collect(),
             },
             ToDaemon::Check {
                 question: CheckQuestion::RealmHash { user: b"spy".to_vec(), realm: b"Top \"Secret\"".to_vec() },
@@ -1320,7 +1439,7 @@ mod tests {
                 reloading: false,
                 application_group: String::new(),
                 client: "127.0.0.1:1".into(),
-                variables: vec![(b"REQUEST_METHOD".to_vec(), b"GET".to_vec())],
+                variables: [(&b"REQUEST_METHOD"[..], &b"GET"[..])].into_iter().collect(),
             },
             ToDaemon::Check {
                 question: CheckQuestion::Groups { user: vec![0xff, 0] },
@@ -1328,7 +1447,7 @@ mod tests {
                 reloading: true,
                 application_group: "site".into(),
                 client: String::new(),
-                variables: Vec::new(),
+                variables: Variables::default(),
             },
             ToDaemon::Check {
                 question: CheckQuestion::Access { host: None },
@@ -1336,7 +1455,7 @@ mod tests {
                 reloading: false,
                 application_group: String::new(),
                 client: String::new(),
-                variables: Vec::new(),
+                variables: Variables::default(),
             },
             ToDaemon::Check {
                 question: CheckQuestion::Access { host: Some(b"host.example".to_vec()) },
@@ -1344,7 +1463,7 @@ mod tests {
                 reloading: false,
                 application_group: String::new(),
                 client: String::new(),
-                variables: Vec::new(),
+                variables: Variables::default(),
             },
         ]
     }
@@ -1412,6 +1531,38 @@ mod tests {
     }
 
     #[test]
+    fn a_borrowed_request_frame_decodes_as_the_request() {
+        for sample in to_daemon_samples() {
+            let ToDaemon::Request {
+                script, callable, application_group, reload_mtime, request_start_micros, declared_length, head_only, client, variables,
+            } = &sample
+            else {
+                continue;
+            };
+            // Split anywhere, the variables and the trailing ones are one list.
+            for split in 0..=variables.len() {
+                let refs: Vec<(&[u8], &[u8])> = variables.iter().collect();
+                let frame = RequestFrame {
+                    script,
+                    callable,
+                    application_group: application_group.as_deref(),
+                    reload_mtime: *reload_mtime,
+                    request_start_micros: *request_start_micros,
+                    declared_length: *declared_length,
+                    head_only: *head_only,
+                    client,
+                    variables: &refs[..split],
+                    trailing: &refs[split..],
+                };
+                let mut out = Vec::new();
+                frame.encode(&mut out).unwrap();
+                assert_eq!(out, encoded(&sample));
+                assert_eq!(decode_all::<ToDaemon>(&out), [sample.clone()]);
+            }
+        }
+    }
+
+    #[test]
     fn frames_of_the_maximum_size_round_trip() {
         let data = vec![0xa5; MAX_DATA];
         let body = ToDaemon::Body { data: data.clone() };
@@ -1467,7 +1618,7 @@ mod tests {
             declared_length: None,
             head_only: true,
             client: "".into(),
-            variables: vec![(b"A".to_vec(), b"".to_vec())],
+            variables: [(&b"A"[..], &b""[..])].into_iter().collect(),
         };
         let payload: Vec<u8> = [
             &[0, 0, 0, 1, b's'][..],
@@ -1595,7 +1746,7 @@ mod tests {
             declared_length: None,
             head_only: false,
             client: "c".into(),
-            variables: vec![(vec![0xff], vec![0xc3, 0x28])],
+            variables: [(&[0xff][..], &[0xc3, 0x28][..])].into_iter().collect(),
         };
         assert_eq!(decode_all::<ToDaemon>(&encoded(&request)), [request]);
     }

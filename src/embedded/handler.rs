@@ -124,7 +124,7 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
                 callable: settings.callable_object,
                 application_group: application_group.as_deref(),
                 reload_mtime: settings.script_reloading.then_some(mtime),
-                variables: variables.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+                variables: &variables,
             };
             // SAFETY: r is live and its body set up.
             return unsafe { daemon::client::handle(r, forward) };
