@@ -91,11 +91,24 @@ fn join(target: &str, rest: &str) -> String {
     format!("{target}{rest}")
 }
 
+/// The file name `uri` maps to under `alias`; where the mapping also
+/// gives the script and PATH_INFO apart, they make the same name.
+/// (Bytes: a pattern without Unicode may split a character.)
+fn mapped_file(alias: &ScriptAlias, uri: &str) -> Option<Vec<u8>> {
+    let mapped = alias.map_uri(uri.as_bytes())?;
+    let file = mapped.joined();
+    if let Some((script, path_info)) = mapped.script_and_path_info() {
+        assert_eq!([script, path_info].concat(), file, "{uri:?}");
+        assert!(path_info.starts_with(b"/") && !script.ends_with(b"/"), "{uri:?} split as {script:?} {path_info:?}");
+    }
+    Some(file)
+}
+
 fn check_prefix_mapping(alias: &ScriptAlias, prefix: &str, uri: &str) {
     let (p, u) = (collapse(prefix), collapse(uri));
     let covered = u.starts_with(&p)
         && (p.ends_with('/') || u.len() == p.len() || u.as_bytes()[p.len()] == b'/');
-    match alias.map_uri(uri) {
+    match mapped_file(alias, uri) {
         None => assert!(!covered, "{prefix:?} does not cover {uri:?}"),
         Some(file) => {
             assert!(covered, "{prefix:?} covers {uri:?} as {file:?}");
@@ -105,8 +118,8 @@ fn check_prefix_mapping(alias: &ScriptAlias, prefix: &str, uri: &str) {
             let found = (0..=uri.len()).filter(|&k| uri.is_char_boundary(k)).any(|k| {
                 let rest = &uri[k..];
                 (rest.is_empty() || rest.starts_with('/'))
-                    && file.ends_with(rest)
-                    && file == join(&alias.script, rest)
+                    && file.ends_with(rest.as_bytes())
+                    && file == join(&alias.script, rest).into_bytes()
                     && collapse(&format!("{prefix}{rest}")) == u
             });
             assert!(found, "{prefix:?} maps {uri:?} to {file:?}");
@@ -114,16 +127,17 @@ fn check_prefix_mapping(alias: &ScriptAlias, prefix: &str, uri: &str) {
     }
 }
 
-fn check_pattern_mapping(alias: &ScriptAlias, regex: &regex::Regex, uri: &str) {
-    match alias.map_uri(uri) {
-        None => assert!(!regex.is_match(uri), "{regex} matches {uri:?}"),
+fn check_pattern_mapping(alias: &ScriptAlias, regex: &regex::bytes::Regex, uri: &str) {
+    match mapped_file(alias, uri) {
+        None => assert!(!regex.is_match(uri.as_bytes()), "{regex} matches {uri:?}"),
         Some(file) => {
-            let matched = regex.find(uri).expect("the alias matched, so the regex does");
-            let rest = &uri[matched.end()..];
+            let matched = regex.find(uri.as_bytes()).expect("the alias matched, so the regex does");
+            let rest = &uri.as_bytes()[matched.end()..];
             // The part after the match is kept, as PATH_INFO.
             assert!(file.ends_with(rest), "{regex} maps {uri:?} to {file:?}");
             if !alias.script.contains('$') {
-                assert_eq!(file, join(&alias.script, rest));
+                let target: &[u8] = if rest.starts_with(b"/") { alias.script.trim_end_matches('/').as_bytes() } else { alias.script.as_bytes() };
+                assert_eq!(file, [target, rest].concat());
             }
         }
     }
@@ -133,7 +147,7 @@ fn check(directive: &str, result: Result<ScriptAlias, String>, words: &[&str], u
     let pattern = directive == "WSGIScriptAliasMatch";
     let url_ok = |url: &str| {
         if pattern {
-            regex::Regex::new(url).is_ok()
+            regex::bytes::Regex::new(url).is_ok()
         } else {
             url.starts_with('/')
         }
@@ -165,8 +179,8 @@ fn check(directive: &str, result: Result<ScriptAlias, String>, words: &[&str], u
             // A server's aliases are tried in order: the first that
             // covers the URI answers.
             let server = ServerConfig { script_aliases: vec![alias.clone(), alias.clone()], ..Default::default() };
-            let mapped = server.map_uri(uri).map(|(a, file)| (a.clone(), file));
-            assert_eq!(mapped, alias.map_uri(uri).map(|file| (alias.clone(), file)));
+            let mapped = server.map_uri(uri.as_bytes()).map(|(a, file)| (a.clone(), file));
+            assert_eq!(mapped, alias.map_uri(uri.as_bytes()).map(|file| (alias.clone(), file)));
         }
         Err(message) => {
             assert!(expected.is_none(), "{directive} {words:?} rejected: {message}");
