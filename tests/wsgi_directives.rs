@@ -385,6 +385,15 @@ fn map_head_to_get() {
                 assert!(r.after_head().is_empty(), "HEAD got a body: {:?}", r.text());
             });
         }
+        c.run(&format!("/on: GET and HEAD in turn each see GET [{v}]"), || {
+            // The environ of a HEAD shown as GET has REQUEST_METHOD twice,
+            // HEAD then GET: the later one wins, whatever came before.
+            for _ in 0..10 {
+                assert_eq!(cl.get("/on/head").header("X-Method"), Some("GET"));
+                let r = cl.raw("HEAD /on/head HTTP/1.1\r\nConnection: close", b"", Duration::from_secs(10));
+                assert_eq!(r.header("x-method").as_deref(), Some("GET"), "{}", r.head());
+            }
+        });
         c.run(&format!("GET unaffected [{v}]"), || {
             let r = cl.get("/on/head");
             assert_eq!(r.header("X-Method"), Some("GET"));

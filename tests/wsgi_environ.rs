@@ -205,9 +205,11 @@ fn suite(mpm: Mpm) {
             // headers must each show exactly what that request sent.
             let long_a = "a".repeat(300);
             let long_b = "b".repeat(300);
-            let sequence: [&[(&str, &str)]; 7] = [
+            let sequence: [&[(&str, &str)]; 8] = [
                 &[("X-A", "one"), ("X-B", "two")],
                 &[("X-A", "uno"), ("X-B", "two")],
+                // Back to the value the first request had at this position.
+                &[("X-A", "one"), ("X-B", "two")],
                 &[("X-B", "two"), ("X-A", "one")],
                 &[("X-A", &long_a), ("X-B", "two")],
                 &[("X-A", &long_b), ("X-B", "two")],

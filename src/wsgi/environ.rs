@@ -45,23 +45,17 @@ pub fn build<'py>(
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let template = template(py)?;
-    // A copy of the template keeps its table (a copy of a dict without
-    // deletions clones it), which has room for a request's keys; one that
-    // has more makes the dict grow, which only costs time.
-    let environ = template.copy()?;
     let mut https = false;
-    // Decoding can run a finalizer that lets another thread take the GIL
-    // and come here: it then waits for the lock without the GIL.
-    let mut strings = STRINGS.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
-    let shown = variables.iter().filter(|(key, _)| !HIDDEN.contains(key));
-    for (position, (key, value)) in shown.enumerate() {
+    let shown = || variables.iter().filter(|(key, _)| !HIDDEN.contains(key));
+    for (key, value) in shown() {
         if *key == b"HTTPS" {
             https = value.eq_ignore_ascii_case(b"on");
         }
-        let (key, value) = strings.pair(py, position, key, value);
-        set(&environ, &key, &value)?;
     }
+    // Decoding can run a finalizer that lets another thread take the GIL
+    // and come here: it then waits for the lock without the GIL.
+    let mut strings = STRINGS.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
+    let environ = strings.environ(py, shown)?;
     drop(strings);
     // Interned: made and hashed once, not at every request.
     let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
@@ -131,7 +125,7 @@ fn template(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
 /// variables come in the same order with the same value in request after
 /// request (the server's, the client's address, most headers), and a str
 /// is immutable, so one object can serve every environ that has that value.
-static STRINGS: Mutex<Strings> = Mutex::new(Strings { keys: BTreeMap::new(), recent: Vec::new() });
+static STRINGS: Mutex<Strings> = Mutex::new(Strings { keys: BTreeMap::new(), recent: Vec::new(), base: None });
 
 struct Strings {
     /// Every key seen, up to MAX_KEYS: the same few dozen names come with
@@ -139,6 +133,12 @@ struct Strings {
     keys: BTreeMap<Vec<u8>, Py<PyString>>,
     /// The variables of the last request that had one at each position.
     recent: Vec<Recent>,
+    /// The template with the variables of `recent` set, for the first
+    /// `.1` positions: a request with those names in that order starts
+    /// from a copy of it and sets only the values that changed. Copying
+    /// a dict clones its table in one go; setting some 40 keys one by one
+    /// costs several times that.
+    base: Option<(Py<PyDict>, usize)>,
 }
 
 struct Recent {
@@ -148,6 +148,9 @@ struct Recent {
     /// values too long to keep).
     value: Vec<u8>,
     value_string: Option<Py<PyString>>,
+    /// A later position of the base has the same name (and so the value
+    /// the environ gets): what comes at this one is not set.
+    shadowed: bool,
 }
 
 const MAX_KEYS: usize = 512;
@@ -157,6 +160,51 @@ const MAX_RECENT: usize = 128;
 const MAX_RECENT_VALUE: usize = 256;
 
 impl Strings {
+    /// The template with `variables` set, in order (a later one replaces
+    /// an earlier one of the same name).
+    fn environ<'a, 'py, I>(&mut self, py: Python<'py>, variables: impl Fn() -> I) -> PyResult<Bound<'py, PyDict>>
+    where
+        I: Iterator<Item = &'a (&'a [u8], &'a [u8])>,
+    {
+        let same_names = self.base.as_ref().is_some_and(|(_, count)| {
+            variables().count() == *count
+                && variables().enumerate().all(|(position, (key, _))| self.recent[position].key == *key)
+        });
+        if let (true, Some((base, _))) = (same_names, &self.base) {
+            let base = base.bind(py).clone();
+            for (position, (key, value)) in variables().enumerate() {
+                let recent = &self.recent[position];
+                let kept = recent.value_string.is_some() && recent.value == *value;
+                if !recent.shadowed && !kept {
+                    let (key, value) = self.pair(py, position, key, value);
+                    set(&base, &key, &value)?;
+                }
+            }
+            return base.copy();
+        }
+        // A copy of the template keeps its table (a copy of a dict without
+        // deletions clones it), which has room for a request's keys; one
+        // that has more makes the dict grow, which only costs time.
+        let environ = template(py)?.copy()?;
+        let mut count = 0;
+        for (position, (key, value)) in variables().enumerate() {
+            let (key, value) = self.pair(py, position, key, value);
+            set(&environ, &key, &value)?;
+            count += 1;
+        }
+        // A base needs every position kept (see pair).
+        self.base = None;
+        if count <= self.recent.len() {
+            for position in 0..count {
+                let key = &self.recent[position].key;
+                let shadowed = self.recent[position + 1..count].iter().any(|later| later.key == *key);
+                self.recent[position].shadowed = shadowed;
+            }
+            self.base = Some((environ.copy()?.unbind(), count));
+        }
+        Ok(environ)
+    }
+
     /// The strs for the variable at `position` of this request.
     fn pair<'py>(&mut self, py: Python<'py>, position: usize, key: &[u8], value: &[u8]) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
         if self.recent.get(position).is_none_or(|recent| recent.key != key) {
@@ -165,7 +213,7 @@ impl Strings {
             if position >= MAX_RECENT || position > self.recent.len() {
                 return (key_string, latin1(py, value));
             }
-            let recent = Recent { key: key.to_vec(), key_string: key_string.unbind(), value: Vec::new(), value_string: None };
+            let recent = Recent { key: key.to_vec(), key_string: key_string.unbind(), value: Vec::new(), value_string: None, shadowed: false };
             if position == self.recent.len() {
                 self.recent.push(recent);
             } else {
