@@ -23,6 +23,10 @@ pub fn bytes_dup(pool: *mut ffi::apr_pool_t, bytes: &[u8]) -> *mut c_char {
 /// native strings). Characters above U+00FF, which callers have already
 /// rejected, and NULs are not copied.
 pub fn latin1_dup(pool: *mut ffi::apr_pool_t, s: &str) -> *mut c_char {
+    // Most header names and values: ASCII is its own Latin-1.
+    if s.is_ascii() {
+        return strdup(pool, s);
+    }
     let bytes: Vec<u8> = s
         .chars()
         .filter_map(|c| u8::try_from(u32::from(c)).ok())

@@ -8,7 +8,7 @@ use super::transport::ResponseSink;
 use super::{rules, type_name, ConnectionLock};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
+use pyo3::sync::{MutexExt, PyOnceLock};
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -406,7 +406,7 @@ impl StartResponse {
             state.content_length = content_length;
         }
         events::response_started(py, status_arg, response_headers, exc_info);
-        slf.getattr("write")
+        bound_write(slf)
     }
 
     /// The `write` callable start_response returns: sends like a streamed
@@ -416,6 +416,25 @@ impl StartResponse {
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err(format!("write() takes bytes, not {}", type_name(data))))?;
         self.send(py, bytes, true)
+    }
+}
+
+/// `write` bound to `slf`, what start_response returns: the method's
+/// descriptor is looked up in the type once, not at every request.
+fn bound_write<'py>(slf: &Bound<'py, StartResponse>) -> PyResult<Bound<'py, PyAny>> {
+    static WRITE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = slf.py();
+    let descriptor = WRITE.get_or_try_init(py, || py.get_type::<StartResponse>().getattr("write").map(Bound::unbind))?;
+    let descriptor = descriptor.bind(py);
+    // SAFETY: both objects are live. A type's tp_descr_get, given the
+    // descriptor, an instance and its type, returns a new reference (the
+    // bound method) or null with an exception set.
+    unsafe {
+        let Some(bind) = (*pyo3::ffi::Py_TYPE(descriptor.as_ptr())).tp_descr_get else {
+            return slf.getattr("write");
+        };
+        let bound = bind(descriptor.as_ptr(), slf.as_ptr(), pyo3::ffi::Py_TYPE(slf.as_ptr()).cast());
+        Bound::from_owned_ptr_or_err(py, bound)
     }
 }
 
