@@ -7,6 +7,7 @@ use super::wire::{self, ToChild, ToDaemon};
 use crate::wsgi::file_wrapper::FileRegion;
 use crate::wsgi::logging::{self, Level, RequestLog};
 use crate::wsgi::transport::{BodyError, BodySource, ResponseSink};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
@@ -64,15 +65,33 @@ pub struct DaemonSink {
     head_only: bool,
     /// Encoded frames not written yet.
     out: Vec<u8>,
+    /// Large body items, written from where they are rather than copied
+    /// into `out`: each goes at its offset in `out`, after the Data frame
+    /// header there.
+    borrowed: Vec<(usize, Borrowed)>,
     /// Body bytes not yet framed.
     data: Vec<u8>,
     /// `out` holds the Head frame.
     head_in_out: bool,
 }
 
+/// The largest Data frame made of lent bytes. The child's frame buffer
+/// keeps a frame this size from one response to the next (wire.rs lets go
+/// of one over a MiB once it is empty), so a large body costs it no fresh
+/// memory, and it passes each frame to Apache as it comes.
+const LENT_FRAME_MAX: usize = 64 << 10;
+
+/// Bytes the core lent with append_borrowed.
+struct Borrowed(*const u8, usize);
+
+// SAFETY: the bytes are immutable and kept alive by the core until they
+// have been written (append_borrowed's contract); the sink is used by one
+// thread at a time.
+unsafe impl Send for Borrowed {}
+
 impl DaemonSink {
     pub fn new(conn: Arc<Conn>, head_only: bool) -> Self {
-        Self { conn, head_only, out: Vec::new(), data: Vec::new(), head_in_out: false }
+        Self { conn, head_only, out: Vec::new(), borrowed: Vec::new(), data: Vec::new(), head_in_out: false }
     }
 
     fn frame(&mut self, message: &ToChild) {
@@ -87,8 +106,22 @@ impl DaemonSink {
     }
 
     fn write_out(&mut self) -> Result<(), i32> {
-        let result = self.conn.send_response(&self.out, self.head_in_out);
+        let result = if self.borrowed.is_empty() {
+            self.conn.send_response(&self.out, self.head_in_out)
+        } else {
+            let mut parts = Vec::with_capacity(2 * self.borrowed.len() + 1);
+            let mut written = 0;
+            for (at, Borrowed(data, len)) in &self.borrowed {
+                parts.push(IoSlice::new(&self.out[written..*at]));
+                // SAFETY: see Borrowed: the bytes are still alive and unchanged.
+                parts.push(IoSlice::new(unsafe { std::slice::from_raw_parts(*data, *len) }));
+                written = *at;
+            }
+            parts.push(IoSlice::new(&self.out[written..]));
+            self.conn.send_response_parts(&mut parts, self.head_in_out)
+        };
         self.out.clear();
+        self.borrowed.clear();
         self.head_in_out = false;
         result.map_err(|e| e.raw_os_error().unwrap_or(CONNECTION_LOST))
     }
@@ -113,8 +146,13 @@ impl ResponseSink for DaemonSink {
     }
 
     unsafe fn append_borrowed(&mut self, data: &[u8]) {
-        // The bytes cross a socket: they are copied anyway.
-        self.data.extend_from_slice(data);
+        // Framed now, behind what came before; written from the caller's
+        // buffer by the next write.
+        self.frame_data();
+        for chunk in data.chunks(LENT_FRAME_MAX) {
+            wire::encode_data_header(chunk.len(), &mut self.out);
+            self.borrowed.push((self.out.len(), Borrowed(chunk.as_ptr(), chunk.len())));
+        }
     }
 
     fn append_file(&mut self, region: FileRegion) -> Result<(), String> {
@@ -154,6 +192,7 @@ impl ResponseSink for DaemonSink {
     fn discard(&mut self) {
         self.head_in_out = false;
         self.out.clear();
+        self.borrowed.clear();
         self.data.clear();
     }
 }

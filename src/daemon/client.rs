@@ -320,6 +320,10 @@ pub(super) unsafe fn client_address(r: *mut ffi::request_rec) -> String {
     }
 }
 
+/// Data frames at least this large are handed to Apache without a copy
+/// (as embedded mode hands it large bytes objects).
+const LEND_MIN: usize = 32 * 1024;
+
 /// One request over `connection`: sends it, then follows the daemon's
 /// frames until the response is complete.
 fn converse(
@@ -339,6 +343,8 @@ fn converse(
         return Ended::NotTaken;
     }
     let mut head_sent = false;
+    // Large Data frames go to Apache in place, lent until written.
+    let mut lent: Vec<Vec<u8>> = Vec::new();
     let pid = connection.pid;
     let mut body_buffer: Vec<MaybeUninit<u8>> = Vec::new();
     // Apache's input filters are not read again once they gave the end.
@@ -422,9 +428,21 @@ fn converse(
                 head_sent = true;
             }
             ToChild::AnnounceStream => sink.announce_stream(),
+            ToChild::Data { data } if data.len() >= LEND_MIN => {
+                // SAFETY: `data` is kept in `lent` until a flushing pass
+                // has written it; a failed request drops the sink's
+                // unsent buckets (discard, abort) before returning.
+                unsafe { sink.append_borrowed(&data) };
+                lent.push(data);
+            }
             ToChild::Data { data } => sink.append_copy(&data),
             ToChild::Pass { flush } => {
-                if sink.pass(flush).is_err() {
+                // Lent bytes must be written before they go: a flush makes
+                // the pass write everything, which for a pass of that size
+                // Apache mostly does anyway.
+                let written = sink.pass(flush || !lent.is_empty());
+                lent.clear();
+                if written.is_err() {
                     // The client is gone: dropping the connection tells the
                     // daemon, whose next write fails as it would in
                     // embedded mode.
@@ -440,8 +458,9 @@ fn converse(
                 }
             }
             ToChild::End { flush } => {
-                sink.close(flush);
+                sink.close(flush || !lent.is_empty());
                 sink.send_final();
+                lent.clear();
                 put_idle(group, connection);
                 return Ended::Done(consts::OK);
             }

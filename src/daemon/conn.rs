@@ -77,6 +77,16 @@ impl Conn {
         Ok(())
     }
 
+    /// As send_response, for frames spread over several buffers.
+    pub fn send_response_parts(&self, parts: &mut [std::io::IoSlice<'_>], with_head: bool) -> io::Result<()> {
+        let writer = self.writer()?;
+        wire::write_encoded_parts(&writer, parts)?;
+        if with_head {
+            self.head_sent.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// The writer, unless the connection was abandoned.
     fn writer(&self) -> io::Result<std::sync::MutexGuard<'_, UnixStream>> {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());

@@ -695,10 +695,18 @@ impl RequestFrame<'_> {
 /// without first copying it into a ToChild::Data; nothing for no data.
 pub fn encode_data(data: &[u8], out: &mut Vec<u8>) {
     for chunk in data.chunks(MAX_DATA) {
-        out.push(ToChild::DATA);
-        out.extend_from_slice(&((chunk.len() + 4) as u32).to_be_bytes());
-        put_bytes(out, chunk);
+        encode_data_header(chunk.len(), out);
+        out.extend_from_slice(chunk);
     }
+}
+
+/// Appends the start of a Data frame of `len` (at most MAX_DATA) bytes:
+/// the frame is complete once those bytes follow it on the stream.
+pub fn encode_data_header(len: usize, out: &mut Vec<u8>) {
+    debug_assert!(len <= MAX_DATA);
+    out.push(ToChild::DATA);
+    out.extend_from_slice(&((len + 4) as u32).to_be_bytes());
+    out.extend_from_slice(&length_prefix(len));
 }
 
 /// A byte string's u32 length prefix. A longer string makes the frame
@@ -1049,6 +1057,33 @@ pub fn write_frame<M: Message>(stream: &UnixStream, frame: &M) -> io::Result<()>
 /// of them may be a frame that carries a descriptor.
 pub fn write_encoded(stream: &UnixStream, frames: &[u8]) -> io::Result<()> {
     send_all(stream, frames, None)
+}
+
+/// Writes `parts` one after the other, as [`write_encoded`] writes one
+/// buffer: frames whose bytes are spread over several buffers.
+pub fn write_encoded_parts(stream: &UnixStream, parts: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    let mut parts = &mut parts[..];
+    while !parts.is_empty() {
+        // SAFETY: IoSlice has the layout of iovec; each points at a live
+        // slice, which sendmsg only reads.
+        let sent = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = parts.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = parts.len().min(libc::UIO_MAXIOV as usize) as _;
+            libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+        };
+        match usize::try_from(sent) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut parts, n),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes a frame that carries a descriptor (File), with `fd` attached to

@@ -150,8 +150,11 @@ impl ResponseSink for ApacheSink {
     fn abort(&mut self) {
         // SAFETY: request and brigade are live; an error bucket with 502
         // is Apache's signal (used by mod_proxy) that the body broke, which
-        // stops the final chunk from being written.
+        // stops the final chunk from being written. What was appended and
+        // not passed is dropped first: the response is cut anyway, and
+        // borrowed bytes must not be set aside past their lender.
         unsafe {
+            ffi::apr_brigade_cleanup(self.bb.cast());
             let c = (*self.r).connection;
             (*c).keepalive = consts::AP_CONN_CLOSE;
             let error = ffi::ap_bucket_error_create(502, std::ptr::null(), (*self.r).pool, self.alloc());
