@@ -62,7 +62,12 @@ pub fn build<'py>(
     set(&environ, intern!(py, "wsgi.url_scheme"), scheme)?;
     set(&environ, intern!(py, "wsgi.input"), &input)?;
     set(&environ, intern!(py, "wsgi.errors"), &errors)?;
-    environ.set_item(intern!(py, "mod_wsgi.callable_object"), settings.callable_object)?;
+    // The default name is interned, as the keys are; another is made here.
+    let callable = match settings.callable_object {
+        "application" => intern!(py, "application").clone(),
+        other => PyString::new(py, other),
+    };
+    set(&environ, intern!(py, "mod_wsgi.callable_object"), &callable)?;
     let reloading = if settings.script_reloading { intern!(py, "1") } else { intern!(py, "0") };
     set(&environ, intern!(py, "mod_wsgi.script_reloading"), reloading)?;
     // The template's '' is right for %{GLOBAL} and for no group at all.
