@@ -392,18 +392,21 @@ fn converse(
             ToChild::ReadBody { max } => {
                 let max = (max as usize).clamp(1, 1 << 20);
                 body_buffer.resize(max, MaybeUninit::uninit());
-                let answer = match if body_ended { Ok((0, true)) } else { body.read(&mut body_buffer) } {
-                    // SAFETY: read initialised the first n bytes.
-                    Ok((n, false)) => ToDaemon::Body {
-                        data: body_buffer[..n].iter().map(|b| unsafe { b.assume_init() }).collect(),
-                    },
-                    Ok((n, true)) if n > 0 => {
-                        // The end is reported at the next read.
-                        body_ended = true;
-                        // SAFETY: as above.
-                        ToDaemon::Body { data: body_buffer[..n].iter().map(|b| unsafe { b.assume_init() }).collect() }
+                let read = if body_ended { Ok((0, true)) } else { body.read(&mut body_buffer) };
+                let answer = match read {
+                    Ok((0, true)) => ToDaemon::BodyEnd,
+                    Ok((n, ended)) => {
+                        // The end of a read that brought bytes is reported
+                        // at the next read.
+                        body_ended = ended;
+                        // SAFETY: read initialised the first n bytes, which
+                        // are then only read.
+                        let data = unsafe { std::slice::from_raw_parts(body_buffer.as_ptr().cast::<u8>(), n) };
+                        if super::wire::write_body(&connection.writer, data).is_err() {
+                            return Ended::Done(consts::HTTP_BAD_GATEWAY);
+                        }
+                        continue;
                     }
-                    Ok((_, true)) => ToDaemon::BodyEnd,
                     Err(err) => ToDaemon::BodyError { status: err.status, reason: err.reason },
                 };
                 if super::wire::write_frame(&connection.writer, &answer).is_err() {

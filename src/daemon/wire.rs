@@ -1053,6 +1053,19 @@ pub fn write_frame<M: Message>(stream: &UnixStream, frame: &M) -> io::Result<()>
     write_encoded(stream, &encode_to_vec(frame)?)
 }
 
+/// Writes a ToDaemon::Body frame of `data` (at most MAX_DATA bytes) from
+/// where the bytes are, rather than from a copy in a ToDaemon::Body.
+pub fn write_body(stream: &UnixStream, data: &[u8]) -> io::Result<()> {
+    if data.len() > MAX_DATA {
+        return Err(misuse(format!("a Body frame of {} bytes is over the maximum", data.len())));
+    }
+    let mut header = Vec::with_capacity(HEADER_LEN + 4);
+    header.push(ToDaemon::BODY);
+    header.extend_from_slice(&((data.len() + 4) as u32).to_be_bytes());
+    header.extend_from_slice(&length_prefix(data.len()));
+    write_encoded_parts(stream, &mut [io::IoSlice::new(&header), io::IoSlice::new(data)])
+}
+
 /// Writes frames made with [`encode`] or [`encode_data`], in one go; none
 /// of them may be a frame that carries a descriptor.
 pub fn write_encoded(stream: &UnixStream, frames: &[u8]) -> io::Result<()> {
@@ -1562,6 +1575,16 @@ mod tests {
         }
         for sample in to_child_samples() {
             assert_eq!(decode_all::<ToChild>(&encoded(&sample)), [sample.clone()], "{sample:?}");
+        }
+    }
+
+    #[test]
+    fn write_body_writes_a_body_frame() {
+        let (a, b) = UnixStream::pair().unwrap();
+        for data in [Vec::new(), every_byte(), vec![7; 70_000]] {
+            write_body(&a, &data).unwrap();
+            let mut reader = FrameReader::new(b.try_clone().unwrap());
+            assert_eq!(reader.read_frame::<ToDaemon>().unwrap(), Some(ToDaemon::Body { data: data.clone() }));
         }
     }
 
