@@ -433,8 +433,9 @@ fn converse(
             ToChild::AnnounceStream => sink.announce_stream(),
             ToChild::Data { data } if data.len() >= LEND_MIN => {
                 // SAFETY: `data` is kept in `lent` until a flushing pass
-                // has written it; a failed request drops the sink's
-                // unsent buckets (discard, abort) before returning.
+                // has written it. A request that ends before that leaves
+                // the bucket unpassed: abort drops it first, and a brigade
+                // never passed is freed with the pool without being read.
                 unsafe { sink.append_borrowed(&data) };
                 lent.push(data);
             }
