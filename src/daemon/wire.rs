@@ -416,6 +416,35 @@ impl ToChild {
     const CHECKED: u8 = 0x8e;
 }
 
+impl ToDaemon {
+    /// A Request's fields as a RequestFrame with these variables (its own,
+    /// borrowed); None for other messages.
+    fn as_frame<'a>(
+        &'a self,
+        variables: &'a [(&'a [u8], &'a [u8])],
+        trailing: &'a [(&'a [u8], &'a [u8])],
+    ) -> Option<RequestFrame<'a>> {
+        let Self::Request {
+            script, callable, application_group, reload_mtime, request_start_micros, declared_length, head_only, client, ..
+        } = self
+        else {
+            return None;
+        };
+        Some(RequestFrame {
+            script,
+            callable,
+            application_group: application_group.as_deref(),
+            reload_mtime: *reload_mtime,
+            request_start_micros: *request_start_micros,
+            declared_length: *declared_length,
+            head_only: *head_only,
+            client,
+            variables,
+            trailing,
+        })
+    }
+}
+
 impl Message for ToDaemon {
     const SENDER: &'static str = "Apache child";
 
@@ -445,31 +474,11 @@ impl Message for ToDaemon {
     fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
             Self::Hello { version } => out.extend_from_slice(&version.to_be_bytes()),
-            Self::Request {
-                script,
-                callable,
-                application_group,
-                reload_mtime,
-                request_start_micros,
-                declared_length,
-                head_only,
-                client,
-                variables,
-            } => {
+            Self::Request { variables, .. } => {
                 let variables: Vec<(&[u8], &[u8])> = variables.iter().collect();
-                let frame = RequestFrame {
-                    script,
-                    callable,
-                    application_group: application_group.as_deref(),
-                    reload_mtime: *reload_mtime,
-                    request_start_micros: *request_start_micros,
-                    declared_length: *declared_length,
-                    head_only: *head_only,
-                    client,
-                    variables: &variables,
-                    trailing: &[],
-                };
-                frame.put_payload(out);
+                if let Some(frame) = self.as_frame(&variables, &[]) {
+                    frame.put_payload(out);
+                }
             }
             Self::Body { data } => put_bytes(out, data),
             Self::BodyEnd => {}
@@ -1591,27 +1600,11 @@ mod tests {
     #[test]
     fn a_borrowed_request_frame_decodes_as_the_request() {
         for sample in to_daemon_samples() {
-            let ToDaemon::Request {
-                script, callable, application_group, reload_mtime, request_start_micros, declared_length, head_only, client, variables,
-            } = &sample
-            else {
-                continue;
-            };
+            let ToDaemon::Request { variables, .. } = &sample else { continue };
+            let refs: Vec<(&[u8], &[u8])> = variables.iter().collect();
             // Split anywhere, the variables and the trailing ones are one list.
-            for split in 0..=variables.len() {
-                let refs: Vec<(&[u8], &[u8])> = variables.iter().collect();
-                let frame = RequestFrame {
-                    script,
-                    callable,
-                    application_group: application_group.as_deref(),
-                    reload_mtime: *reload_mtime,
-                    request_start_micros: *request_start_micros,
-                    declared_length: *declared_length,
-                    head_only: *head_only,
-                    client,
-                    variables: &refs[..split],
-                    trailing: &refs[split..],
-                };
+            for split in 0..=refs.len() {
+                let frame = sample.as_frame(&refs[..split], &refs[split..]).unwrap();
                 let mut out = Vec::new();
                 frame.encode(&mut out).unwrap();
                 assert_eq!(out, encoded(&sample));
