@@ -382,8 +382,6 @@ pub fn startup_report(scripts: &std::collections::BTreeSet<String>) -> Vec<(bool
     let Some(started) = STARTED.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return Vec::new();
     };
-    // What count_cached imports is compiled while counting, like the rest.
-    let _ = with_python(|py| py.import("importlib.util").map(drop));
     let compiled = source_compiles::finish(scripts);
     let cached = with_python(|py| source_compiles::count_cached(py, &compiled, started.since)).unwrap_or(0);
     let (summary, notice) = source_compiles::describe(&compiled, cached, started.level, &started.cache);

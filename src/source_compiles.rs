@@ -125,7 +125,17 @@ pub fn finish(scripts: &std::collections::BTreeSet<String>) -> Compiled {
 /// where Python (sys.pycache_prefix and the level included) looks for it.
 pub fn count_cached(py: pyo3::Python<'_>, compiled: &Compiled, since: SystemTime) -> usize {
     use pyo3::prelude::*;
-    let Ok(cache_from_source) = py.import("importlib.util").and_then(|u| u.getattr("cache_from_source")) else {
+    if compiled.files.is_empty() {
+        return 0;
+    }
+    // importlib.util.cache_from_source is this function of the import
+    // system's frozen core, which is always loaded: taking it from there
+    // imports nothing (importlib.util would bring contextlib and warnings
+    // with it, on the way to the first request).
+    let Ok(cache_from_source) = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("modules")?.get_item("_frozen_importlib_external")?.getattr("cache_from_source"))
+    else {
         return 0;
     };
     compiled

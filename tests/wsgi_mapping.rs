@@ -66,6 +66,22 @@ fn aliases(c: &mut Checks, mpm: Mpm) {
     let b = env_at(&dir, "apps/scripts/b.wsgi");
     let noapp = dir.install_app("rp_noapp.wsgi", &[]).to_string_lossy().into_owned();
     let loadfail = dir.install_app("rp_import_bad.wsgi", &[]).to_string_lossy().into_owned();
+    // Source in Latin-1 that imports from __future__: it loads only when its
+    // coding declaration is honoured, and its annotation (a name defined
+    // nowhere) stays unevaluated only under its own future import.
+    let source_forms = dir.p("apps/rp_source_forms.wsgi");
+    std::fs::write(
+        &source_forms,
+        b"# -*- coding: latin-1 -*-\nfrom __future__ import annotations\nWORD = 'caf\xe9'\n\
+          def annotated(x: undefined_name) -> None:\n    pass\n\
+          def application(environ, start_response):\n\
+          \x20   start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])\n\
+          \x20   return [f\"{WORD} {annotated.__annotations__['x']}\".encode('utf-8')]\n",
+    )
+    .unwrap();
+    // Source that cannot be compiled at all: a NUL byte in it.
+    let nul = dir.p("apps/rp_nul.wsgi");
+    std::fs::write(&nul, b"def application(environ, start_response):\n    return [b'\x00']\n\x00\n").unwrap();
     let missing = dir.p("apps/not-there.wsgi");
     let scripts = dir.p("apps/scripts");
     let vscripts = dir.p("validated/apps/scripts");
@@ -85,7 +101,8 @@ fn aliases(c: &mut Checks, mpm: Mpm) {
     };
     let conf = Conf::new(mpm).extra(&format!(
         "# Apache would merge the slashes itself; the module must cope with them.\nMergeSlashes Off\n\
-         {}WSGIScriptAlias /noapp {noapp}\nWSGIScriptAlias /loadfail {loadfail}\nWSGIScriptAlias /missing {missing}\n{}",
+         {}WSGIScriptAlias /noapp {noapp}\nWSGIScriptAlias /loadfail {loadfail}\nWSGIScriptAlias /missing {missing}\n\
+         WSGIScriptAlias /source-forms {source_forms}\nWSGIScriptAlias /nul {nul}\n{}",
         table(false),
         rp_vhosts(&table(true))
     ));
@@ -159,6 +176,18 @@ fn aliases(c: &mut Checks, mpm: Mpm) {
             wait_line(apache, Duration::from_secs(5), &[&p]).unwrap();
             wait_line(apache, Duration::from_secs(5), &["RuntimeError: rp-import-script-failed"]).unwrap();
             wait_line(apache, Duration::from_secs(5), &["Traceback (most recent call last)"]).unwrap();
+        });
+        c.run(&format!("{name}: a script's coding declaration and __future__ imports are its own"), || {
+            let r = apache.get("/source-forms");
+            assert_eq!(r.status, 200, "{}", short(&r.text()));
+            assert_eq!(r.text(), "caf\u{e9} undefined_name");
+        });
+        c.run(&format!("{name}: a NUL byte in the source -> 500 and log line naming it"), || {
+            let r = apache.get("/nul");
+            assert_eq!(r.status, 500, "{}", short(&r.text()));
+            let p = format!("failed to load WSGI script {nul}");
+            wait_line(apache, Duration::from_secs(5), &[&p]).unwrap();
+            wait_line(apache, Duration::from_secs(5), &["source code string cannot contain null bytes"]).unwrap();
         });
     });
 }

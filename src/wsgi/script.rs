@@ -4,7 +4,7 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyDict, PyModule};
+use pyo3::types::PyModule;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -107,13 +107,7 @@ fn execute<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyModule>> {
     let module = PyModule::new(py, &name)?;
     module.setattr("__file__", path)?;
     let builtins = py.import("builtins")?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("dont_inherit", true)?;
-    // optimize=-1: the interpreter's own level, i.e. WSGIPythonOptimize.
-    kwargs.set_item("optimize", -1)?;
-    let code = builtins
-        .getattr("compile")?
-        .call((pyo3::types::PyBytes::new(py, &source), path, "exec"), Some(&kwargs))?;
+    let code = compile(py, source, path, &builtins)?;
     let sys_modules = py.import("sys")?.getattr("modules")?;
     sys_modules.set_item(&name, &module)?;
     let globals = module.dict();
@@ -122,4 +116,40 @@ fn execute<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyModule>> {
         return Err(err);
     }
     Ok(module)
+}
+
+/// The code object of a script's source, at the interpreter's own level
+/// (WSGIPythonOptimize), with no `__future__` flags inherited, its coding
+/// declaration honoured: what `compile(source, path, "exec",
+/// dont_inherit=True)` gives. Called through the C API because the builtin
+/// first checks whether its argument is an AST node, which builds the `ast`
+/// module's hundred-odd types on its first call in a process: several
+/// times the cost of compiling a small script, on the way to the first
+/// response.
+fn compile<'py>(py: Python<'py>, source: Vec<u8>, path: &str, builtins: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let text = match std::ffi::CString::new(source) {
+        Ok(text) => text,
+        // A NUL byte: the builtin raises what this Python version raises
+        // for that (ValueError or SyntaxError).
+        Err(nul) => {
+            let source = pyo3::types::PyBytes::new(py, &nul.into_vec());
+            return builtins.getattr("compile")?.call1((source, path, "exec"));
+        }
+    };
+    let filename = pyo3::types::PyString::new(py, path);
+    // SAFETY: the GIL is held (py); text is NUL-terminated and outlives
+    // the call; filename is a live str; null flags mean none inherited;
+    // -1 is the interpreter's optimisation level. The result is a new
+    // reference or null with an exception set, which from_owned_ptr_or_err
+    // takes over either way.
+    unsafe {
+        let code = pyo3::ffi::Py_CompileStringObject(
+            text.as_ptr(),
+            filename.as_ptr(),
+            pyo3::ffi::Py_file_input,
+            std::ptr::null_mut(),
+            -1,
+        );
+        Bound::from_owned_ptr_or_err(py, code)
+    }
 }
