@@ -3,7 +3,7 @@
 //! Apache child that has the client (see wire.rs for the frames).
 
 use super::conn::Conn;
-use super::wire::{self, ToChild, ToDaemon};
+use super::wire::{self, Arrived, ToChild, ToDaemon, LENT_FRAME_MAX};
 use crate::wsgi::file_wrapper::FileRegion;
 use crate::wsgi::logging::{self, Level, RequestLog};
 use crate::wsgi::transport::{BodyError, BodySource, ResponseSink};
@@ -40,17 +40,18 @@ impl BodySource for DaemonBody {
         };
         let max = u32::try_from(dest.len()).unwrap_or(u32::MAX);
         self.conn.send(&ToChild::ReadBody { max }).map_err(lost)?;
-        match self.conn.recv().map_err(lost)? {
-            Some(ToDaemon::Body { data }) => {
-                let n = data.len().min(dest.len());
-                // SAFETY: both ranges are n bytes long and in different
-                // buffers; writing initialises the first n bytes of dest.
-                unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dest.as_mut_ptr().cast::<u8>(), n) };
-                Ok((n, false))
-            }
-            Some(ToDaemon::BodyEnd) => Ok((0, true)),
-            Some(ToDaemon::BodyError { status, reason }) => Err(BodyError { status, reason }),
-            Some(_) | None => Err(BodyError {
+        match self.conn.recv_body_into(dest).map_err(lost)? {
+            Some(Arrived::Data(n)) => Ok((n, false)),
+            Some(Arrived::Frame(ToDaemon::BodyEnd, _)) => Ok((0, true)),
+            Some(Arrived::Frame(ToDaemon::BodyError { status, reason }, _)) => Err(BodyError { status, reason }),
+            Some(Arrived::Frame(ToDaemon::Body { data }, _)) => Err(BodyError {
+                status: CONNECTION_LOST,
+                reason: format!(
+                    "the Apache child sent {} bytes of the request body where at most {max} were asked for",
+                    data.len()
+                ),
+            }),
+            Some(Arrived::Frame(..)) | None => Err(BodyError {
                 status: CONNECTION_LOST,
                 reason: "the Apache child did not answer a read of the request body".to_owned(),
             }),
@@ -74,12 +75,6 @@ pub struct DaemonSink {
     /// `out` holds the Head frame.
     head_in_out: bool,
 }
-
-/// The largest Data frame made of lent bytes. The child's frame buffer
-/// keeps a frame this size from one response to the next (wire.rs lets go
-/// of one over a MiB once it is empty), so a large body costs it no fresh
-/// memory, and it passes each frame to Apache as it comes.
-const LENT_FRAME_MAX: usize = 64 << 10;
 
 /// Bytes the core lent with append_borrowed.
 struct Borrowed(*const u8, usize);

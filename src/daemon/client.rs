@@ -8,7 +8,7 @@
 //! daemon's pid when known, and the script.
 
 use super::ledger::Ledger;
-use super::wire::{FrameReader, RequestFrame, ToChild, ToDaemon, PROTOCOL_VERSION};
+use super::wire::{Arrived, FrameReader, RequestFrame, ToChild, ToDaemon, LENT_FRAME_MAX, PROTOCOL_VERSION};
 use super::{Endpoint, ENDPOINTS};
 use crate::embedded::{apache_level, ApacheBody, ApacheSink};
 use crate::httpd::{consts, ffi, log};
@@ -349,9 +349,22 @@ fn converse(
     let mut body_buffer: Vec<MaybeUninit<u8>> = Vec::new();
     // Apache's input filters are not read again once they gave the end.
     let mut body_ended = false;
+    // Where the next large Data frame is received: it then becomes that
+    // frame's bucket, with no copy out of the connection's buffer.
+    let mut next_lent: Vec<u8> = Vec::new();
     loop {
-        let frame = match connection.reader.read_frame_maybe_fd::<ToChild>() {
-            Ok(Some(frame)) => frame,
+        if next_lent.capacity() < LENT_FRAME_MAX {
+            next_lent = Vec::with_capacity(LENT_FRAME_MAX);
+        }
+        let read = connection.reader.read_frame_or_data::<ToChild>(next_lent.spare_capacity_mut(), LEND_MIN);
+        let frame = match read {
+            Ok(Some(Arrived::Frame(message, fd))) => (message, fd),
+            Ok(Some(Arrived::Data(len))) => {
+                // SAFETY: the reader initialised the first len bytes of the
+                // spare capacity (len is at most LENT_FRAME_MAX).
+                unsafe { next_lent.set_len(len) };
+                (ToChild::Data { data: std::mem::take(&mut next_lent) }, None)
+            }
             other => {
                 let timed_out = matches!(&other, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));
                 // The daemon sends nothing before it takes the request, so

@@ -4,8 +4,9 @@
 //! their own lock, so a frame is never interleaved).
 
 use super::ledger::Ledger;
-use super::wire::{self, FrameReader, ToChild, ToDaemon};
+use super::wire::{self, Arrived, FrameReader, ToChild, ToDaemon};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,6 +139,13 @@ impl Conn {
     /// The next frame from the child; None when it closed the connection.
     pub fn recv(&self) -> io::Result<Option<ToDaemon>> {
         self.reader.lock().unwrap_or_else(|e| e.into_inner()).read_frame::<ToDaemon>()
+    }
+
+    /// The child's answer to a ReadBody: the bytes of a Body frame of at
+    /// most `dest.len()` bytes go straight into `dest` (see
+    /// FrameReader::read_frame_or_data).
+    pub fn recv_body_into(&self, dest: &mut [MaybeUninit<u8>]) -> io::Result<Option<Arrived<ToDaemon>>> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner()).read_frame_or_data::<ToDaemon>(dest, 0)
     }
 
     /// Whether bytes of a next frame have been read from the socket

@@ -46,7 +46,7 @@ use std::collections::VecDeque;
 use std::ffi::{c_int, c_uint};
 use std::fmt;
 use std::io;
-use std::mem::size_of;
+use std::mem::{size_of, MaybeUninit};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -64,6 +64,15 @@ pub const MAX_DATA: usize = MAX_PAYLOAD - 4;
 
 /// The kind byte and the payload length.
 const HEADER_LEN: usize = 5;
+
+/// A Data or Body frame's header and its byte string's length prefix:
+/// the bytes before its data.
+const DATA_HEADER_LEN: usize = HEADER_LEN + 4;
+
+/// The largest Data frame the daemon makes of bytes it lends (a large
+/// body item, written from the bytes object itself) and the size of the
+/// buffer the child receives such a frame into.
+pub const LENT_FRAME_MAX: usize = 64 << 10;
 
 /// Messages from the Apache child to the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -308,6 +317,9 @@ pub enum WireError {
     /// Descriptors arrived that did not fit the control buffer; the
     /// kernel closed those, so a frame would go without its own.
     FdsTruncated,
+    /// An earlier read failed partway through data being received into
+    /// its caller's buffer: where the next frame starts is lost.
+    ReaderFailed,
 }
 
 impl fmt::Display for WireError {
@@ -346,6 +358,7 @@ impl fmt::Display for WireError {
             Self::FdsTruncated => {
                 write!(f, "more file descriptors arrived than one read accepts; the kernel dropped some")
             }
+            Self::ReaderFailed => write!(f, "an earlier read failed in the middle of a frame; the connection is unusable"),
         }
     }
 }
@@ -372,6 +385,9 @@ pub fn protocol_error(error: &io::Error) -> Option<&WireError> {
 pub trait Message: Sized {
     /// Who sends these, for error messages.
     const SENDER: &'static str;
+    /// The kind of this direction's body-bytes frame (Body, Data), whose
+    /// payload is one byte string: see [`FrameReader::read_frame_or_data`].
+    const DATA_KIND: u8;
     fn kind(&self) -> u8;
     /// The message's name for a kind byte; None if the kind is unknown.
     fn kind_name(kind: u8) -> Option<&'static str>;
@@ -447,6 +463,7 @@ impl ToDaemon {
 
 impl Message for ToDaemon {
     const SENDER: &'static str = "Apache child";
+    const DATA_KIND: u8 = Self::BODY;
 
     fn kind(&self) -> u8 {
         match self {
@@ -532,6 +549,7 @@ impl Message for ToDaemon {
 
 impl Message for ToChild {
     const SENDER: &'static str = "daemon";
+    const DATA_KIND: u8 = Self::DATA;
 
     fn kind(&self) -> u8 {
         match self {
@@ -1021,6 +1039,10 @@ impl Decoder {
         self.end - self.start
     }
 
+    fn pending(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+
     /// Bytes of all the frames returned so far.
     pub fn consumed(&self) -> u64 {
         self.consumed
@@ -1150,6 +1172,47 @@ pub struct FrameReader {
     fds: VecDeque<ArrivedFd>,
     /// Bytes received so far: the stream offset of the next byte read.
     received: u64,
+    /// A read failed while data went into a caller's buffer, which then
+    /// held the only copy of part of a frame.
+    failed: bool,
+}
+
+/// What [`FrameReader::read_frame_or_data`] read.
+#[derive(Debug)]
+pub enum Arrived<M> {
+    /// A data frame whose bytes went into the caller's buffer: how many.
+    Data(usize),
+    /// Any other frame, as [`FrameReader::read_frame_maybe_fd`] returns it.
+    Frame(M, Option<OwnedFd>),
+}
+
+/// What the bytes at the front of a decoder start.
+enum Front {
+    /// A data frame, complete or not, carrying this many bytes.
+    Data(usize),
+    /// Not yet known: nothing, or the first bytes of a data frame's header.
+    Partial,
+    /// Another kind of frame, or a data frame of a size not asked
+    /// for or whose header is malformed (for decoding to report).
+    Other,
+}
+
+impl Front {
+    fn of<M: Message>(bytes: &[u8], sizes: std::ops::RangeInclusive<usize>) -> Self {
+        match bytes.first() {
+            None => return Self::Partial,
+            Some(&kind) if kind != M::DATA_KIND => return Self::Other,
+            Some(_) => {}
+        }
+        let Some(&[_, p0, p1, p2, p3]) = bytes.get(..HEADER_LEN) else { return Self::Partial };
+        let payload = u32::from_be_bytes([p0, p1, p2, p3]) as usize;
+        if !(4..=MAX_PAYLOAD).contains(&payload) {
+            return Self::Other;
+        }
+        let Some(&[d0, d1, d2, d3]) = bytes.get(HEADER_LEN..DATA_HEADER_LEN) else { return Self::Partial };
+        let data = u32::from_be_bytes([d0, d1, d2, d3]) as usize;
+        if data + 4 == payload && sizes.contains(&data) { Self::Data(data) } else { Self::Other }
+    }
 }
 
 struct ArrivedFd {
@@ -1160,7 +1223,7 @@ struct ArrivedFd {
 
 impl FrameReader {
     pub fn new(stream: UnixStream) -> Self {
-        Self { stream, decoder: Decoder::new(), fds: VecDeque::new(), received: 0 }
+        Self { stream, decoder: Decoder::new(), fds: VecDeque::new(), received: 0, failed: false }
     }
 
     /// The stream, for writing and for its options (a read timeout set on
@@ -1193,6 +1256,9 @@ impl FrameReader {
     /// Some for a frame that carries one, else None); None at a clean end
     /// of file between frames. Received descriptors are close-on-exec.
     pub fn read_frame_maybe_fd<M: Message>(&mut self) -> io::Result<Option<(M, Option<OwnedFd>)>> {
+        if self.failed {
+            return Err(WireError::ReaderFailed.into());
+        }
         loop {
             let frame_start = self.decoder.consumed();
             if let Some(frame) = self.decoder.next_frame::<M>()? {
@@ -1208,12 +1274,119 @@ impl FrameReader {
         }
     }
 
+    /// As read_frame_maybe_fd, except that a data frame (Body, Data) that
+    /// carries between `min` and `dest.len()` bytes has them received into
+    /// `dest`, not through the reader's buffer: whenever a frame's header
+    /// is not buffered yet, the read that brings it puts what follows it
+    /// into `dest` (and moves back what turns out to be no such data).
+    /// An error while the data comes in leaves the reader failed (later
+    /// reads fail too): the connection is to be dropped.
+    pub fn read_frame_or_data<M: Message>(
+        &mut self,
+        dest: &mut [MaybeUninit<u8>],
+        min: usize,
+    ) -> io::Result<Option<Arrived<M>>> {
+        if self.failed {
+            return Err(WireError::ReaderFailed.into());
+        }
+        loop {
+            match Front::of::<M>(self.decoder.pending(), min..=dest.len()) {
+                Front::Data(len) => return self.take_data(dest, len).map(|()| Some(Arrived::Data(len))),
+                Front::Other => {
+                    return Ok(self.read_frame_maybe_fd()?.map(|(frame, fd)| Arrived::Frame(frame, fd)));
+                }
+                Front::Partial => {}
+            }
+            let header_rest = DATA_HEADER_LEN - self.decoder.buffered();
+            let (to_header, to_dest) = self.receive_split(header_rest, dest)?;
+            if to_header == 0 {
+                return match self.decoder.buffered() {
+                    0 => Ok(None),
+                    received => Err(WireError::ClosedInFrame { received }.into()),
+                };
+            }
+            if to_dest == 0 {
+                continue;
+            }
+            // The header is complete: the bytes in dest follow it.
+            // SAFETY: recvmsg initialised the first to_dest bytes of dest,
+            // which MaybeUninit<u8>'s layout lets be read as u8.
+            let arrived = unsafe { std::slice::from_raw_parts(dest.as_ptr().cast::<u8>(), to_dest) };
+            match Front::of::<M>(self.decoder.pending(), min..=dest.len()) {
+                Front::Data(len) if to_dest > len => {
+                    // Later frames' bytes: behind this frame's header,
+                    // which take_data consumes.
+                    self.decoder.feed(&arrived[len..]);
+                    return self.take_data_in_place(dest, len, len).map(|()| Some(Arrived::Data(len)));
+                }
+                Front::Data(len) => {
+                    return self.take_data_in_place(dest, len, to_dest).map(|()| Some(Arrived::Data(len)));
+                }
+                _ => self.decoder.feed(arrived),
+            }
+        }
+    }
+
+    /// Takes a data frame of `len` bytes whose header is at the front of
+    /// the decoder, with its data (some of it perhaps buffered too) into
+    /// `dest`.
+    fn take_data(&mut self, dest: &mut [MaybeUninit<u8>], len: usize) -> io::Result<()> {
+        let buffered = &self.decoder.pending()[DATA_HEADER_LEN..];
+        let have = buffered.len().min(len);
+        // SAFETY: MaybeUninit<u8> has u8's layout; the ranges are `have`
+        // bytes long (dest holds len >= have) and in different buffers.
+        unsafe { ptr::copy_nonoverlapping(buffered.as_ptr(), dest.as_mut_ptr().cast::<u8>(), have) };
+        self.decoder.start += have;
+        self.take_data_in_place(dest, len, have)
+    }
+
+    /// Finishes a data frame of `len` bytes whose header is at the front
+    /// of the decoder (and only its header: its first `have` data bytes
+    /// are in `dest` already): the rest is received straight into `dest`.
+    fn take_data_in_place(&mut self, dest: &mut [MaybeUninit<u8>], len: usize, have: usize) -> io::Result<()> {
+        let frame_start = self.decoder.consumed;
+        self.decoder.start += DATA_HEADER_LEN;
+        self.failed = true;
+        let mut filled = have;
+        while filled < len {
+            let n = self.receive_into(&mut [iovec_of(&mut dest[filled..len])])?;
+            if n == 0 {
+                return Err(WireError::ClosedInFrame { received: DATA_HEADER_LEN + filled }.into());
+            }
+            filled += n;
+        }
+        self.failed = false;
+        self.decoder.consumed += (DATA_HEADER_LEN + len) as u64;
+        self.close_stray_fds(frame_start + (DATA_HEADER_LEN + len) as u64)?;
+        Ok(())
+    }
+
+    /// One recvmsg of `header_rest` bytes into the decoder and what
+    /// follows into `dest`: how many went to each.
+    fn receive_split(&mut self, header_rest: usize, dest: &mut [MaybeUninit<u8>]) -> io::Result<(usize, usize)> {
+        let room = self.decoder.room(header_rest);
+        let mut iov = [iovec_of_bytes(&mut room[..header_rest]), iovec_of(dest)];
+        let n = self.receive_into(&mut iov)?;
+        let to_header = n.min(header_rest);
+        self.decoder.end += to_header;
+        Ok((to_header, n - to_header))
+    }
+
     /// One recvmsg into the decoder; the descriptors that came with it
     /// join the queue. Returns the bytes read, 0 at end of file.
     fn receive(&mut self) -> io::Result<usize> {
-        let mut fds = Vec::new();
-        let n = recv_with_fds(&self.stream, self.decoder.room(READ_CHUNK), &mut fds)?;
+        let mut iov = [iovec_of_bytes(self.decoder.room(READ_CHUNK))];
+        let n = self.receive_into(&mut iov)?;
         self.decoder.end += n;
+        Ok(n)
+    }
+
+    /// One recvmsg into `iov`, whatever buffers it describes; the
+    /// descriptors that came with it join the queue. The iovecs may point
+    /// into the decoder's buffer: nothing here touches it.
+    fn receive_into(&mut self, iov: &mut [libc::iovec]) -> io::Result<usize> {
+        let mut fds = Vec::new();
+        let n = recv_with_fds(&self.stream, iov, &mut fds)?;
         let with_bytes = self.received..self.received + n as u64;
         self.received = with_bytes.end;
         self.fds.extend(fds.into_iter().map(|fd| ArrivedFd { fd, with_bytes: with_bytes.clone() }));
@@ -1231,14 +1404,21 @@ impl FrameReader {
         } else {
             None
         };
-        // A later frame starts at bytes.end or after, so its descriptor
-        // must have come with a read that went past bytes.end.
-        let stray = self.fds.iter().take_while(|a| a.with_bytes.end <= bytes.end).count();
+        self.close_stray_fds(bytes.end)?;
+        Ok(fd)
+    }
+
+    /// Closes (and reports) the descriptors that came with no byte past
+    /// `frame_end`, the end of a frame just taken: a later frame starts
+    /// there or after, so its descriptor must have come with a read that
+    /// went further.
+    fn close_stray_fds(&mut self, frame_end: u64) -> Result<(), WireError> {
+        let stray = self.fds.iter().take_while(|a| a.with_bytes.end <= frame_end).count();
         if stray > 0 {
             self.fds.drain(..stray);
             return Err(WireError::StrayFds { count: stray });
         }
-        Ok(fd)
+        Ok(())
     }
 }
 
@@ -1324,23 +1504,31 @@ fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Re
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
 
-/// One recvmsg into `buffer`; descriptors that came with the bytes are
+fn iovec_of(buffer: &mut [MaybeUninit<u8>]) -> libc::iovec {
+    libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() }
+}
+
+fn iovec_of_bytes(buffer: &mut [u8]) -> libc::iovec {
+    libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() }
+}
+
+/// One recvmsg into the buffers `iov` describes (made with [`iovec_of`]
+/// from live, writable slices); descriptors that came with the bytes are
 /// appended to `fds` (close-on-exec from the start, so a fork elsewhere in
 /// the process cannot leak them). Retries after a signal. 0 is end of file.
-fn recv_with_fds(stream: &UnixStream, buffer: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+fn recv_with_fds(stream: &UnixStream, iov: &mut [libc::iovec], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
     let mut control = ControlBuffer::new();
-    let mut iov = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
     // SAFETY: msghdr is plain data; all zeroes is a valid, empty one.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len() as _;
     msg.msg_control = control.bytes.as_mut_ptr().cast();
     let received = loop {
         msg.msg_controllen = CONTROL_LEN as _;
-        // SAFETY: msg points at iov (describing `buffer`, live and
-        // writable for its length) and at `control` (CONTROL_LEN bytes),
-        // both alive until the call returns; the kernel writes no more
-        // than those lengths.
+        // SAFETY: msg points at iov (each describing a live slice,
+        // writable for its length, as the callers make them) and at
+        // `control` (CONTROL_LEN bytes), all alive until the call returns;
+        // the kernel writes no more than those lengths.
         let received = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
         match usize::try_from(received) {
             Ok(received) => break received,
@@ -2090,6 +2278,133 @@ mod tests {
         assert_eq!(protocol_error(&error), None);
         write_encoded(&writer, &whole[3..]).unwrap();
         assert_eq!(reader.read_frame::<ToChild>().unwrap(), Some(ToChild::Log { level: 4, text: "slow".into() }));
+    }
+
+    /// Reads frames with read_frame_or_data (a buffer of LENT_FRAME_MAX,
+    /// data frames of 32 KiB and more into it) until end of file: each
+    /// frame, and whether its data went into the buffer.
+    fn read_all_or_data(reader: &mut FrameReader) -> Vec<(ToChild, bool)> {
+        let mut dest = vec![MaybeUninit::new(0xee); LENT_FRAME_MAX];
+        let mut frames = Vec::new();
+        while let Some(arrived) = reader.read_frame_or_data::<ToChild>(&mut dest, 32 << 10).unwrap() {
+            frames.push(match arrived {
+                Arrived::Data(len) => {
+                    // SAFETY: dest was initialised when it was made.
+                    let data = dest[..len].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    (ToChild::Data { data }, true)
+                }
+                Arrived::Frame(frame, fd) => {
+                    assert!(fd.is_none());
+                    (frame, false)
+                }
+            });
+        }
+        frames
+    }
+
+    /// Frames around data frames under, within and over the sizes that
+    /// read_all_or_data takes into its buffer, and whether each is.
+    fn frames_with_data() -> Vec<(ToChild, bool)> {
+        let data = |len: usize, seed: usize| ToChild::Data { data: (0..len).map(|i| ((i * 7 + seed) % 251) as u8).collect() };
+        vec![
+            (ToChild::Head { status: 200, status_line: "200 OK".into(), headers: vec![("A".into(), "b".into())] }, false),
+            (data(40 << 10, 1), true),
+            (data(10, 2), false),
+            (data(LENT_FRAME_MAX + 1, 3), false),
+            (data(LENT_FRAME_MAX, 4), true),
+            (data(32 << 10, 5), true),
+            (ToChild::Pass { flush: false }, false),
+            (data((32 << 10) - 1, 6), false),
+            (data(50_000, 7), true),
+            (ToChild::End { flush: true }, false),
+        ]
+    }
+
+    #[test]
+    fn data_frames_of_the_sizes_asked_for_go_into_the_callers_buffer() {
+        let expected = frames_with_data();
+        let bytes = concatenated(&expected.iter().map(|(frame, _)| frame.clone()).collect::<Vec<_>>());
+
+        // All written before the first read: reads find headers buffered.
+        let (writer, mut reader) = pair();
+        let sender = {
+            let bytes = bytes.clone();
+            std::thread::spawn(move || write_encoded(&writer, &bytes).unwrap())
+        };
+        assert_eq!(read_all_or_data(&mut reader), expected);
+        sender.join().unwrap();
+
+        // Written in pieces of awkward sizes, so that headers are cut and
+        // reads end anywhere.
+        let (writer, mut reader) = pair();
+        let sender = std::thread::spawn(move || {
+            let sizes = [1, 2, 5, 9, 13, 4096, 70_000, 3];
+            let mut rest = &bytes[..];
+            for size in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, later) = rest.split_at((*size).min(rest.len()));
+                write_encoded(&writer, piece).unwrap();
+                rest = later;
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        assert_eq!(read_all_or_data(&mut reader), expected);
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn descriptors_are_checked_around_data_taken_into_the_buffer() {
+        let (writer, mut reader) = pair();
+        let file = temporary_file(b"0123456789");
+        let data = vec![9; 40 << 10];
+        write_frame(&writer, &ToChild::Data { data: data.clone() }).unwrap();
+        write_frame_with_fd(&writer, &ToChild::File { offset: 3, len: 4 }, file.as_fd()).unwrap();
+        let mut dest = vec![MaybeUninit::uninit(); LENT_FRAME_MAX];
+        assert!(matches!(reader.read_frame_or_data::<ToChild>(&mut dest, 1).unwrap(), Some(Arrived::Data(len)) if len == data.len()));
+        match reader.read_frame_or_data::<ToChild>(&mut dest, 1).unwrap() {
+            Some(Arrived::Frame(ToChild::File { offset: 3, len: 4 }, Some(fd))) => assert_eq!(read_region(fd, 3, 4), b"3456"),
+            other => panic!("{other:?}"),
+        }
+
+        // A descriptor sent with a data frame is stray.
+        send_all(&writer, &encoded(&ToChild::Data { data: data.clone() }), Some(file.as_fd())).unwrap();
+        let error = reader.read_frame_or_data::<ToChild>(&mut dest, 1).unwrap_err();
+        assert_eq!(protocol_error(&error), Some(&WireError::StrayFds { count: 1 }));
+        assert!(reader.fds.is_empty());
+    }
+
+    #[test]
+    fn a_failure_inside_data_taken_into_the_buffer_fails_the_reader() {
+        let whole = encoded(&ToDaemon::Body { data: vec![1; 1000] });
+        let mut dest = vec![MaybeUninit::uninit(); 4096];
+
+        let (writer, mut reader) = pair();
+        write_encoded(&writer, &whole[..500]).unwrap();
+        drop(writer);
+        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
+        assert_eq!(protocol_error(&error), Some(&WireError::ClosedInFrame { received: 500 }));
+        let error = reader.read_frame::<ToDaemon>().unwrap_err();
+        assert_eq!(protocol_error(&error), Some(&WireError::ReaderFailed));
+
+        let (writer, mut reader) = pair();
+        reader.get_ref().set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
+        write_encoded(&writer, &whole[..500]).unwrap();
+        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
+        assert!(matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{error}");
+        write_encoded(&writer, &whole[500..]).unwrap();
+        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
+        assert_eq!(protocol_error(&error), Some(&WireError::ReaderFailed));
+
+        // Before any data came, a timeout keeps the frame's start as usual.
+        let (writer, mut reader) = pair();
+        reader.get_ref().set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
+        write_encoded(&writer, &whole[..4]).unwrap();
+        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
+        assert!(matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{error}");
+        write_encoded(&writer, &whole[4..]).unwrap();
+        assert!(matches!(reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap(), Some(Arrived::Data(1000))));
     }
 
     #[test]
