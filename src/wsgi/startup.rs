@@ -84,8 +84,14 @@ fn prepend_python_path(py: Python<'_>, settings: &InterpreterConfig) -> PyResult
 /// `WSGIRestrictSignal On` (the default): signal handlers belong to
 /// Apache, so `signal.signal()` from an application is ignored with a
 /// warning in the log, and returns the handler in place.
+///
+/// The replacement goes into the built-in `_signal`, which `signal.signal`
+/// calls (with the signal as an int) whenever it runs, imported before or
+/// after this. Importing `signal` itself here would build its enums, a
+/// seventh of a process's start-up, for applications that mostly never
+/// import it.
 fn restrict_signal(py: Python<'_>) -> PyResult<()> {
-    let signal = py.import("signal")?;
+    let signal = py.import("_signal")?;
     let original = signal.getattr("getsignal")?.unbind();
     let replacement = pyo3::types::PyCFunction::new_closure(
         py,
