@@ -45,6 +45,7 @@ import platform
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -661,6 +662,27 @@ def wait_daemons_replaced(group, old, timeout=60):
         time.sleep(0.05)
 
 
+def wait_daemon_replaced(group, pid, processes, timeout=60):
+    """Until `pid` no longer runs and the group has `processes` daemons again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = daemon_pids(group)
+        if pid not in now and len(now) >= processes:
+            return now
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"daemon {pid} of {group} not replaced within {timeout} s (now {sorted(now)})")
+        time.sleep(0.05)
+
+
+# The planned replacements: (kind, what the report calls `count` of them).
+DAEMON_EVENTS = [
+    ("graceful", "graceful restarts of Apache"),
+    ("touch", "touches of the WSGI script"),
+    ("sigint", "applications SIGINTing their own daemon"),
+    ("sigterm", "SIGTERMs sent to a daemon"),
+]
+
+
 def check_daemon_events(work, report, count):
     group, recycled = f"soak-{os.getpid()}", f"soak-recycle-{os.getpid()}"
     srv = Server(work, "daemon-events", EVENT,
@@ -675,23 +697,34 @@ def check_daemon_events(work, report, count):
         quiet_from = time.monotonic()
         time.sleep(5)
         quiet = [(quiet_from, time.monotonic())]
-        windows = {"graceful": [], "touch": []}
-        for kind in ("graceful", "touch"):
+        windows = {kind: [] for kind, _ in DAEMON_EVENTS}
+        for kind, _ in DAEMON_EVENTS:
             for i in range(count):
                 old = daemon_pids(group)
                 t0 = time.monotonic()
                 if kind == "graceful":
                     srv.control("graceful")
-                else:
+                elif kind == "touch":
                     stamp = time.time() + i + 1
                     os.utime(srv.script, (stamp, stamp))
-                wait_daemons_replaced(group, old)
+                if kind in ("graceful", "touch"):
+                    wait_daemons_replaced(group, old)
+                else:
+                    if kind == "sigint":
+                        status, headers, _ = get(srv.port, "/app/reload")
+                        if status != 200:
+                            raise RuntimeError(f"/app/reload answered {status}")
+                        pid = int(headers["X-Pid"])
+                    else:
+                        pid = min(old)
+                        os.kill(pid, signal.SIGTERM)
+                    wait_daemon_replaced(group, pid, len(old))
                 windows[kind].append((t0, time.monotonic()))
                 time.sleep(0.5)
         load.finish()
         steady, steady_failed = load.between(quiet)
         rows = {}
-        for kind in ("graceful", "touch"):
+        for kind, _ in DAEMON_EVENTS:
             lat, failed = load.between(windows[kind])
             spans = [b - a for a, b in windows[kind]]
             rows[kind] = (lat, failed, spans)
@@ -712,7 +745,7 @@ def check_daemon_events(work, report, count):
         log = srv.log()
         crashes, kills = log_hits(log, CRASH_MARKERS), log_hits(log, KILL_MARKERS + ["killing it"])
         base = f"steady p99 {p99_ms(steady):.1f} ms over {len(steady)} requests with no event"
-        for kind, what in (("graceful", "graceful restarts of Apache"), ("touch", "touches of the WSGI script")):
+        for kind, what in DAEMON_EVENTS:
             lat, failed, spans = rows[kind]
             all_failed = sum(1 for *_, ok in load.records if not ok)
             ok = failed == 0 and all_failed == 0 and len(spans) == count and not crashes and not kills
@@ -796,12 +829,15 @@ def write_markdown(path, report, args, started, elapsed):
         "loaded). Prefork's full restarts run under load.",
         "- graceful restarts use `apache2 -f CONF -k graceful`, full ones `-k restart`.",
         "- daemon-leak: one event child as above, forwarding to one daemon process (16 threads); "
-        "wrk at 8 keep-alive connections. daemon-graceful, daemon-touch, daemon-recycle: two event "
+        "wrk at 8 keep-alive connections. daemon-graceful, daemon-touch, daemon-sigint, "
+        "daemon-sigterm, daemon-recycle: two event "
         "children of 32 threads in front of two daemons of 8 threads; the load is 8 Python clients "
         "each making one request per connection, every response checked (status and body). "
         "A graceful or touch event lasts from the signal (or the new mtime) until every daemon "
-        "that was running has exited and its successors serve; its requests are those started "
-        "meanwhile. The recycle row covers the whole run of the recycling group, which replaces "
+        "that was running has exited and its successors serve; a SIGINT (the application's "
+        "request to /app/reload does `os.kill(os.getpid(), signal.SIGINT)`) or SIGTERM event, "
+        "from the signal until that daemon has exited and the group has its two daemons again; "
+        "an event's requests are those started meanwhile. The recycle row covers the whole run of the recycling group, which replaces "
         "a daemon every 500 requests.",
     ]
     with open(path, "w") as f:

@@ -4,8 +4,11 @@
 # one line per event, appended:
 #   closes.txt   "<pid> <items sent>" per close() of a /stream response
 #   atexit.txt   "<pid>" from an atexit handler registered when a child imports this
+# /reload answers, then has its daemon process replaced the way applications ask for it:
+# SIGINT to itself.
 import atexit
 import os
+import signal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATE = os.path.join(HERE, "..", "state")
@@ -60,6 +63,10 @@ def application(environ, start_response):
     if case == "stream":
         start_response("200 OK", [("Content-Type", "application/octet-stream")] + headers)
         return Stream(4000)
+    if case == "reload":
+        os.kill(os.getpid(), signal.SIGINT)
+        start_response("200 OK", [("Content-Type", "text/plain")] + headers)
+        return [HELLO]
     if case == "file":
         start_response("200 OK", [("Content-Type", "application/octet-stream")] + headers)
         return environ["wsgi.file_wrapper"](open(FILE, "rb"), 65536)
