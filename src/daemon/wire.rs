@@ -2388,23 +2388,20 @@ mod tests {
         let error = reader.read_frame::<ToDaemon>().unwrap_err();
         assert_eq!(protocol_error(&error), Some(&WireError::ReaderFailed));
 
-        let (writer, mut reader) = pair();
-        reader.get_ref().set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
-        write_encoded(&writer, &whole[..500]).unwrap();
-        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
-        assert!(matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{error}");
-        write_encoded(&writer, &whole[500..]).unwrap();
-        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
+        // A read timeout after the first `cut` bytes, then the rest sent.
+        let time_out_after = |cut: usize, dest: &mut [MaybeUninit<u8>]| {
+            let (writer, mut reader) = pair();
+            reader.get_ref().set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
+            write_encoded(&writer, &whole[..cut]).unwrap();
+            let error = reader.read_frame_or_data::<ToDaemon>(dest, 0).unwrap_err();
+            assert!(matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{error}");
+            write_encoded(&writer, &whole[cut..]).unwrap();
+            reader.read_frame_or_data::<ToDaemon>(dest, 0)
+        };
+        let error = time_out_after(500, &mut dest).unwrap_err();
         assert_eq!(protocol_error(&error), Some(&WireError::ReaderFailed));
-
         // Before any data came, a timeout keeps the frame's start as usual.
-        let (writer, mut reader) = pair();
-        reader.get_ref().set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
-        write_encoded(&writer, &whole[..4]).unwrap();
-        let error = reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap_err();
-        assert!(matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{error}");
-        write_encoded(&writer, &whole[4..]).unwrap();
-        assert!(matches!(reader.read_frame_or_data::<ToDaemon>(&mut dest, 0).unwrap(), Some(Arrived::Data(1000))));
+        assert!(matches!(time_out_after(4, &mut dest).unwrap(), Some(Arrived::Data(1000))));
     }
 
     #[test]

@@ -87,8 +87,8 @@ fn prepend_python_path(py: Python<'_>, settings: &InterpreterConfig) -> PyResult
 ///
 /// The replacement goes into the built-in `_signal`, which `signal.signal`
 /// calls (with the signal as an int) whenever it runs, imported before or
-/// after this. Importing `signal` itself here would build its enums, a
-/// seventh of a process's start-up, for applications that mostly never
+/// after this. Importing `signal` itself here would build its enums, an
+/// eighth of a process's start-up, for applications that mostly never
 /// import it.
 fn restrict_signal(py: Python<'_>) -> PyResult<()> {
     let signal = py.import("_signal")?;
