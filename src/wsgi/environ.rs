@@ -235,6 +235,10 @@ impl Strings {
                     recent.value.clear();
                     recent.value.extend_from_slice(value);
                     recent.value_string = Some(fresh.clone().unbind());
+                } else {
+                    // The base now holds this value, not the kept one: the
+                    // next request must set its value whatever it is.
+                    recent.value_string = None;
                 }
                 (key_string, fresh)
             }
