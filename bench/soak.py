@@ -650,28 +650,26 @@ def p99_ms(latencies):
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
 
-def wait_daemons_replaced(group, old, timeout=60):
+def wait_daemons(group, done, what, timeout=60):
+    """Until done(the group's running daemons) holds; returns them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = daemon_pids(group)
+        if done(now):
+            return now
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} of {group} not replaced within {timeout} s (now {sorted(now)})")
+        time.sleep(0.05)
+
+
+def wait_daemons_replaced(group, old):
     """Until none of `old` runs and the group has new daemons again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = daemon_pids(group)
-        if now and not (now & old):
-            return now
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"daemons {sorted(old)} of {group} not replaced within {timeout} s (now {sorted(now)})")
-        time.sleep(0.05)
+    return wait_daemons(group, lambda now: now and not (now & old), f"daemons {sorted(old)}")
 
 
-def wait_daemon_replaced(group, pid, processes, timeout=60):
+def wait_daemon_replaced(group, pid, processes):
     """Until `pid` no longer runs and the group has `processes` daemons again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = daemon_pids(group)
-        if pid not in now and len(now) >= processes:
-            return now
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"daemon {pid} of {group} not replaced within {timeout} s (now {sorted(now)})")
-        time.sleep(0.05)
+    return wait_daemons(group, lambda now: pid not in now and len(now) >= processes, f"daemon {pid}")
 
 
 # The planned replacements: (kind, what the report calls `count` of them).

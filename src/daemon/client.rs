@@ -32,6 +32,10 @@ pub(super) struct Connection {
     /// requests have been sent on the connection.
     pub(super) ledger: Ledger,
     pub(super) sent: u64,
+    /// Where the next large Data frame is received: it then becomes that
+    /// frame's bucket, with no copy out of the reader's buffer. Kept from
+    /// one response to the next until a frame takes it.
+    pub(super) next_lent: Vec<u8>,
 }
 
 /// Idle connections per group, reused by whichever thread needs one.
@@ -67,7 +71,7 @@ fn connect(endpoint: &Endpoint, tries: &mut Tries) -> io::Result<Connection> {
         Some((ToChild::Ledger, Some(fd))) => Ledger::open(&fd)?,
         _ => return Err(io::Error::other("the daemon did not greet")),
     };
-    Ok(Connection { writer, reader, pid, ledger, sent: 0 })
+    Ok(Connection { writer, reader, pid, ledger, sent: 0, next_lent: Vec::new() })
 }
 
 /// Connects, retrying while the socket's backlog is full or the socket is
@@ -349,21 +353,20 @@ fn converse(
     let mut body_buffer: Vec<MaybeUninit<u8>> = Vec::new();
     // Apache's input filters are not read again once they gave the end.
     let mut body_ended = false;
-    // Where the next large Data frame is received: it then becomes that
-    // frame's bucket, with no copy out of the connection's buffer.
-    let mut next_lent: Vec<u8> = Vec::new();
     loop {
-        if next_lent.capacity() < LENT_FRAME_MAX {
-            next_lent = Vec::with_capacity(LENT_FRAME_MAX);
+        if connection.next_lent.capacity() < LENT_FRAME_MAX {
+            connection.next_lent = Vec::with_capacity(LENT_FRAME_MAX);
         }
-        let read = connection.reader.read_frame_or_data::<ToChild>(next_lent.spare_capacity_mut(), LEND_MIN);
+        let Connection { reader, next_lent, .. } = &mut connection;
+        let read = reader.read_frame_or_data::<ToChild>(next_lent.spare_capacity_mut(), LEND_MIN);
         let frame = match read {
             Ok(Some(Arrived::Frame(message, fd))) => (message, fd),
             Ok(Some(Arrived::Data(len))) => {
                 // SAFETY: the reader initialised the first len bytes of the
-                // spare capacity (len is at most LENT_FRAME_MAX).
+                // spare capacity (len is at most LENT_FRAME_MAX); the Vec
+                // is empty until now (taken whole below when it was used).
                 unsafe { next_lent.set_len(len) };
-                (ToChild::Data { data: std::mem::take(&mut next_lent) }, None)
+                (ToChild::Data { data: std::mem::take(next_lent) }, None)
             }
             other => {
                 let timed_out = matches!(&other, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut));

@@ -1313,14 +1313,13 @@ impl FrameReader {
             // which MaybeUninit<u8>'s layout lets be read as u8.
             let arrived = unsafe { std::slice::from_raw_parts(dest.as_ptr().cast::<u8>(), to_dest) };
             match Front::of::<M>(self.decoder.pending(), min..=dest.len()) {
-                Front::Data(len) if to_dest > len => {
-                    // Later frames' bytes: behind this frame's header,
-                    // which take_data consumes.
-                    self.decoder.feed(&arrived[len..]);
-                    return self.take_data_in_place(dest, len, len).map(|()| Some(Arrived::Data(len)));
-                }
                 Front::Data(len) => {
-                    return self.take_data_in_place(dest, len, to_dest).map(|()| Some(Arrived::Data(len)));
+                    // Bytes past the data are later frames': they go behind
+                    // this frame's header, which take_data_in_place consumes.
+                    if to_dest > len {
+                        self.decoder.feed(&arrived[len..]);
+                    }
+                    return self.take_data_in_place(dest, len, to_dest.min(len)).map(|()| Some(Arrived::Data(len)));
                 }
                 _ => self.decoder.feed(arrived),
             }
