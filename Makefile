@@ -10,7 +10,7 @@
 #   make precompile compile the stdlib, a venv and an application into the bytecode cache
 #   make install    copy mod_wsgi_rs.so and the a2enmod files (honours DESTDIR)
 #   make uninstall  remove exactly what install copied (honours DESTDIR)
-#   make fuzz       run every fuzz target in fuzz/ for $(FUZZ_SECONDS) s each (nightly, cargo-fuzz)
+#   make fuzz       run every fuzz target in fuzz/ for $(FUZZ_SECONDS) s each (libFuzzer, stable toolchain)
 #   make fuzz-cmin  minimise the fuzz corpora in fuzz/corpus/
 #   make clean      cargo clean
 
@@ -51,7 +51,7 @@ DEB_PACKAGES = apache2 apache2-dev libclang-dev build-essential pkg-config \
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT   = $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600
 
-.PHONY: all deps build test run bench soak precompile install uninstall clean fuzz fuzz-cmin fuzz-tools
+.PHONY: all deps build test run bench soak precompile install uninstall clean fuzz fuzz-cmin fuzz-build
 
 # deps must finish before anything is built, also under make -j.
 .NOTPARALLEL:
@@ -139,30 +139,45 @@ clean:
 # lowest CPU priority; any assertion failure or crash stops with an error
 # and leaves the input under fuzz/artifacts/<target>/. New inputs are added
 # to fuzz/corpus/<target>/; `make fuzz-cmin` shrinks them back.
+#
+# The targets are built by the stable toolchain with the coverage
+# instrumentation libFuzzer reads (what cargo-fuzz passes, less the address
+# sanitizer, which needs nightly): the parsers fuzzed are safe Rust, where a
+# panic or a failed assertion is what there is to find. FUZZ_RUSTFLAGS reach
+# only the targets' code (--target), not build scripts, which are linked
+# without libFuzzer.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= python_optimize hash_seed flags_and_names python_paths warning_filter \
                 script_alias status headers wire
 FUZZ_FLAGS   ?= -timeout=25 -print_final_stats=1
 FUZZ_NICE    ?= nice -n 19
-RUSTUP       ?= $(shell command -v rustup 2>/dev/null || echo $(HOME)/.cargo/bin/rustup)
-CARGO_FUZZ    = $(shell command -v cargo-fuzz 2>/dev/null || echo $(HOME)/.cargo/bin/cargo-fuzz)
+FUZZ_TRIPLE  ?= $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+FUZZ_BIN      = fuzz/target/$(FUZZ_TRIPLE)/release
+FUZZ_RUSTFLAGS = -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+                 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+                 -Cllvm-args=-sanitizer-coverage-pc-table \
+                 -Cllvm-args=-sanitizer-coverage-trace-compares \
+                 --cfg fuzzing -Cdebug-assertions -Coverflow-checks
 
-fuzz-tools:
-	@$(RUSTUP) toolchain list | grep -q '^nightly' || $(RUSTUP) toolchain install nightly --profile minimal
-	@test -x '$(CARGO_FUZZ)' || $(CARGO) install cargo-fuzz --locked
+fuzz-build:
+	cd fuzz && RUSTFLAGS='$(FUZZ_RUSTFLAGS)' $(CARGO) build --release --target $(FUZZ_TRIPLE) \
+	    $(addprefix --bin ,$(FUZZ_TARGETS))
 
-fuzz: fuzz-tools
-	cd fuzz && for target in $(FUZZ_TARGETS); do \
+fuzz: fuzz-build
+	for target in $(FUZZ_TARGETS); do \
 	    echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
-	    $(FUZZ_NICE) $(CARGO) +nightly fuzz run $$target corpus/$$target -- \
-	        -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
+	    mkdir -p fuzz/artifacts/$$target fuzz/corpus/$$target; \
+	    $(FUZZ_NICE) $(FUZZ_BIN)/$$target -artifact_prefix=fuzz/artifacts/$$target/ \
+	        -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) fuzz/corpus/$$target || exit 1; \
 	done
 
 # script_alias reaches thousands of hit-count variants inside the regex
 # compiler; for it, keeping one input per covered edge keeps the corpus to
 # hundreds of files instead of thousands.
-fuzz-cmin: fuzz-tools
-	cd fuzz && for target in $(FUZZ_TARGETS); do \
+fuzz-cmin: fuzz-build
+	for target in $(FUZZ_TARGETS); do \
 	    case $$target in script_alias) flags=-use_counters=0;; *) flags=;; esac; \
-	    $(FUZZ_NICE) $(CARGO) +nightly fuzz cmin $$target corpus/$$target -- $$flags || exit 1; \
+	    rm -rf fuzz/corpus/$$target.min && mkdir fuzz/corpus/$$target.min && \
+	    $(FUZZ_NICE) $(FUZZ_BIN)/$$target -merge=1 $$flags fuzz/corpus/$$target.min fuzz/corpus/$$target && \
+	    rm -rf fuzz/corpus/$$target && mv fuzz/corpus/$$target.min fuzz/corpus/$$target || exit 1; \
 	done
