@@ -205,7 +205,13 @@ fn suite(mpm: Mpm) {
             // headers must each show exactly what that request sent.
             let long_a = "a".repeat(300);
             let long_b = "b".repeat(300);
-            let sequence: [&[(&str, &str)]; 8] = [
+            let sequence: [&[(&str, &str)]; 12] = [
+                &[("X-A", "one"), ("X-B", "two")],
+                // A changed value before a name the last request did not have.
+                &[("X-A", "eins"), ("X-C", "new"), ("X-B", "two")],
+                &[("X-A", "one"), ("X-B", "two")],
+                // More names than the last request, then fewer.
+                &[("X-A", "one"), ("X-B", "two"), ("X-C", "three")],
                 &[("X-A", "one"), ("X-B", "two")],
                 &[("X-A", "uno"), ("X-B", "two")],
                 // Back to the value the first request had at this position.
@@ -218,7 +224,7 @@ fn suite(mpm: Mpm) {
             ];
             for headers in sequence {
                 let Env { environ: e, .. } = env_req(&cl, "GET", "/env", headers, b"");
-                for name in ["X-A", "X-B"] {
+                for name in ["X-A", "X-B", "X-C"] {
                     let key = format!("HTTP_{}", name.replace('-', "_"));
                     match headers.iter().find(|(n, _)| *n == name) {
                         Some((_, value)) => assert_eq!(e.get(&key).as_str(), *value, "{key} after sending {headers:?}"),

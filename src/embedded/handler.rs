@@ -66,8 +66,8 @@ pub unsafe fn translate_name(r: *mut ffi::request_rec) -> c_int {
 /// `r` must be the live request Apache passed to the hook.
 pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     // SAFETY: r is live; handler is a NUL-terminated string or null.
-    let handler = unsafe { pool::str_from((*r).handler) };
-    if !handler.is_some_and(|h| HANDLERS.contains(&&*h)) {
+    let handler = request::c_bytes(unsafe { (*r).handler });
+    if !HANDLERS.iter().any(|name| name.as_bytes() == handler) {
         return consts::DECLINED;
     }
     // First, so that the error pages Apache sends for the statuses

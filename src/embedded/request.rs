@@ -3,6 +3,7 @@
 
 use crate::httpd::{consts, ffi, log, pool};
 use crate::wsgi::logging::{Level, RequestLog};
+use std::borrow::Cow;
 use std::ffi::{c_char, c_int, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -59,12 +60,13 @@ pub unsafe fn cgi_variables<'a>(
     method: Option<&'static str>,
     scratch: &'a mut Scratch,
 ) -> Vec<(&'a [u8], &'a [u8])> {
-    let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(48);
     // SAFETY (whole block): r is live; every pointer read is a field Apache
     // filled for this request, and table entries are NUL-terminated.
     unsafe {
         let elts = ffi::apr_table_elts((*r).subprocess_env);
         let entries = std::slice::from_raw_parts((*elts).elts as *const ffi::apr_table_entry_t, (*elts).nelts as usize);
+        // The table's variables and the eight at most added below.
+        let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(entries.len() + 8);
         for entry in entries {
             if !entry.key.is_null() {
                 vars.push((c_bytes(entry.key), c_bytes(entry.val)));
@@ -89,8 +91,8 @@ pub unsafe fn cgi_variables<'a>(
         let script_name = uri.strip_suffix(path_info).unwrap_or(uri);
         vars.push((b"SCRIPT_NAME", script_name));
         vars.push((b"PATH_INFO", path_info));
+        vars
     }
-    vars
 }
 
 /// Strings [`cgi_variables`] makes rather than finds in the request.
@@ -123,6 +125,8 @@ unsafe fn request_id<'a>(r: *mut ffi::request_rec, made: &'a mut String) -> &'a 
     // PID-START-COUNTER in hex, written without the formatting machinery,
     // which costs more than the rest of this function.
     made.clear();
+    // Three hex numbers of up to 16 digits and two dashes, in one allocation.
+    made.reserve(50);
     for (i, part) in [u64::from(pid), started, n].into_iter().enumerate() {
         if i > 0 {
             made.push('-');
@@ -194,11 +198,12 @@ impl RequestLog for ApacheRequestLog {
 ///
 /// # Safety
 /// `r` must be the live request being handled.
-pub unsafe fn script_file(r: *mut ffi::request_rec) -> (String, ffi::apr_filetype_e, i64) {
-    // SAFETY: guaranteed by the caller.
+pub unsafe fn script_file<'a>(r: *mut ffi::request_rec) -> (Cow<'a, str>, ffi::apr_filetype_e, i64) {
+    // SAFETY: guaranteed by the caller; the name stays in the request pool
+    // for as long as the request runs.
     unsafe {
         (
-            pool::str_from((*r).filename).unwrap_or_default().into_owned(),
+            pool::str_from((*r).filename).unwrap_or_default(),
             (*r).finfo.filetype,
             (*r).finfo.mtime,
         )

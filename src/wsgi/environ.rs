@@ -45,18 +45,14 @@ pub fn build<'py>(
     input: Bound<'py, PyAny>,
     errors: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut https = false;
     let shown = || variables.iter().filter(|(key, _)| !HIDDEN.contains(key));
-    for (key, value) in shown() {
-        if *key == b"HTTPS" {
-            https = value.eq_ignore_ascii_case(b"on");
-        }
-    }
     // Decoding can run a finalizer that lets another thread take the GIL
     // and come here: it then waits for the lock without the GIL.
     let mut strings = STRINGS.lock_py_attached(py).unwrap_or_else(|e| e.into_inner());
     let environ = strings.environ(py, shown)?;
     drop(strings);
+    // The last HTTPS wins, as in the environ.
+    let https = shown().rev().find(|(key, _)| *key == b"HTTPS").is_some_and(|(_, value)| value.eq_ignore_ascii_case(b"on"));
     // Interned: made and hashed once, not at every request.
     let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
     set(&environ, intern!(py, "wsgi.url_scheme"), scheme)?;
@@ -171,21 +167,30 @@ impl Strings {
     where
         I: Iterator<Item = &'a (&'a [u8], &'a [u8])>,
     {
-        let same_names = self.base.as_ref().is_some_and(|(_, count)| {
-            variables().count() == *count
-                && variables().enumerate().all(|(position, (key, _))| self.recent[position].key == *key)
-        });
-        if let (true, Some((base, _))) = (same_names, &self.base) {
+        if let Some((base, count)) = &self.base {
+            // One pass: while the names are those of the base, position by
+            // position, the changed values go into it. At the first name
+            // that differs (or a different count) the base is dropped and
+            // the environ is built in full, which makes a new one.
             let base = base.bind(py).clone();
-            for (position, (key, value)) in variables().enumerate() {
+            let count = *count;
+            let mut position = 0;
+            for (key, value) in variables() {
+                if position == count || self.recent[position].key != *key {
+                    position = usize::MAX;
+                    break;
+                }
                 let recent = &self.recent[position];
                 let kept = recent.value_string.is_some() && recent.value == *value;
                 if !recent.shadowed && !kept {
                     let (key, value) = self.pair(py, position, key, value);
                     set(&base, &key, &value)?;
                 }
+                position += 1;
             }
-            return base.copy();
+            if position == count {
+                return base.copy();
+            }
         }
         // A copy of the template keeps its table (a copy of a dict without
         // deletions clones it), which has room for a request's keys; one
