@@ -148,7 +148,7 @@ clean:
 # without libFuzzer.
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?= python_optimize hash_seed flags_and_names python_paths warning_filter \
-                script_alias status headers wire
+                script_alias status headers wire wire_reader
 FUZZ_FLAGS   ?= -timeout=25 -print_final_stats=1
 FUZZ_NICE    ?= nice -n 19
 FUZZ_TRIPLE  ?= $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
