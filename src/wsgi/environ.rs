@@ -174,21 +174,23 @@ impl Strings {
             // the environ is built in full, which makes a new one.
             let base = base.bind(py).clone();
             let count = *count;
-            let mut position = 0;
-            for (key, value) in variables() {
-                if position == count || self.recent[position].key != *key {
-                    position = usize::MAX;
-                    break;
+            let same_names = 'names: {
+                let mut position = 0;
+                for (key, value) in variables() {
+                    if position == count || self.recent[position].key != *key {
+                        break 'names false;
+                    }
+                    let recent = &self.recent[position];
+                    let kept = recent.value_string.is_some() && recent.value == *value;
+                    if !recent.shadowed && !kept {
+                        let (key, value) = self.pair(py, position, key, value);
+                        set(&base, &key, &value)?;
+                    }
+                    position += 1;
                 }
-                let recent = &self.recent[position];
-                let kept = recent.value_string.is_some() && recent.value == *value;
-                if !recent.shadowed && !kept {
-                    let (key, value) = self.pair(py, position, key, value);
-                    set(&base, &key, &value)?;
-                }
-                position += 1;
-            }
-            if position == count {
+                position == count
+            };
+            if same_names {
                 return base.copy();
             }
         }
