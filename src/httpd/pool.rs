@@ -46,7 +46,10 @@ pub unsafe fn str_from<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
         None
     } else {
         // SAFETY: guaranteed by the caller.
-        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy())
+        let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+        // The check for valid UTF-8 takes whole words of ASCII at a time;
+        // the lossy conversion only when there is something to replace.
+        Some(std::str::from_utf8(bytes).map_or_else(|_| String::from_utf8_lossy(bytes), Cow::Borrowed))
     }
 }
 

@@ -157,7 +157,10 @@ pub struct RequestScope<'py> {
     request_start: f64,
     /// Where the request waited for a daemon; zero in embedded mode.
     queue: DaemonQueue,
-    application_start: (SystemTime, Instant),
+    application_start: Instant,
+    /// The wall-clock time of application_start, read only for
+    /// subscribers (see [`Self::started_at`]).
+    started_at: Option<SystemTime>,
     /// Thread CPU at the start, taken only for subscribers.
     cpu_start: Option<(f64, f64)>,
     finished: bool,
@@ -220,7 +223,8 @@ impl<'py> RequestScope<'py> {
             thread_id: thread_id(),
             request_start,
             queue: DaemonQueue::default(),
-            application_start: (SystemTime::now(), Instant::now()),
+            application_start: Instant::now(),
+            started_at: None,
             cpu_start: None,
             finished: false,
         };
@@ -228,6 +232,7 @@ impl<'py> RequestScope<'py> {
             return Ok((scope, application));
         }
         scope.cpu_start = Some(thread_cpu());
+        scope.started_at = Some(SystemTime::now());
         scope.queue = DaemonQueue::of(environ);
         let event = scope.event(py)?;
         event.set_item("request_environ", environ)?;
@@ -250,8 +255,15 @@ impl<'py> RequestScope<'py> {
         event.set_item("request_start", self.request_start)?;
         event.set_item("queue_start", self.queue.queue_start)?;
         event.set_item("daemon_start", self.queue.daemon_start)?;
-        event.set_item("application_start", epoch_seconds(self.application_start.0))?;
+        event.set_item("application_start", epoch_seconds(self.started_at()))?;
         Ok(event)
+    }
+
+    /// When the application was called. Read at the start for a request
+    /// that had subscribers then; one that got its first subscriber while
+    /// it ran works it out from the monotonic clock.
+    fn started_at(&self) -> SystemTime {
+        self.started_at.unwrap_or_else(|| SystemTime::now() - self.application_start.elapsed())
     }
 
     /// Publishes request_exception for an exception the application raised.
@@ -280,7 +292,7 @@ impl<'py> RequestScope<'py> {
     /// start_response).
     pub fn finish(mut self, py: Python<'py>, status: u16) {
         self.finished = true;
-        let elapsed = self.application_start.1.elapsed();
+        let elapsed = self.application_start.elapsed();
         self.leave(py, elapsed.as_nanos() as u64);
         let Ok(subscriptions) = subscriptions(py) else { return };
         let callbacks = subscriptions.event_callbacks.bind(py);
@@ -289,7 +301,7 @@ impl<'py> RequestScope<'py> {
         }
         let filled = (|| -> PyResult<Bound<'py, PyDict>> {
             let event = self.event(py)?;
-            let finish = epoch_seconds(self.application_start.0) + elapsed.as_secs_f64();
+            let finish = epoch_seconds(self.started_at()) + elapsed.as_secs_f64();
             event.set_item("application_finish", finish)?;
             event.set_item("application_time", elapsed.as_secs_f64())?;
             event.set_item("status", status)?;
@@ -336,7 +348,7 @@ impl Drop for RequestScope<'_> {
     fn drop(&mut self) {
         if !self.finished {
             let py = self.data.py();
-            self.leave(py, self.application_start.1.elapsed().as_nanos() as u64);
+            self.leave(py, self.application_start.elapsed().as_nanos() as u64);
         }
     }
 }
