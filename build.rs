@@ -53,14 +53,14 @@ fn main() {
         .allowlist_function("ap_.*|apr_.*")
         .allowlist_type(
             "module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|apr_table_entry_t\
-             |authn_provider|authz_provider|authn_status|authz_status",
+             |authn_provider|authz_provider|authn_status|authz_status|core_dir_config",
         )
         .allowlist_var(
             "OK|DECLINED|DONE|HTTP_.*|APR_HOOK_.*|APLOG_.*|AP_MPMQ_.*|REQUEST_CHUNKED_.*\
              |MODULE_MAGIC_.*|RSRC_CONF|ACCESS_CONF|OR_.*|GLOBAL_ONLY|NOT_IN_.*|APR_SUCCESS\
              |APR_EOF|AP_CONN_.*|AP_FILTER_ERROR|OPT_.*|APR_FOPEN_.*|APR_TIMEUP|APR_INCOMPLETE\
              |AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|AUTHN_PROVIDER_.*|AUTHZ_PROVIDER_.*\
-             |AP_AUTH_INTERNAL_PER_CONF|REMOTE_HOST|M_GET",
+             |AP_AUTH_INTERNAL_PER_CONF|REMOTE_HOST|M_GET|AP_CGI_PASS_AUTH_ON|AP_CORE_CONFIG_ON",
         )
         .default_enum_style(bindgen::EnumVariation::Consts)
         .derive_debug(false)

@@ -113,6 +113,10 @@ const command_rec wsgi_rs_commands[] = {
                   OR_FILEINFO,
                   "On or Off: compute PATH_TRANSLATED with a sub-request "
                   "for PATH_INFO (default On)"),
+    AP_INIT_TAKE1("WSGIExportCGIVariables", wsgi_rs_set_dir_option, NULL,
+                  OR_FILEINFO,
+                  "On or Off: also put the CGI variables in the request's "
+                  "Apache environment, for %{VAR}e in logs (default On)"),
     AP_INIT_TAKE1("WSGIChunkedRequest", wsgi_rs_set_dir_option, NULL,
                   OR_FILEINFO,
                   "On or Off: accept chunked request bodies (default Off)"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmarks of mod_wsgi_rs, mod_wsgi, mod_python, a C handler and a
-static file (for hello also mod_wsgi_rs with `WSGIPathTranslated Off`); in daemon
+static file (for hello also mod_wsgi_rs with `WSGIPathTranslated Off`, and with
+that and `WSGIExportCGIVariables Off`); in daemon
 mode also Apache's mod_proxy_http in front of granian and of gunicorn.
 
 Each server is a private Apache started from one generated configuration that
@@ -72,11 +73,17 @@ C_HANDLER_BODY = b"The sample page from mod_hello.c\n"
 # python3 from a developer's PATH is picked up by mod_python.
 APACHE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
-SERVERS = ["mod_wsgi_rs", "mod_wsgi_rs_no_pt", "mod_wsgi", "mod_python", "c_handler", "static"]
-# mod_wsgi_rs_no_pt: this module with `WSGIPathTranslated Off`, the documented
-# lever that leaves PATH_TRANSLATED (and the sub-request that computes it) out
-# of the environ; measured in the hello case only, beside the default.
-LEVER = "mod_wsgi_rs_no_pt"
+SERVERS = ["mod_wsgi_rs", "mod_wsgi_rs_no_pt", "mod_wsgi_rs_lean", "mod_wsgi", "mod_python", "c_handler", "static"]
+# This module with the documented levers that change what it does for mod_wsgi
+# compatibility, measured in the hello case only, beside the default:
+# `WSGIPathTranslated Off` leaves PATH_TRANSLATED (and the sub-request that
+# computes it) out of the environ; `WSGIExportCGIVariables Off` leaves the CGI
+# variables out of Apache's table of the request's environment, the environ
+# being made from the request itself.
+LEVERS = {
+    "mod_wsgi_rs_no_pt": ["WSGIPathTranslated Off"],
+    "mod_wsgi_rs_lean": ["WSGIPathTranslated Off", "WSGIExportCGIVariables Off"],
+}
 # Daemon mode: both modules with the same process group, beside the static file
 # and the application in separate servers behind a reverse proxy.
 DAEMON_SERVERS = ["mod_wsgi_rs", "mod_wsgi", "proxy_granian", "proxy_gunicorn", "static"]
@@ -86,6 +93,7 @@ PROXIES = ("proxy_granian", "proxy_gunicorn")
 SERVER_NAMES = {
     "c_handler": "C handler (apxs -g sample)",
     "mod_wsgi_rs_no_pt": "mod_wsgi_rs, WSGIPathTranslated Off",
+    "mod_wsgi_rs_lean": "mod_wsgi_rs, WSGIPathTranslated Off, WSGIExportCGIVariables Off",
     "proxy_granian": "mod_proxy_http -> granian",
     "proxy_gunicorn": "mod_proxy_http -> gunicorn gthread",
 }
@@ -281,9 +289,8 @@ class Server:
                  "WSGIProcessGroup bench"] if daemon else []
         if kind == "mod_wsgi_rs":
             conf += [f"LoadModule wsgi_rs_module {OUR_SO}", *group, f"WSGIScriptAlias /app {script}"]
-        elif kind == LEVER:
-            conf += [f"LoadModule wsgi_rs_module {OUR_SO}", f"WSGIScriptAlias /app {script}",
-                     "WSGIPathTranslated Off"]
+        elif kind in LEVERS:
+            conf += [f"LoadModule wsgi_rs_module {OUR_SO}", f"WSGIScriptAlias /app {script}", *LEVERS[kind]]
         elif kind == "mod_wsgi":
             conf += [f"LoadModule wsgi_module {MODULES}/mod_wsgi.so", *group,
                      "WSGIApplicationGroup %{GLOBAL}", f"WSGIScriptAlias /app {script}"]
@@ -563,7 +570,7 @@ def target_path(kind, case, path, static_path):
     """The path `kind` serves `case` at, or None where it has no such case."""
     if kind == "static":
         return static_path
-    if kind in ("mod_python", "c_handler", LEVER):
+    if kind in ("mod_python", "c_handler", *LEVERS):
         # Handlers with only the hello case.
         return "/app/hello" if case == "hello" else None
     if case == FLASK_CASE[0]:
@@ -592,7 +599,9 @@ def report(results, servers_info, args, started, startup=None):
         "The C handler is the sample module `apxs -g -n hello` generates, built with `apxs -c` "
         "(its page is 33 bytes against hello's 12). mod_wsgi_rs, WSGIPathTranslated Off is this "
         "module with that directive, which leaves PATH_TRANSLATED and the sub-request that maps it "
-        "out of the environ (hello only). In daemon mode, Apache's mod_proxy_http "
+        "out of the environ; with WSGIExportCGIVariables Off as well, the environ (otherwise the "
+        "same) is made from the request instead of through Apache's table of the request's "
+        "environment, which log formats then do not see the CGI variables in (hello only). In daemon mode, Apache's mod_proxy_http "
         "(`ProxyPass /app/ http://127.0.0.1:PORT/ ttl=20 keepalive=On`, pooled keep-alive "
         f"connections) is in front of granian {peer_version('granian')} (`--interface wsgi "
         f"--workers 2`) and of gunicorn {peer_version('gunicorn')} (`--worker-class gthread "
@@ -669,10 +678,11 @@ def targets(results, servers_info):
         rel(get("hello", 32, "mod_wsgi_rs"), get("hello", 32, "mod_python")), 1)
     row("hello c32 CPU per request vs mod_python <= 1.15x",
         rel(get("hello", 32, "mod_wsgi_rs", "cpu"), get("hello", 32, "mod_python", "cpu")), 1.15, higher=False)
-    row("hello c32 vs mod_python >= 1x (WSGIPathTranslated Off)",
-        rel(get("hello", 32, LEVER), get("hello", 32, "mod_python")), 1)
-    row("hello c32 CPU per request vs mod_python <= 1.15x (WSGIPathTranslated Off)",
-        rel(get("hello", 32, LEVER, "cpu"), get("hello", 32, "mod_python", "cpu")), 1.15, higher=False)
+    for lever, directives in LEVERS.items():
+        row(f"hello c32 vs mod_python >= 1x ({', '.join(directives)})",
+            rel(get("hello", 32, lever), get("hello", 32, "mod_python")), 1)
+        row(f"hello c32 CPU per request vs mod_python <= 1.15x ({', '.join(directives)})",
+            rel(get("hello", 32, lever, "cpu"), get("hello", 32, "mod_python", "cpu")), 1.15, higher=False)
     row("100 x 100 B yields c32 vs mod_wsgi >= 4x",
         rel(get("100 x 100 B yields", 32, "mod_wsgi_rs"), get("100 x 100 B yields", 32, "mod_wsgi")), 4)
     row("1 MiB body c32 vs mod_wsgi >= 1.2x",

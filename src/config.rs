@@ -602,6 +602,8 @@ pub struct DirConfig {
     pub chunked_request: Option<bool>,
     /// `WSGIPathTranslated`.
     pub path_translated: Option<bool>,
+    /// `WSGIExportCGIVariables`.
+    pub export_cgi_variables: Option<bool>,
     pub map_head_to_get: Option<MapHeadToGet>,
     /// `WSGIProcessGroup`.
     pub process_group: Option<ProcessGroup>,
@@ -628,6 +630,7 @@ impl DirConfig {
             script_reloading: inner.script_reloading.or(outer.script_reloading),
             chunked_request: inner.chunked_request.or(outer.chunked_request),
             path_translated: inner.path_translated.or(outer.path_translated),
+            export_cgi_variables: inner.export_cgi_variables.or(outer.export_cgi_variables),
             map_head_to_get: inner.map_head_to_get.or(outer.map_head_to_get),
             process_group: inner.process_group.clone().or_else(|| outer.process_group.clone()),
             application_group: inner.application_group.clone().or_else(|| outer.application_group.clone()),
@@ -651,6 +654,11 @@ pub struct RequestSettings<'a> {
     /// Whether the environ gets PATH_TRANSLATED, which costs a sub-request
     /// (a second directory walk) for every request with a PATH_INFO.
     pub path_translated: bool,
+    /// Whether the CGI variables also go into Apache's table of the
+    /// request's environment (`r->subprocess_env`), as mod_wsgi puts them,
+    /// for log formats and modules that run after the handler; without,
+    /// the environ is made from the request directly.
+    pub export_cgi_variables: bool,
     pub map_head_to_get: MapHeadToGet,
     /// Where the request runs: the alias's `process-group=`, else
     /// `WSGIProcessGroup`, else `%{GLOBAL}` (embedded). An `Env` group is
@@ -679,6 +687,7 @@ impl<'a> RequestSettings<'a> {
             script_reloading: dir.script_reloading.unwrap_or(true),
             chunked_request: dir.chunked_request.unwrap_or(false),
             path_translated: dir.path_translated.unwrap_or(true),
+            export_cgi_variables: dir.export_cgi_variables.unwrap_or(true),
             map_head_to_get: dir.map_head_to_get.unwrap_or_default(),
             process_group: alias
                 .and_then(|a| a.process_group.as_ref())
@@ -1055,6 +1064,7 @@ mod tests {
                 script_reloading: true,
                 chunked_request: false,
                 path_translated: true,
+                export_cgi_variables: true,
                 map_head_to_get: MapHeadToGet::Auto,
                 process_group: &ProcessGroup::Global,
                 application_group: None,
@@ -1066,6 +1076,7 @@ mod tests {
             script_reloading: Some(false),
             chunked_request: Some(true),
             path_translated: Some(false),
+            export_cgi_variables: Some(false),
             map_head_to_get: Some(MapHeadToGet::Off),
             process_group: Some(ProcessGroup::Named("dir_group".into())),
             application_group: Some(ApplicationGroup::Named("dir_app_group".into())),
@@ -1074,7 +1085,7 @@ mod tests {
         let from_dir = RequestSettings::resolve(None, &dir);
         assert_eq!(from_dir.callable_object, "dir_app");
         assert!(from_dir.pass_authorization && !from_dir.script_reloading && from_dir.chunked_request);
-        assert!(!from_dir.path_translated);
+        assert!(!from_dir.path_translated && !from_dir.export_cgi_variables);
         assert_eq!(from_dir.map_head_to_get, MapHeadToGet::Off);
         assert_eq!(from_dir.process_group, &ProcessGroup::Named("dir_group".into()));
         assert_eq!(from_dir.application_group, Some(&ApplicationGroup::Named("dir_app_group".into())));

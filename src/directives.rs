@@ -249,6 +249,7 @@ pub unsafe fn set_dir_option(cmd: *mut ffi::cmd_parms, dir: *mut c_void, arg: &s
         "WSGIScriptReloading" => dir.script_reloading = Some(config::parse_flag(&name, arg)?),
         "WSGIChunkedRequest" => dir.chunked_request = Some(config::parse_flag(&name, arg)?),
         "WSGIPathTranslated" => dir.path_translated = Some(config::parse_flag(&name, arg)?),
+        "WSGIExportCGIVariables" => dir.export_cgi_variables = Some(config::parse_flag(&name, arg)?),
         "WSGIMapHEADToGET" => dir.map_head_to_get = Some(config::parse_map_head_to_get(arg)?),
         "WSGIGroupAuthoritative" => dir.group_authoritative = Some(config::parse_flag(&name, arg)?),
         other => return Err(format!("mod_wsgi_rs: no handler for {other}")),

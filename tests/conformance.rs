@@ -352,6 +352,40 @@ enum Mode {
     Daemon,
 }
 
+/// How mod_wsgi_rs is configured beside mod_wsgi: as it is by default, or
+/// with `WSGIExportCGIVariables Off`, where it makes the environ from the
+/// request instead of through Apache's table and must give the same one.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Ours {
+    Default,
+    Unexported,
+}
+
+impl Ours {
+    fn directives(self) -> &'static str {
+        match self {
+            Ours::Default => "",
+            Ours::Unexported => "WSGIExportCGIVariables Off\n",
+        }
+    }
+
+    /// For the report's file name.
+    fn suffix(self) -> &'static str {
+        match self {
+            Ours::Default => "",
+            Ours::Unexported => "-unexported",
+        }
+    }
+
+    /// For the server directories, short: daemon sockets are made in them.
+    fn tag(self) -> &'static str {
+        match self {
+            Ours::Default => "",
+            Ours::Unexported => "-u",
+        }
+    }
+}
+
 impl Mode {
     fn name(self) -> &'static str {
         match self {
@@ -469,16 +503,16 @@ fn modules(conf: Conf) -> Conf {
         .module_before("env_module", "mod_env.so")
 }
 
-fn start(side: Side, mpm: Mpm, mode: Mode) -> Apache {
+fn start(side: Side, mpm: Mpm, mode: Mode, ours: Ours) -> Apache {
     // Short in daemon mode: the sockets are made inside this directory.
     let tag = match mode {
-        Mode::Embedded => format!("conformance-{}-{}", mpm.name(), side.label()),
-        Mode::Daemon => format!("conf-d-{}-{}", mpm.name(), side.label()),
+        Mode::Embedded => format!("conformance-{}-{}{}", mpm.name(), side.label(), ours.tag()),
+        Mode::Daemon => format!("conf-d-{}-{}{}", mpm.name(), side.label(), ours.tag()),
     };
     let dir = TestDir::new(&tag);
     let wsgi = install(&dir, mode);
     let conf = match side {
-        Side::Ours => modules(Conf::new(mpm)).extra(&wsgi),
+        Side::Ours => modules(Conf::new(mpm)).extra(ours.directives()).extra(&wsgi),
         Side::Theirs => {
             assert!(
                 Path::new(MOD_WSGI_SO).exists(),
@@ -1361,7 +1395,7 @@ fn crash_lines(log: &str) -> Vec<String> {
     log.lines().filter(|l| markers.iter().any(|m| l.contains(m))).map(str::to_string).collect()
 }
 
-fn conformance(mpm: Mpm, mode: Mode) {
+fn conformance(mpm: Mpm, mode: Mode, ours_as: Ours) {
     let only: Option<Vec<String>> = std::env::var("CONFORMANCE_ONLY")
         .ok()
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
@@ -1375,8 +1409,8 @@ fn conformance(mpm: Mpm, mode: Mode) {
     }
 
     ensure_module_fresh();
-    let ours = start(Side::Ours, mpm, mode);
-    let theirs = start(Side::Theirs, mpm, mode);
+    let ours = start(Side::Ours, mpm, mode, ours_as);
+    let theirs = start(Side::Theirs, mpm, mode, ours_as);
     // The reference must work, or every case would compare two failures.
     let probe = exchange(theirs.port, &Req::new("GET", "/env")).remove(0);
     assert!(
@@ -1398,9 +1432,10 @@ fn conformance(mpm: Mpm, mode: Mode) {
     let deliberate_only = results.iter().filter(|r| r.unexpected.is_empty() && !r.accepted.is_empty()).count();
     let _ = writeln!(
         report,
-        "conformance in {} mode on {}: {} cases in {:.1} s; {} identical, {} differ only deliberately, {} differ",
+        "conformance in {} mode on {}{}: {} cases in {:.1} s; {} identical, {} differ only deliberately, {} differ",
         mode.name(),
         mpm.name(),
+        if ours_as == Ours::Unexported { ", mod_wsgi_rs with WSGIExportCGIVariables Off" } else { "" },
         results.len(),
         elapsed.as_secs_f64(),
         results.len() - failing.len() - deliberate_only,
@@ -1488,8 +1523,8 @@ fn conformance(mpm: Mpm, mode: Mode) {
         );
     }
     let file = match mode {
-        Mode::Embedded => format!("conformance-{}.txt", mpm.name()),
-        Mode::Daemon => format!("conformance-daemon-{}.txt", mpm.name()),
+        Mode::Embedded => format!("conformance-{}{}.txt", mpm.name(), ours_as.suffix()),
+        Mode::Daemon => format!("conformance-daemon-{}{}.txt", mpm.name(), ours_as.suffix()),
     };
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(file);
     let _ = std::fs::write(&out, format!("{report}{listing}{cases_listing}"));
@@ -1551,30 +1586,42 @@ fn deliberate_table_is_documented() {
 
 #[test]
 fn conformance_event() {
-    conformance(Mpm::Event, Mode::Embedded);
+    conformance(Mpm::Event, Mode::Embedded, Ours::Default);
 }
 
 #[test]
 fn conformance_worker() {
-    conformance(Mpm::Worker, Mode::Embedded);
+    conformance(Mpm::Worker, Mode::Embedded, Ours::Default);
 }
 
 #[test]
 fn conformance_prefork() {
-    conformance(Mpm::Prefork, Mode::Embedded);
+    conformance(Mpm::Prefork, Mode::Embedded, Ours::Default);
+}
+
+/// The environ made without Apache's table is the one made through it: the
+/// whole catalogue, on one MPM in each mode.
+#[test]
+fn conformance_event_unexported() {
+    conformance(Mpm::Event, Mode::Embedded, Ours::Unexported);
+}
+
+#[test]
+fn conformance_daemon_event_unexported() {
+    conformance(Mpm::Event, Mode::Daemon, Ours::Unexported);
 }
 
 #[test]
 fn conformance_daemon_event() {
-    conformance(Mpm::Event, Mode::Daemon);
+    conformance(Mpm::Event, Mode::Daemon, Ours::Default);
 }
 
 #[test]
 fn conformance_daemon_worker() {
-    conformance(Mpm::Worker, Mode::Daemon);
+    conformance(Mpm::Worker, Mode::Daemon, Ours::Default);
 }
 
 #[test]
 fn conformance_daemon_prefork() {
-    conformance(Mpm::Prefork, Mode::Daemon);
+    conformance(Mpm::Prefork, Mode::Daemon, Ours::Default);
 }

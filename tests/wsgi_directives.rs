@@ -1,6 +1,7 @@
 //! The per-location directives (contract "Directives"): WSGICallableObject,
 //! WSGIApplicationGroup, WSGIPassAuthorization, WSGIScriptReloading, WSGIChunkedRequest,
-//! WSGIPathTranslated (its values; its effect is in wsgi_environ.rs), WSGIMapHEADToGET
+//! WSGIPathTranslated (its values; its effect is in wsgi_environ.rs), WSGIExportCGIVariables
+//! (its values; its effect is in environ_unexported.rs), WSGIMapHEADToGET
 //! and WSGIImportScript, each in the contexts the contract names
 //! (server, vhost, <Directory>/<Location>, .htaccess), their case-insensitive On/Off
 //! values, and bad values (`apache2 -t` exits 1 with a message naming the directive,
@@ -483,6 +484,8 @@ fn bad_values_fail_config_test() {
         ("WSGIScriptReloading maybe", &["WSGIScriptReloading: invalid value 'maybe'; expected On or Off"]),
         ("WSGIChunkedRequest yes", &["WSGIChunkedRequest: invalid value 'yes'; expected On or Off"]),
         ("<Location /x>\nWSGIPathTranslated no\n</Location>", &["WSGIPathTranslated: invalid value 'no'; expected On or Off"]),
+        ("WSGIExportCGIVariables none", &["WSGIExportCGIVariables: invalid value 'none'; expected On or Off"]),
+        ("WSGIExportCGIVariables", &["WSGIExportCGIVariables takes one argument"]),
         ("<Directory /tmp>\nWSGIPassAuthorization 1\n</Directory>", &["WSGIPassAuthorization: invalid value '1'; expected On or Off"]),
         ("<Location /x>\nWSGIPassAuthorization enabled\n</Location>", &["WSGIPassAuthorization: invalid value 'enabled'; expected On or Off"]),
         ("WSGIMapHEADToGET sometimes", &["WSGIMapHEADToGET", "sometimes", "On", "Off", "Auto"]),
@@ -511,6 +514,8 @@ fn bad_values_fail_config_test() {
         "WSGIScriptReloading oFF",
         "WSGIChunkedRequest ON",
         "WSGIPathTranslated off",
+        "<Directory /tmp>\nWSGIExportCGIVariables Off\n</Directory>",
+        "<If \"%{HTTP:X-A} == 'b'\">\nWSGIExportCGIVariables off\n</If>",
         "<Location /x>\nWSGIPassAuthorization on\n</Location>",
         "WSGIMapHEADToGET auto",
         "WSGIMapHEADToGET ON",

@@ -106,11 +106,14 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     }
     // SAFETY: r is live.
     let method = unsafe { head_as_get(r, settings.map_head_to_get) }.then_some("GET");
-    // SAFETY: r is live; this runs before the GIL is taken.
-    unsafe { request::prepare(r, settings.path_translated) };
+    if settings.export_cgi_variables {
+        // SAFETY: r is live; this runs before the GIL is taken.
+        unsafe { request::prepare(r, settings.path_translated) };
+    }
     let mut scratch = Scratch::default();
-    // SAFETY: r is live and prepared; the variables are used within this call.
-    let variables = unsafe { request::cgi_variables(r, settings.pass_authorization, method, &mut scratch) };
+    // SAFETY: r is live and prepared if it had to be; the variables are
+    // used within this call.
+    let variables = unsafe { request::cgi_variables(r, &settings, method, &mut scratch) };
     // Resolved here for both modes: a daemon has no request_rec to take
     // the host, port and variables from.
     // SAFETY: r is live, after request::prepare.

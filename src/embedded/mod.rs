@@ -8,6 +8,7 @@ mod child;
 mod flush_at_end;
 mod handler;
 mod request;
+mod request_vars;
 mod sink;
 mod status_page;
 

@@ -1,6 +1,8 @@
 //! What the WSGI core is told about a request Apache is handling in this
 //! process: its CGI variables and where its log lines go.
 
+use super::request_vars;
+use crate::config::RequestSettings;
 use crate::httpd::{consts, ffi, log, pool};
 use crate::wsgi::logging::{Level, RequestLog};
 use std::borrow::Cow;
@@ -8,8 +10,9 @@ use std::ffi::{c_char, c_int, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Fills Apache's CGI variables into `r->subprocess_env`. Called without
-/// the GIL, before the environ is built. With `path_translated` false
+/// Fills Apache's CGI variables into `r->subprocess_env` (with
+/// `WSGIExportCGIVariables On`). Called without the GIL, before the
+/// environ is built. With `path_translated` false
 /// (`WSGIPathTranslated Off`) the environ has no PATH_TRANSLATED, and the
 /// sub-request that computes it is not made.
 ///
@@ -18,21 +21,32 @@ use std::sync::{Mutex, OnceLock};
 pub unsafe fn prepare(r: *mut ffi::request_rec, path_translated: bool) {
     // SAFETY: guaranteed by the caller. The CGI variables include
     // PATH_TRANSLATED, which applications written for CGI still read;
-    // SCRIPT_NAME and PATH_INFO are replaced in cgi_variables(), so
-    // hiding path_info from ap_add_cgi_vars, which is all that makes it
-    // skip the sub-request, changes nothing else the environ gets. The
-    // request is this thread's alone while the field is swapped.
+    // hiding path_info from ap_add_cgi_vars is all that makes it skip the
+    // sub-request. It then sets SCRIPT_NAME to the whole URI and no
+    // PATH_INFO, which are put right in the table after (the environ's
+    // come from cgi_variables() in any case). The request is this
+    // thread's alone while the field is swapped.
     unsafe {
         ffi::ap_add_common_vars(r);
-        if path_translated {
+        let path_info = (*r).path_info;
+        if path_translated || path_info.is_null() || *path_info == 0 {
             ffi::ap_add_cgi_vars(r);
         } else {
-            let path_info = (*r).path_info;
             // Empty rather than null: ap_add_cgi_vars reads it as a string.
             // It only reads it; the literal is never written through.
             (*r).path_info = c"".as_ptr().cast_mut();
             ffi::ap_add_cgi_vars(r);
             (*r).path_info = path_info;
+            // As ap_add_cgi_vars splits them (a script run by mod_include
+            // keeps the whole URI as its SCRIPT_NAME).
+            let script_name = if c_bytes((*r).protocol) == b"INCLUDED" {
+                (*r).uri
+            } else {
+                let len = ffi::ap_find_path_info((*r).uri, path_info);
+                ffi::apr_pstrndup((*r).pool, (*r).uri, len.max(0) as usize)
+            };
+            ffi::apr_table_setn((*r).subprocess_env, c"SCRIPT_NAME".as_ptr(), script_name);
+            ffi::apr_table_setn((*r).subprocess_env, c"PATH_INFO".as_ptr(), path_info);
         }
     }
 }
@@ -48,15 +62,17 @@ pub(super) fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
 }
 
 /// The request's CGI variables, in the order the core applies them: Apache's
-/// table (after [`prepare`]), then what this module decides itself. The
-/// slices point into the request pool; `scratch` holds the few made here.
+/// table (after [`prepare`], or with the variables of
+/// [`request_vars::append`] after it), then what this module decides
+/// itself. The slices point into the request pool; `scratch` holds the few
+/// made here.
 ///
 /// # Safety
-/// `r` must be the live request, after [`prepare`]; the result must not
-/// outlive the handler call.
+/// `r` must be the live request, after [`prepare`] if the variables are
+/// exported; the result must not outlive the handler call.
 pub unsafe fn cgi_variables<'a>(
     r: *mut ffi::request_rec,
-    pass_authorization: bool,
+    settings: &RequestSettings<'_>,
     method: Option<&'static str>,
     scratch: &'a mut Scratch,
 ) -> Vec<(&'a [u8], &'a [u8])> {
@@ -65,14 +81,19 @@ pub unsafe fn cgi_variables<'a>(
     unsafe {
         let elts = ffi::apr_table_elts((*r).subprocess_env);
         let entries = std::slice::from_raw_parts((*elts).elts as *const ffi::apr_table_entry_t, (*elts).nelts as usize);
-        // The table's variables and the eight at most added below.
-        let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(entries.len() + 8);
+        // The table's variables and the eight at most added below; made
+        // here, the CGI variables too (one per header and 22 at most).
+        let made_here = if settings.export_cgi_variables { 0 } else { 22 + (*ffi::apr_table_elts((*r).headers_in)).nelts as usize };
+        let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(entries.len() + 8 + made_here);
         for entry in entries {
             if !entry.key.is_null() {
                 vars.push((c_bytes(entry.key), c_bytes(entry.val)));
             }
         }
-        if pass_authorization {
+        if !settings.export_cgi_variables {
+            request_vars::append(r, &mut vars, settings.path_translated);
+        }
+        if settings.pass_authorization {
             let auth = ffi::apr_table_get((*r).headers_in, c"Authorization".as_ptr());
             if !auth.is_null() {
                 vars.push((b"HTTP_AUTHORIZATION", c_bytes(auth)));

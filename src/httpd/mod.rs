@@ -90,4 +90,7 @@ pub mod consts {
     pub const APR_NOFILE: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_NOFILE;
     pub const APR_DIR: ffi::apr_filetype_e = ffi::apr_filetype_e_APR_DIR;
     pub const AP_CONN_CLOSE: ffi::ap_conn_keepalive_e = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+    // The values of core_dir_config's bit fields, as their accessors read them.
+    pub const AP_CGI_PASS_AUTH_ON: std::ffi::c_uint = ffi::AP_CGI_PASS_AUTH_ON;
+    pub const AP_CORE_CONFIG_ON: std::ffi::c_uint = ffi::AP_CORE_CONFIG_ON;
 }

@@ -1,0 +1,410 @@
+//! The CGI variables Apache's `ap_add_common_vars` and `ap_add_cgi_vars`
+//! give a request, made from the request itself for
+//! `WSGIExportCGIVariables Off`.
+//!
+//! Those two functions write every variable into `r->subprocess_env`
+//! (where log formats and later modules can read them) and the environ is
+//! then read back out of that table: a name built in the pool for every
+//! header, an insertion per variable, a search of the table for each of
+//! the CGI ones, and a `strlen` of every name and value on the way out.
+//! Here the same names and values go straight into the list the environ
+//! is built from, following those functions' rules (Apache 2.4's
+//! server/util_script.c) one by one: which headers become variables and
+//! under what names, `CGIPassAuth`, the `PATH` fallback, the redirect
+//! variables, and how a variable another module already set is replaced.
+//! tests/wsgi_environ.rs and the conformance suite check that the environ
+//! is the same both ways.
+
+use crate::httpd::{consts, ffi};
+use std::ffi::{c_char, CStr};
+
+type Var<'a> = (&'a [u8], &'a [u8]);
+
+/// Appends the request's CGI variables to `vars`, which holds what
+/// `r->subprocess_env` had when the handler started (SetEnv, SetEnvIf,
+/// mod_rewrite, mod_ssl, the REDIRECT_ copies of an internal redirect).
+///
+/// What Apache does to a variable already in that table is kept: the
+/// table matches names without regard to case, so a variable set before
+/// under a name differing only in case takes the new value and keeps its
+/// spelling, where the environ would otherwise get both names. SCRIPT_NAME,
+/// PATH_INFO, REQUEST_METHOD, SERVER_PROTOCOL, QUERY_STRING and
+/// REQUEST_URI are not appended: the caller sets them after, with the
+/// values that win in the environ.
+///
+/// # Safety
+/// `r` must be the live request being handled, in the handler; the slices
+/// added point into its pool and must not outlive the handler call.
+pub unsafe fn append<'a>(r: *mut ffi::request_rec, vars: &mut Vec<Var<'a>>, path_translated: bool) {
+    let mut list = List { vars, existing: 0 };
+    list.existing = list.vars.len();
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        common_vars(r, &mut list);
+        cgi_vars(r, &mut list, path_translated);
+    }
+}
+
+/// The variables being built, and how many of them were in the request's
+/// table before.
+struct List<'v, 'a> {
+    vars: &'v mut Vec<Var<'a>>,
+    existing: usize,
+}
+
+impl<'a> List<'_, 'a> {
+    /// As `ap_add_common_vars` leaves a variable: a name the table had
+    /// (in any case) keeps its place and spelling and takes the value.
+    fn add(&mut self, name: &'a [u8], value: &'a [u8]) {
+        if !replace(&mut self.vars[..self.existing], name, value) {
+            self.vars.push((name, value));
+        }
+    }
+
+    /// As `apr_table_setn` into the table (`ap_add_cgi_vars`): the value
+    /// replaces any variable of that name, in any case.
+    fn set(&mut self, name: &'a [u8], value: &'a [u8]) {
+        if !replace(self.vars, name, value) {
+            self.vars.push((name, value));
+        }
+    }
+
+    /// For the variables the caller appends itself: only a name the
+    /// table already had in another case matters (the caller's exact
+    /// name is added after it). `value` runs only then.
+    fn set_other_spellings(&mut self, name: &[u8], value: impl FnOnce() -> &'a [u8]) {
+        let other_spelling = |var: &Var<'_>| var.0 != name && var.0.eq_ignore_ascii_case(name);
+        let existing = &mut self.vars[..self.existing];
+        if existing.iter().any(other_spelling) {
+            let value = value();
+            existing.iter_mut().filter(|var| other_spelling(var)).for_each(|var| var.1 = value);
+        }
+    }
+}
+
+fn replace<'a>(vars: &mut [Var<'a>], name: &[u8], value: &'a [u8]) -> bool {
+    let mut found = false;
+    for var in vars.iter_mut() {
+        if var.0.len() == name.len() && var.0.eq_ignore_ascii_case(name) {
+            var.1 = value;
+            found = true;
+        }
+    }
+    found
+}
+
+/// A NUL-terminated string of the request pool, or empty for null (what
+/// reading a null value back out of the table gives).
+///
+/// # Safety
+/// `p` must be null or a NUL-terminated string that outlives 'a.
+unsafe fn bytes<'a>(p: *const c_char) -> &'a [u8] {
+    if p.is_null() {
+        b""
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { CStr::from_ptr(p) }.to_bytes()
+    }
+}
+
+/// `bytes` copied into the request pool, NUL-terminated (the slice
+/// leaves the NUL out).
+///
+/// # Safety
+/// `r` must be the live request; the copy lives as long as its pool.
+unsafe fn pool_copy<'a>(r: *mut ffi::request_rec, bytes: &[u8]) -> &'a [u8] {
+    // SAFETY: r's pool is live; apr_pstrmemdup copies exactly `len`
+    // readable bytes and adds a NUL, valid until the pool is cleared, after
+    // the handler.
+    unsafe {
+        let p = ffi::apr_pstrmemdup((*r).pool, bytes.as_ptr().cast(), bytes.len());
+        std::slice::from_raw_parts(p.cast::<u8>(), bytes.len())
+    }
+}
+
+/// A port number in decimal, as Apache's `%u`/`apr_itoa` writes it.
+///
+/// # Safety
+/// As [`pool_copy`].
+unsafe fn decimal<'a>(r: *mut ffi::request_rec, n: u16) -> &'a [u8] {
+    let mut digits = [0u8; 5];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { pool_copy(r, &digits[at..]) }
+}
+
+/// A header's variable name (`Accept-Language` -> `HTTP_ACCEPT_LANGUAGE`),
+/// or None for a name Apache does not export: anything but letters,
+/// digits and `-` (an `_` would let a client pass itself off as another
+/// header).
+///
+/// # Safety
+/// As [`pool_copy`].
+unsafe fn header_variable<'a>(r: *mut ffi::request_rec, header: &[u8]) -> Option<&'a [u8]> {
+    if !header.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-') {
+        return None;
+    }
+    let len = 5 + header.len();
+    // SAFETY: as in pool_copy: `len` writable bytes of the live pool, all
+    // written below before the slice is made.
+    unsafe {
+        let p = ffi::apr_palloc((*r).pool, len).cast::<u8>();
+        let name = std::slice::from_raw_parts_mut(p, len);
+        name[..5].copy_from_slice(b"HTTP_");
+        for (to, &c) in name[5..].iter_mut().zip(header) {
+            *to = if c == b'-' { b'_' } else { c.to_ascii_uppercase() };
+        }
+        Some(name)
+    }
+}
+
+/// The process's value of an environment variable, copied into the pool
+/// (another thread may change the environment while the request runs).
+///
+/// # Safety
+/// As [`pool_copy`].
+unsafe fn process_env<'a>(r: *mut ffi::request_rec, name: &CStr) -> Option<&'a [u8]> {
+    // SAFETY: getenv takes a NUL-terminated name; its result is read at
+    // once, as Apache's own env2env reads it.
+    unsafe {
+        let value = libc::getenv(name.as_ptr());
+        (!value.is_null()).then(|| pool_copy(r, CStr::from_ptr(value).to_bytes()))
+    }
+}
+
+/// `ap_add_common_vars`: the headers, then the server's, the connection's
+/// and the user's variables.
+///
+/// # Safety
+/// As [`append`].
+unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
+    // SAFETY (whole block): r is live in its handler; every pointer read
+    // is a field Apache filled for it, the tables' entries and the
+    // strings the functions called return are NUL-terminated and live in
+    // the request pool (or are static).
+    unsafe {
+        let core_dir = *((*r).per_dir_config as *mut *mut ffi::core_dir_config);
+        let pass_auth = !core_dir.is_null() && (*core_dir).cgi_pass_auth() == consts::AP_CGI_PASS_AUTH_ON;
+        let headers = ffi::apr_table_elts((*r).headers_in);
+        let headers = std::slice::from_raw_parts((*headers).elts as *const ffi::apr_table_entry_t, (*headers).nelts as usize);
+        for header in headers {
+            if header.key.is_null() {
+                continue;
+            }
+            let (key, value) = (bytes(header.key), bytes(header.val));
+            if key.eq_ignore_ascii_case(b"Content-type") {
+                list.add(b"CONTENT_TYPE", value);
+            } else if key.eq_ignore_ascii_case(b"Content-length") {
+                list.add(b"CONTENT_LENGTH", value);
+            } else if key.eq_ignore_ascii_case(b"Proxy") {
+                // HTTP_PROXY would be taken for the proxy to use
+                // (httpoxy): Apache never exports it.
+            } else if key.eq_ignore_ascii_case(b"Authorization") || key.eq_ignore_ascii_case(b"Proxy-Authorization") {
+                if pass_auth {
+                    if let Some(name) = header_variable(r, key) {
+                        list.add(name, value);
+                    }
+                }
+            } else if let Some(name) = header_variable(r, key) {
+                list.add(name, value);
+            }
+        }
+
+        // Apache adds PATH next (the request's, else the process's, else
+        // a default), the search path of a CGI program. The environ never
+        // shows it (src/wsgi/environ.rs), and a variable of that name in
+        // another case would only take the value it already has, so it is
+        // not made. LD_LIBRARY_PATH is shown: the request's, else the
+        // process's, if set.
+        let library_path = ffi::apr_table_get((*r).subprocess_env, c"LD_LIBRARY_PATH".as_ptr());
+        if !library_path.is_null() {
+            list.add(b"LD_LIBRARY_PATH", bytes(library_path));
+        } else if let Some(value) = process_env(r, c"LD_LIBRARY_PATH") {
+            list.add(b"LD_LIBRARY_PATH", value);
+        }
+
+        list.add(b"SERVER_SIGNATURE", bytes(ffi::ap_psignature(c"".as_ptr(), r)));
+        list.add(b"SERVER_SOFTWARE", bytes(ffi::ap_get_server_banner()));
+        let server_name = ffi::ap_get_server_name_for_url(r);
+        let server_name = if bytes(server_name).iter().any(|c| matches!(c, b'<' | b'>' | b'&' | b'"')) {
+            ffi::ap_escape_html2((*r).pool, server_name, 0)
+        } else {
+            server_name
+        };
+        list.add(b"SERVER_NAME", bytes(server_name));
+        list.add(b"SERVER_ADDR", bytes((*(*r).connection).local_ip));
+        list.add(b"SERVER_PORT", decimal(r, ffi::ap_get_server_port(r)));
+        let remote_host = ffi::ap_get_useragent_host(r, ffi::REMOTE_HOST as _, std::ptr::null_mut());
+        if !remote_host.is_null() {
+            list.add(b"REMOTE_HOST", bytes(remote_host));
+        }
+        list.add(b"REMOTE_ADDR", bytes((*r).useragent_ip));
+        list.add(b"DOCUMENT_ROOT", bytes(ffi::ap_document_root(r)));
+        list.add(b"REQUEST_SCHEME", bytes(ffi::ap_run_http_scheme(r)));
+        list.add(b"CONTEXT_PREFIX", bytes(ffi::ap_context_prefix(r)));
+        list.add(b"CONTEXT_DOCUMENT_ROOT", bytes(ffi::ap_context_document_root(r)));
+        list.add(b"SERVER_ADMIN", bytes((*(*r).server).server_admin));
+        let filename = bytes((*r).filename);
+        let script_filename = match filename.iter().position(|&c| c == b'?') {
+            // A proxied URL whose query the proxy keeps out of the name.
+            Some(query) if !ffi::apr_table_get((*r).notes, c"proxy-noquery".as_ptr()).is_null() => &filename[..query],
+            _ => filename,
+        };
+        list.add(b"SCRIPT_FILENAME", script_filename);
+        list.add(b"REMOTE_PORT", decimal(r, (*(*(*r).connection).client_addr).port));
+
+        if !(*r).user.is_null() {
+            list.add(b"REMOTE_USER", bytes((*r).user));
+        } else {
+            let mut back = (*r).prev;
+            while !back.is_null() {
+                if !(*back).user.is_null() {
+                    list.add(b"REDIRECT_REMOTE_USER", bytes((*back).user));
+                    break;
+                }
+                back = (*back).prev;
+            }
+        }
+        if !(*r).ap_auth_type.is_null() {
+            list.add(b"AUTH_TYPE", bytes((*r).ap_auth_type));
+        }
+        let ident = ffi::ap_get_remote_logname(r);
+        if !ident.is_null() {
+            list.add(b"REMOTE_IDENT", bytes(ident));
+        }
+
+        let prev = (*r).prev;
+        if !prev.is_null() {
+            let qualify = !core_dir.is_null() && (*core_dir).qualify_redirect_url() == consts::AP_CORE_CONFIG_ON;
+            let url = if qualify { redirect_url(r, prev) } else { (*prev).uri.cast_const() };
+            if !url.is_null() {
+                list.add(b"REDIRECT_URL", bytes(url));
+            }
+            if !(*prev).args.is_null() {
+                list.add(b"REDIRECT_QUERY_STRING", bytes((*prev).args));
+            }
+        }
+    }
+}
+
+/// The full URL an internal redirect came from (`QualifyRedirectURL On`),
+/// filling in the parts of the original URI the request line left out,
+/// as Apache does (into the original request's parsed URI).
+///
+/// # Safety
+/// `r` and `prev`, its original request, must be live.
+unsafe fn redirect_url(r: *mut ffi::request_rec, prev: *mut ffi::request_rec) -> *const c_char {
+    // SAFETY: both requests are live; the strings set are pool or static
+    // strings that live as long as the connection's requests.
+    unsafe {
+        let uri = &mut (*prev).parsed_uri;
+        if uri.scheme.is_null() {
+            uri.scheme = ffi::ap_run_http_scheme(prev).cast_mut();
+        }
+        if uri.port == 0 {
+            uri.port = ffi::ap_get_server_port(prev);
+            // decimal() leaves a NUL after the digits.
+            uri.port_str = decimal(r, uri.port).as_ptr().cast_mut().cast();
+        }
+        if uri.hostname.is_null() {
+            uri.hostname = ffi::ap_get_server_name_for_url(prev).cast_mut();
+        }
+        ffi::apr_uri_unparse((*r).pool, uri, 0)
+    }
+}
+
+/// `ap_add_cgi_vars`: GATEWAY_INTERFACE and PATH_TRANSLATED; the others
+/// it sets the caller appends (see [`append`]).
+///
+/// # Safety
+/// As [`append`].
+unsafe fn cgi_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>, path_translated: bool) {
+    // SAFETY (whole block): as in common_vars.
+    unsafe {
+        list.set(b"GATEWAY_INTERFACE", b"CGI/1.1");
+        list.set_other_spellings(b"SERVER_PROTOCOL", || bytes((*r).protocol));
+        list.set_other_spellings(b"REQUEST_METHOD", || bytes((*r).method));
+        list.set_other_spellings(b"QUERY_STRING", || bytes((*r).args));
+        list.set_other_spellings(b"REQUEST_URI", || request_uri(r));
+        let path_info = bytes((*r).path_info);
+        let uri = bytes((*r).uri);
+        list.set_other_spellings(b"SCRIPT_NAME", || {
+            if path_info.is_empty() || bytes((*r).protocol) == b"INCLUDED" {
+                uri
+            } else {
+                let start = ffi::ap_find_path_info((*r).uri, (*r).path_info);
+                &uri[..usize::try_from(start).unwrap_or(0).min(uri.len())]
+            }
+        });
+        if !path_info.is_empty() {
+            list.set_other_spellings(b"PATH_INFO", || path_info);
+            if path_translated {
+                if let Some(translated) = translate(r) {
+                    list.set(b"PATH_TRANSLATED", translated);
+                }
+            }
+        }
+    }
+}
+
+/// REQUEST_URI as `ap_add_cgi_vars` sets it: the request line's URI
+/// (that of the original request after an internal redirect), unless
+/// `CGIVar REQUEST_URI current-uri` asks for the current one.
+///
+/// # Safety
+/// `r` must be the live request.
+unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a [u8] {
+    // SAFETY: r is live; the core's per-directory config and its hash of
+    // CGIVar rules (null when none is configured) belong to it.
+    unsafe {
+        let core_dir = *((*r).per_dir_config as *mut *mut ffi::core_dir_config);
+        if !core_dir.is_null() && !(*core_dir).cgi_var_rules.is_null() {
+            let rule = ffi::apr_hash_get((*core_dir).cgi_var_rules, c"REQUEST_URI".as_ptr().cast(), -1);
+            if !rule.is_null() && CStr::from_ptr(rule.cast()).to_bytes() == b"current-uri" {
+                return bytes((*r).uri);
+            }
+        }
+        let line = bytes((*r).the_request);
+        let is_space = |c: &u8| c.is_ascii_whitespace();
+        let after_method = line.iter().position(is_space).map_or(line.len(), |i| i);
+        let rest = &line[after_method..];
+        let start = rest.iter().position(|c| !is_space(c)).unwrap_or(rest.len());
+        let rest = &rest[start..];
+        &rest[..rest.iter().position(is_space).unwrap_or(rest.len())]
+    }
+}
+
+/// PATH_TRANSLATED: PATH_INFO mapped to a file name by a sub-request, as
+/// `ap_add_cgi_vars` computes it (the file name plus whatever part of the
+/// path the sub-request's own walk left as its PATH_INFO).
+///
+/// # Safety
+/// `r` must be the live request, in its handler.
+unsafe fn translate<'a>(r: *mut ffi::request_rec) -> Option<&'a [u8]> {
+    // SAFETY: r is live; the sub-request is made from it and destroyed
+    // here, after its strings were copied into r's pool.
+    unsafe {
+        let escaped = ffi::ap_os_escape_path((*r).pool, (*r).path_info, 1);
+        let sub = ffi::ap_sub_req_lookup_uri(escaped, r, std::ptr::null_mut());
+        let translated = if (*sub).filename.is_null() {
+            None
+        } else {
+            let (name, rest) = (bytes((*sub).filename), bytes((*sub).path_info));
+            let joined = ffi::apr_palloc((*r).pool, name.len() + rest.len()).cast::<u8>();
+            std::ptr::copy_nonoverlapping(name.as_ptr(), joined, name.len());
+            std::ptr::copy_nonoverlapping(rest.as_ptr(), joined.add(name.len()), rest.len());
+            Some(std::slice::from_raw_parts(joined, name.len() + rest.len()))
+        };
+        ffi::ap_destroy_sub_req(sub);
+        translated
+    }
+}
