@@ -51,6 +51,8 @@ pub unsafe fn prepare(r: *mut ffi::request_rec, path_translated: bool) {
     }
 }
 
+/// The bytes of one of Apache's strings, or empty for null (as reading a
+/// null value out of a table gives).
 pub(super) fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
     if p.is_null() {
         b""

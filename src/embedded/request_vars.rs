@@ -10,11 +10,12 @@
 //! Here the same names and values go straight into the list the environ
 //! is built from, following those functions' rules (Apache 2.4's
 //! server/util_script.c) one by one: which headers become variables and
-//! under what names, `CGIPassAuth`, the `PATH` fallback, the redirect
-//! variables, and how a variable another module already set is replaced.
-//! tests/wsgi_environ.rs and the conformance suite check that the environ
-//! is the same both ways.
+//! under what names, `CGIPassAuth`, the redirect variables, and how a
+//! variable another module already set is replaced. The conformance suite
+//! and tests/environ_unexported.rs check that the environ is the same both
+//! ways.
 
+use super::request::c_bytes;
 use crate::httpd::{consts, ffi};
 use std::ffi::{c_char, CStr};
 
@@ -91,20 +92,6 @@ fn replace<'a>(vars: &mut [Var<'a>], name: &[u8], value: &'a [u8]) -> bool {
         }
     }
     found
-}
-
-/// A NUL-terminated string of the request pool, or empty for null (what
-/// reading a null value back out of the table gives).
-///
-/// # Safety
-/// `p` must be null or a NUL-terminated string that outlives 'a.
-unsafe fn bytes<'a>(p: *const c_char) -> &'a [u8] {
-    if p.is_null() {
-        b""
-    } else {
-        // SAFETY: guaranteed by the caller.
-        unsafe { CStr::from_ptr(p) }.to_bytes()
-    }
 }
 
 /// `bytes` copied into the request pool, NUL-terminated (the slice
@@ -200,7 +187,7 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
             if header.key.is_null() {
                 continue;
             }
-            let (key, value) = (bytes(header.key), bytes(header.val));
+            let (key, value) = (c_bytes(header.key), c_bytes(header.val));
             if key.eq_ignore_ascii_case(b"Content-type") {
                 list.add(b"CONTENT_TYPE", value);
             } else if key.eq_ignore_ascii_case(b"Content-length") {
@@ -227,33 +214,33 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
         // process's, if set.
         let library_path = ffi::apr_table_get((*r).subprocess_env, c"LD_LIBRARY_PATH".as_ptr());
         if !library_path.is_null() {
-            list.add(b"LD_LIBRARY_PATH", bytes(library_path));
+            list.add(b"LD_LIBRARY_PATH", c_bytes(library_path));
         } else if let Some(value) = process_env(r, c"LD_LIBRARY_PATH") {
             list.add(b"LD_LIBRARY_PATH", value);
         }
 
-        list.add(b"SERVER_SIGNATURE", bytes(ffi::ap_psignature(c"".as_ptr(), r)));
-        list.add(b"SERVER_SOFTWARE", bytes(ffi::ap_get_server_banner()));
+        list.add(b"SERVER_SIGNATURE", c_bytes(ffi::ap_psignature(c"".as_ptr(), r)));
+        list.add(b"SERVER_SOFTWARE", c_bytes(ffi::ap_get_server_banner()));
         let server_name = ffi::ap_get_server_name_for_url(r);
-        let server_name = if bytes(server_name).iter().any(|c| matches!(c, b'<' | b'>' | b'&' | b'"')) {
+        let server_name = if c_bytes(server_name).iter().any(|c| matches!(c, b'<' | b'>' | b'&' | b'"')) {
             ffi::ap_escape_html2((*r).pool, server_name, 0)
         } else {
             server_name
         };
-        list.add(b"SERVER_NAME", bytes(server_name));
-        list.add(b"SERVER_ADDR", bytes((*(*r).connection).local_ip));
+        list.add(b"SERVER_NAME", c_bytes(server_name));
+        list.add(b"SERVER_ADDR", c_bytes((*(*r).connection).local_ip));
         list.add(b"SERVER_PORT", decimal(r, ffi::ap_get_server_port(r)));
         let remote_host = ffi::ap_get_useragent_host(r, ffi::REMOTE_HOST as _, std::ptr::null_mut());
         if !remote_host.is_null() {
-            list.add(b"REMOTE_HOST", bytes(remote_host));
+            list.add(b"REMOTE_HOST", c_bytes(remote_host));
         }
-        list.add(b"REMOTE_ADDR", bytes((*r).useragent_ip));
-        list.add(b"DOCUMENT_ROOT", bytes(ffi::ap_document_root(r)));
-        list.add(b"REQUEST_SCHEME", bytes(ffi::ap_run_http_scheme(r)));
-        list.add(b"CONTEXT_PREFIX", bytes(ffi::ap_context_prefix(r)));
-        list.add(b"CONTEXT_DOCUMENT_ROOT", bytes(ffi::ap_context_document_root(r)));
-        list.add(b"SERVER_ADMIN", bytes((*(*r).server).server_admin));
-        let filename = bytes((*r).filename);
+        list.add(b"REMOTE_ADDR", c_bytes((*r).useragent_ip));
+        list.add(b"DOCUMENT_ROOT", c_bytes(ffi::ap_document_root(r)));
+        list.add(b"REQUEST_SCHEME", c_bytes(ffi::ap_run_http_scheme(r)));
+        list.add(b"CONTEXT_PREFIX", c_bytes(ffi::ap_context_prefix(r)));
+        list.add(b"CONTEXT_DOCUMENT_ROOT", c_bytes(ffi::ap_context_document_root(r)));
+        list.add(b"SERVER_ADMIN", c_bytes((*(*r).server).server_admin));
+        let filename = c_bytes((*r).filename);
         let script_filename = match filename.iter().position(|&c| c == b'?') {
             // A proxied URL whose query the proxy keeps out of the name.
             Some(query) if !ffi::apr_table_get((*r).notes, c"proxy-noquery".as_ptr()).is_null() => &filename[..query],
@@ -263,23 +250,23 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
         list.add(b"REMOTE_PORT", decimal(r, (*(*(*r).connection).client_addr).port));
 
         if !(*r).user.is_null() {
-            list.add(b"REMOTE_USER", bytes((*r).user));
+            list.add(b"REMOTE_USER", c_bytes((*r).user));
         } else {
             let mut back = (*r).prev;
             while !back.is_null() {
                 if !(*back).user.is_null() {
-                    list.add(b"REDIRECT_REMOTE_USER", bytes((*back).user));
+                    list.add(b"REDIRECT_REMOTE_USER", c_bytes((*back).user));
                     break;
                 }
                 back = (*back).prev;
             }
         }
         if !(*r).ap_auth_type.is_null() {
-            list.add(b"AUTH_TYPE", bytes((*r).ap_auth_type));
+            list.add(b"AUTH_TYPE", c_bytes((*r).ap_auth_type));
         }
         let ident = ffi::ap_get_remote_logname(r);
         if !ident.is_null() {
-            list.add(b"REMOTE_IDENT", bytes(ident));
+            list.add(b"REMOTE_IDENT", c_bytes(ident));
         }
 
         let prev = (*r).prev;
@@ -287,10 +274,10 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
             let qualify = !core_dir.is_null() && (*core_dir).qualify_redirect_url() == consts::AP_CORE_CONFIG_ON;
             let url = if qualify { redirect_url(r, prev) } else { (*prev).uri.cast_const() };
             if !url.is_null() {
-                list.add(b"REDIRECT_URL", bytes(url));
+                list.add(b"REDIRECT_URL", c_bytes(url));
             }
             if !(*prev).args.is_null() {
-                list.add(b"REDIRECT_QUERY_STRING", bytes((*prev).args));
+                list.add(b"REDIRECT_QUERY_STRING", c_bytes((*prev).args));
             }
         }
     }
@@ -331,14 +318,14 @@ unsafe fn cgi_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>, path_t
     // SAFETY (whole block): as in common_vars.
     unsafe {
         list.set(b"GATEWAY_INTERFACE", b"CGI/1.1");
-        list.set_other_spellings(b"SERVER_PROTOCOL", || bytes((*r).protocol));
-        list.set_other_spellings(b"REQUEST_METHOD", || bytes((*r).method));
-        list.set_other_spellings(b"QUERY_STRING", || bytes((*r).args));
+        list.set_other_spellings(b"SERVER_PROTOCOL", || c_bytes((*r).protocol));
+        list.set_other_spellings(b"REQUEST_METHOD", || c_bytes((*r).method));
+        list.set_other_spellings(b"QUERY_STRING", || c_bytes((*r).args));
         list.set_other_spellings(b"REQUEST_URI", || request_uri(r));
-        let path_info = bytes((*r).path_info);
-        let uri = bytes((*r).uri);
+        let path_info = c_bytes((*r).path_info);
+        let uri = c_bytes((*r).uri);
         list.set_other_spellings(b"SCRIPT_NAME", || {
-            if path_info.is_empty() || bytes((*r).protocol) == b"INCLUDED" {
+            if path_info.is_empty() || c_bytes((*r).protocol) == b"INCLUDED" {
                 uri
             } else {
                 let start = ffi::ap_find_path_info((*r).uri, (*r).path_info);
@@ -370,10 +357,10 @@ unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a [u8] {
         if !core_dir.is_null() && !(*core_dir).cgi_var_rules.is_null() {
             let rule = ffi::apr_hash_get((*core_dir).cgi_var_rules, c"REQUEST_URI".as_ptr().cast(), -1);
             if !rule.is_null() && CStr::from_ptr(rule.cast()).to_bytes() == b"current-uri" {
-                return bytes((*r).uri);
+                return c_bytes((*r).uri);
             }
         }
-        let line = bytes((*r).the_request);
+        let line = c_bytes((*r).the_request);
         let is_space = |c: &u8| c.is_ascii_whitespace();
         let after_method = line.iter().position(is_space).map_or(line.len(), |i| i);
         let rest = &line[after_method..];
@@ -398,7 +385,7 @@ unsafe fn translate<'a>(r: *mut ffi::request_rec) -> Option<&'a [u8]> {
         let translated = if (*sub).filename.is_null() {
             None
         } else {
-            let (name, rest) = (bytes((*sub).filename), bytes((*sub).path_info));
+            let (name, rest) = (c_bytes((*sub).filename), c_bytes((*sub).path_info));
             let joined = ffi::apr_palloc((*r).pool, name.len() + rest.len()).cast::<u8>();
             std::ptr::copy_nonoverlapping(name.as_ptr(), joined, name.len());
             std::ptr::copy_nonoverlapping(rest.as_ptr(), joined.add(name.len()), rest.len());
