@@ -37,16 +37,29 @@ pub unsafe fn prepare(r: *mut ffi::request_rec, path_translated: bool) {
             (*r).path_info = c"".as_ptr().cast_mut();
             ffi::ap_add_cgi_vars(r);
             (*r).path_info = path_info;
-            // As ap_add_cgi_vars splits them (a script run by mod_include
-            // keeps the whole URI as its SCRIPT_NAME).
-            let script_name = if c_bytes((*r).protocol) == b"INCLUDED" {
-                (*r).uri
-            } else {
-                let len = ffi::ap_find_path_info((*r).uri, path_info);
-                ffi::apr_pstrndup((*r).pool, (*r).uri, len.max(0) as usize)
-            };
-            ffi::apr_table_setn((*r).subprocess_env, c"SCRIPT_NAME".as_ptr(), script_name);
+            ffi::apr_table_setn((*r).subprocess_env, c"SCRIPT_NAME".as_ptr(), apache_script_name(r));
             ffi::apr_table_setn((*r).subprocess_env, c"PATH_INFO".as_ptr(), path_info);
+        }
+    }
+}
+
+/// SCRIPT_NAME as `ap_add_cgi_vars` splits it: the URI up to where
+/// PATH_INFO starts, or the whole URI when there is no PATH_INFO or the
+/// script is run by mod_include. (The environ's own SCRIPT_NAME is
+/// cgi_variables' split.)
+///
+/// # Safety
+/// `r` must be the live request being handled.
+pub(super) unsafe fn apache_script_name(r: *mut ffi::request_rec) -> *const c_char {
+    // SAFETY: r is live; uri and path_info are its NUL-terminated strings,
+    // and the copy is made in its pool.
+    unsafe {
+        let path_info = c_bytes((*r).path_info);
+        if path_info.is_empty() || c_bytes((*r).protocol) == b"INCLUDED" {
+            (*r).uri
+        } else {
+            let len = ffi::ap_find_path_info((*r).uri, (*r).path_info);
+            ffi::apr_pstrndup((*r).pool, (*r).uri, len.max(0) as usize)
         }
     }
 }
@@ -84,8 +97,8 @@ pub unsafe fn cgi_variables<'a>(
         let elts = ffi::apr_table_elts((*r).subprocess_env);
         let entries = std::slice::from_raw_parts((*elts).elts as *const ffi::apr_table_entry_t, (*elts).nelts as usize);
         // The table's variables and the eight at most added below; made
-        // here, the CGI variables too (one per header and 22 at most).
-        let made_here = if settings.export_cgi_variables { 0 } else { 22 + (*ffi::apr_table_elts((*r).headers_in)).nelts as usize };
+        // here, the CGI variables too.
+        let made_here = if settings.export_cgi_variables { 0 } else { request_vars::most_appended(r) };
         let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(entries.len() + 8 + made_here);
         for entry in entries {
             if !entry.key.is_null() {

@@ -15,7 +15,7 @@
 //! and tests/environ_unexported.rs check that the environ is the same both
 //! ways.
 
-use super::request::c_bytes;
+use super::request::{apache_script_name, c_bytes};
 use crate::httpd::{consts, ffi};
 use std::ffi::{c_char, CStr};
 
@@ -44,6 +44,27 @@ pub unsafe fn append<'a>(r: *mut ffi::request_rec, vars: &mut Vec<Var<'a>>, path
         common_vars(r, &mut list);
         cgi_vars(r, &mut list, path_translated);
     }
+}
+
+/// How many variables [`append`] adds at most: one per header, and 22.
+///
+/// # Safety
+/// `r` must be the live request.
+pub unsafe fn most_appended(r: *mut ffi::request_rec) -> usize {
+    // SAFETY: r is live; its headers_in is a table.
+    22 + unsafe { (*ffi::apr_table_elts((*r).headers_in)).nelts } as usize
+}
+
+/// The core's per-directory configuration of the request (CGIPassAuth,
+/// QualifyRedirectURL, CGIVar).
+///
+/// # Safety
+/// `r` must be the live request.
+unsafe fn core_dir_config<'a>(r: *mut ffi::request_rec) -> Option<&'a ffi::core_dir_config> {
+    // SAFETY: r is live; the core module's slot is the first of every
+    // per-directory vector (http_core.h's ap_get_core_module_config), and
+    // the config lives as long as the request's configuration.
+    unsafe { (*((*r).per_dir_config as *const *const ffi::core_dir_config)).as_ref() }
 }
 
 /// The variables being built, and how many of them were in the request's
@@ -179,8 +200,8 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
     // strings the functions called return are NUL-terminated and live in
     // the request pool (or are static).
     unsafe {
-        let core_dir = *((*r).per_dir_config as *mut *mut ffi::core_dir_config);
-        let pass_auth = !core_dir.is_null() && (*core_dir).cgi_pass_auth() == consts::AP_CGI_PASS_AUTH_ON;
+        let core_dir = core_dir_config(r);
+        let pass_auth = core_dir.is_some_and(|c| c.cgi_pass_auth() == consts::AP_CGI_PASS_AUTH_ON);
         let headers = ffi::apr_table_elts((*r).headers_in);
         let headers = std::slice::from_raw_parts((*headers).elts as *const ffi::apr_table_entry_t, (*headers).nelts as usize);
         for header in headers {
@@ -271,7 +292,7 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
 
         let prev = (*r).prev;
         if !prev.is_null() {
-            let qualify = !core_dir.is_null() && (*core_dir).qualify_redirect_url() == consts::AP_CORE_CONFIG_ON;
+            let qualify = core_dir.is_some_and(|c| c.qualify_redirect_url() == consts::AP_CORE_CONFIG_ON);
             let url = if qualify { redirect_url(r, prev) } else { (*prev).uri.cast_const() };
             if !url.is_null() {
                 list.add(b"REDIRECT_URL", c_bytes(url));
@@ -322,16 +343,8 @@ unsafe fn cgi_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>, path_t
         list.set_other_spellings(b"REQUEST_METHOD", || c_bytes((*r).method));
         list.set_other_spellings(b"QUERY_STRING", || c_bytes((*r).args));
         list.set_other_spellings(b"REQUEST_URI", || request_uri(r));
+        list.set_other_spellings(b"SCRIPT_NAME", || c_bytes(apache_script_name(r)));
         let path_info = c_bytes((*r).path_info);
-        let uri = c_bytes((*r).uri);
-        list.set_other_spellings(b"SCRIPT_NAME", || {
-            if path_info.is_empty() || c_bytes((*r).protocol) == b"INCLUDED" {
-                uri
-            } else {
-                let start = ffi::ap_find_path_info((*r).uri, (*r).path_info);
-                &uri[..usize::try_from(start).unwrap_or(0).min(uri.len())]
-            }
-        });
         if !path_info.is_empty() {
             list.set_other_spellings(b"PATH_INFO", || path_info);
             if path_translated {
@@ -353,16 +366,16 @@ unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a [u8] {
     // SAFETY: r is live; the core's per-directory config and its hash of
     // CGIVar rules (null when none is configured) belong to it.
     unsafe {
-        let core_dir = *((*r).per_dir_config as *mut *mut ffi::core_dir_config);
-        if !core_dir.is_null() && !(*core_dir).cgi_var_rules.is_null() {
-            let rule = ffi::apr_hash_get((*core_dir).cgi_var_rules, c"REQUEST_URI".as_ptr().cast(), -1);
+        let rules = core_dir_config(r).map_or(std::ptr::null_mut(), |c| c.cgi_var_rules);
+        if !rules.is_null() {
+            let rule = ffi::apr_hash_get(rules, c"REQUEST_URI".as_ptr().cast(), -1);
             if !rule.is_null() && CStr::from_ptr(rule.cast()).to_bytes() == b"current-uri" {
                 return c_bytes((*r).uri);
             }
         }
         let line = c_bytes((*r).the_request);
         let is_space = |c: &u8| c.is_ascii_whitespace();
-        let after_method = line.iter().position(is_space).map_or(line.len(), |i| i);
+        let after_method = line.iter().position(is_space).unwrap_or(line.len());
         let rest = &line[after_method..];
         let start = rest.iter().position(|c| !is_space(c)).unwrap_or(rest.len());
         let rest = &rest[start..];
