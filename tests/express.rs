@@ -515,7 +515,15 @@ fn reload_on_changes_picks_up_an_edited_module_without_failed_requests() {
         })
     };
     fs::write(&message, "TEXT = 'after'\n").unwrap();
-    wait_for("the edit to be served", Duration::from_secs(60), || server.get("/").text() == "after");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.get("/").text() != "after" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the edit to be served; the server's output:\n{}",
+            server.output()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();
     assert!(ok.load(Ordering::SeqCst) > 0);
