@@ -60,7 +60,7 @@ fn main() {
              |MODULE_MAGIC_.*|RSRC_CONF|ACCESS_CONF|OR_.*|GLOBAL_ONLY|NOT_IN_.*|APR_SUCCESS\
              |APR_EOF|AP_CONN_.*|AP_FILTER_ERROR|OPT_.*|APR_FOPEN_.*|APR_TIMEUP|APR_INCOMPLETE\
              |AP_SQ_.*|APR_OC_REASON_.*|ap_unixd_config|AUTHN_PROVIDER_.*|AUTHZ_PROVIDER_.*\
-             |AP_AUTH_INTERNAL_PER_CONF|REMOTE_HOST|M_GET|AP_CGI_PASS_AUTH_ON|AP_CORE_CONFIG_ON",
+             |AP_AUTH_INTERNAL_PER_CONF|REMOTE_HOST|M_GET|AP_CGI_PASS_AUTH_ON|AP_CORE_CONFIG_ON|DEFAULT_PATH",
         )
         .default_enum_style(bindgen::EnumVariation::Consts)
         .derive_debug(false)

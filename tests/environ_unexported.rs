@@ -1,14 +1,18 @@
-//! `WSGIExportCGIVariables Off`: the environ is made from the request itself instead of
-//! being read back out of Apache's table of the request's environment, and must be the
-//! same environ. Every request here is sent twice to the same server, once as it is and
-//! once with `X-Unexported: yes`, which an `<If>` turns into `WSGIExportCGIVariables Off`;
-//! the two environs must match key for key (what differs by nature between two requests
-//! aside). The requests take each of Apache's rules for these variables: headers it
-//! renames, drops or keeps out (Proxy, Authorization without `CGIPassAuth`), repeated
-//! headers, variables set before under another case, `PATH` from `SetEnv`, an internal
-//! redirect (plain and with `QualifyRedirectURL On`), Basic authentication, `CGIVar
-//! REQUEST_URI current-uri` and `WSGIPathTranslated Off`. A log format with `%{VAR}e`
-//! shows the directive's effect: with Off, Apache's table has no CGI variables.
+//! The CGI variables with `WSGIExportCGIVariables` On and Off. The module makes them from
+//! the request itself, by Apache's rules, and with On also writes them into Apache's table
+//! of the request's environment, where log formats and later modules read them.
+//!
+//! The first test sends every request twice to the same server, once as it is and once with
+//! `X-Unexported: yes`, which an `<If>` turns into `WSGIExportCGIVariables Off`; the two
+//! environs must match key for key (what differs by nature between two requests aside). The
+//! requests take each of Apache's rules for these variables: headers it renames, drops or
+//! keeps out (Proxy, Authorization without `CGIPassAuth`), repeated headers, variables set
+//! before under another case, `PATH` from `SetEnv`, an internal redirect (plain and with
+//! `QualifyRedirectURL On`), Basic authentication, `CGIVar REQUEST_URI current-uri` and
+//! `WSGIPathTranslated Off`. A log format with `%{VAR}e` shows the directive's effect: with
+//! Off, Apache's table has no CGI variables. The second test logs every variable of the
+//! table for the same requests on this module and on mod_wsgi, which has Apache's own
+//! functions write them, and compares the logs.
 mod common;
 use common::*;
 use std::collections::BTreeMap;
@@ -49,34 +53,43 @@ fn same_both_ways(apache: &Apache, method: &str, path: &str, headers: &[(&str, &
     exported
 }
 
-#[test]
-fn the_environ_is_the_same_with_and_without_exporting() {
-    let dir = TestDir::new("environ-unexported");
+/// The locations of the requests below, each taking one of Apache's rules.
+const LOCATIONS: &str = "SetEnv RP_SETENV hello-setenv\n\
+     <Location /env/pass-auth>\n    CGIPassAuth On\n</Location>\n\
+     <Location /env/spellings>\n    SetEnv server_name lower\n    SetEnv Query_String mixed\n    SetEnv gateway_interface old\n    SetEnv PATH /custom/bin\n</Location>\n\
+     <Location /env/repeated>\n    RequestHeader add X-Twice one\n    RequestHeader add X-Twice two\n</Location>\n\
+     <Location /env/auth>\n    AuthType Basic\n    AuthName probe\n    AuthUserFile @@DIR@@/htpasswd\n    Require valid-user\n</Location>\n\
+     <Location /env/pass-authorization>\n    WSGIPassAuthorization On\n</Location>\n\
+     <Location /env/current-uri>\n    CGIVar REQUEST_URI current-uri\n</Location>\n\
+     <Location /missing>\n    ErrorDocument 404 /env/redirected?from=missing\n</Location>\n\
+     <Location /qualified>\n    ErrorDocument 404 /env/qualify?from=qualified\n</Location>\n\
+     <Location /env/qualify>\n    QualifyRedirectURL On\n</Location>\n";
+
+/// A server with the environ app at /env, the modules LOCATIONS needs and
+/// `extra`.
+fn configure(dir: &TestDir, extra: &str) -> Conf {
     let app = dir.install_app("environ.wsgi", &[]).to_string_lossy().into_owned();
     dir.write("htpasswd", "alice:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n");
     dir.mkdir("htdocs");
-    let conf = Conf::new(Mpm::Event)
+    Conf::new(Mpm::Event)
         .module_before("env_module", "mod_env.so")
         .module_before("headers_module", "mod_headers.so")
         .module_before("auth_basic_module", "mod_auth_basic.so")
         .module_before("authn_file_module", "mod_authn_file.so")
         .module_before("authz_user_module", "mod_authz_user.so")
-        .extra(&format!(
-            "SetEnv RP_SETENV hello-setenv\n\
-             LogFormat \"%U|%{{X_MARK}}e|%{{SCRIPT_NAME}}e|%{{HTTP_HOST}}e|%{{GATEWAY_INTERFACE}}e|%{{PATH_INFO}}e\" cgivars\n\
-             CustomLog @@DIR@@/cgivars.log cgivars\n\
-             WSGIScriptAlias /env {app}\n\
-             <If \"%{{HTTP:X-Unexported}} == 'yes'\">\n    WSGIExportCGIVariables Off\n    SetEnv X_MARK unexported\n</If>\n\
-             <Location /env/pass-auth>\n    CGIPassAuth On\n</Location>\n\
-             <Location /env/spellings>\n    SetEnv server_name lower\n    SetEnv Query_String mixed\n    SetEnv gateway_interface old\n    SetEnv PATH /custom/bin\n</Location>\n\
-             <Location /env/repeated>\n    RequestHeader add X-Twice one\n    RequestHeader add X-Twice two\n</Location>\n\
-             <Location /env/auth>\n    AuthType Basic\n    AuthName probe\n    AuthUserFile @@DIR@@/htpasswd\n    Require valid-user\n</Location>\n\
-             <Location /env/current-uri>\n    CGIVar REQUEST_URI current-uri\n</Location>\n\
-             <Location /env/untranslated>\n    WSGIPathTranslated Off\n</Location>\n\
-             <Location /missing>\n    ErrorDocument 404 /env/redirected?from=missing\n</Location>\n\
-             <Location /qualified>\n    ErrorDocument 404 /env/qualify?from=qualified\n</Location>\n\
-             <Location /env/qualify>\n    QualifyRedirectURL On\n</Location>\n"
-        ));
+        .extra(&format!("WSGIScriptAlias /env {app}\n{LOCATIONS}{extra}"))
+}
+
+#[test]
+fn the_environ_is_the_same_with_and_without_exporting() {
+    let dir = TestDir::new("environ-unexported");
+    let conf = configure(
+        &dir,
+        "LogFormat \"%U|%{X_MARK}e|%{SCRIPT_NAME}e|%{HTTP_HOST}e|%{GATEWAY_INTERFACE}e|%{PATH_INFO}e\" cgivars\n\
+         CustomLog @@DIR@@/cgivars.log cgivars\n\
+         <If \"%{HTTP:X-Unexported} == 'yes'\">\n    WSGIExportCGIVariables Off\n    SetEnv X_MARK unexported\n</If>\n\
+         <Location /env/untranslated>\n    WSGIPathTranslated Off\n</Location>\n",
+    );
     let apache = Apache::start(dir, &conf, &[]);
     let mut c = Checks::new("WSGIExportCGIVariables Off");
 
@@ -190,4 +203,101 @@ fn wait_log_lines(apache: &Apache, name: &str, n: usize) -> Vec<String> {
         lines.len() >= n
     });
     lines
+}
+
+/// The variables Apache's two functions put into the request's table, and
+/// those the configuration above sets (log formats read names in any case).
+const TABLE_VARIABLES: &[&str] = &[
+    "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_HOST", "HTTP_ACCEPT_LANGUAGE", "HTTP_X_UNDERSCORED", "HTTP_PROXY",
+    "HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "HTTP_X_EMPTY", "HTTP_X_TWICE", "PATH", "LD_LIBRARY_PATH",
+    "SERVER_SIGNATURE", "SERVER_SOFTWARE", "SERVER_NAME", "SERVER_ADDR", "SERVER_PORT", "REMOTE_HOST", "REMOTE_ADDR",
+    "DOCUMENT_ROOT", "REQUEST_SCHEME", "CONTEXT_PREFIX", "CONTEXT_DOCUMENT_ROOT", "SERVER_ADMIN", "SCRIPT_FILENAME",
+    "REMOTE_USER", "REDIRECT_REMOTE_USER", "AUTH_TYPE", "REMOTE_IDENT", "REDIRECT_URL", "REDIRECT_QUERY_STRING",
+    "REDIRECT_STATUS", "GATEWAY_INTERFACE", "SERVER_PROTOCOL", "REQUEST_METHOD", "QUERY_STRING", "REQUEST_URI",
+    "SCRIPT_NAME", "PATH_INFO", "PATH_TRANSLATED", "RP_SETENV",
+];
+
+#[test]
+fn the_table_holds_what_mod_wsgi_leaves_there() {
+    // With WSGIExportCGIVariables On the module puts the CGI variables into
+    // Apache's table itself (src/embedded/request_vars.rs) where mod_wsgi
+    // calls Apache's functions: a log format naming every one must log the
+    // same for each request, the server's own paths and ports aside.
+    let format: String = TABLE_VARIABLES.iter().map(|v| format!("|{v}=%{{{v}}}e")).collect();
+    let logging = format!("LogFormat \"%m %U%q{format}\" table\nCustomLog @@DIR@@/table.log table\n");
+    let start = |side: &str| {
+        let dir = TestDir::new(&format!("environ-table-{side}"));
+        let conf = configure(&dir, &logging);
+        let conf = if side == "ours" {
+            conf
+        } else {
+            conf.without_wsgi()
+                .extra("LoadModule wsgi_module /usr/lib/apache2/modules/mod_wsgi.so\nWSGIApplicationGroup %{GLOBAL}\n")
+        };
+        Apache::start(dir, &conf, &[])
+    };
+    let (ours, theirs) = (start("ours"), start("mod_wsgi"));
+    let auth = ("Authorization", "Basic YWxpY2U6c2VjcmV0");
+    let requests: &[(&str, &str, &[(&str, &str)])] = &[
+        ("POST", "/env/a/b%20c?x=1&y=%2F", &[
+            ("Content-Type", "text/plain"), ("Accept-Language", "en"), ("X_Underscored", "dropped"),
+            ("Proxy", "http://evil.example/"), auth, ("Proxy-Authorization", "Basic eA=="), ("X-Empty", ""),
+        ]),
+        ("GET", "/env", &[]),
+        ("GET", "/env/", &[]),
+        ("GET", "/env//a//b", &[]),
+        ("GET", "/env/pass-authorization", &[auth]),
+        ("HEAD", "/env/head", &[]),
+        ("GET", "/env/pass-auth/p", &[auth, ("Proxy-Authorization", "Basic eA==")]),
+        ("GET", "/env/spellings/x?q=2", &[]),
+        ("GET", "/env/repeated", &[("X-Twice", "zero")]),
+        ("GET", "/env/auth", &[auth]),
+        ("GET", "/env/current-uri/p?z=3", &[]),
+        ("GET", "/missing/page?orig=1", &[]),
+        ("GET", "/qualified/page", &[]),
+    ];
+    for (method, path, headers) in requests {
+        for server in [&ours, &theirs] {
+            let r = server.request(method, path, headers, b"body");
+            assert_eq!(r.status, 200, "{method} {path} on port {}", server.port);
+        }
+    }
+    // Both servers' start-up probes of / come first.
+    let n = requests.len() + 1;
+    let normalised = |server: &Apache| -> Vec<String> {
+        let root = server.dir.path().to_string_lossy().into_owned();
+        wait_log_lines(server, "table.log", n)
+            .iter()
+            .filter(|line| !line.starts_with("GET /|"))
+            .map(|line| {
+                let line = line.replace(&root, "@@DIR@@").replace(&server.port.to_string(), "@@PORT@@");
+                // The banner names the module that served it.
+                line.split('|')
+                    .map(|field| match field.strip_prefix("SERVER_SOFTWARE=") {
+                        Some(banner) => format!(
+                            "SERVER_SOFTWARE={}",
+                            banner.split(' ').filter(|w| !w.starts_with("mod_wsgi")).collect::<Vec<_>>().join(" ")
+                        ),
+                        None => field.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    };
+    let (ours_log, theirs_log) = (normalised(&ours), normalised(&theirs));
+    assert_eq!(ours_log.len(), requests.len(), "{ours_log:#?}");
+    let mut differences = Vec::new();
+    for (a, b) in ours_log.iter().zip(&theirs_log) {
+        let fields = |line: &str| line.split('|').map(str::to_owned).collect::<Vec<_>>();
+        let (fa, fb) = (fields(a), fields(b));
+        let differing: Vec<String> =
+            fa.iter().zip(&fb).filter(|(x, y)| x != y).map(|(x, y)| format!("ours {x}, mod_wsgi {y}")).collect();
+        if !differing.is_empty() {
+            differences.push(format!("{}:\n    {}", fa[0], differing.join("\n    ")));
+        }
+    }
+    assert!(differences.is_empty(), "the tables differ:\n  {}", differences.join("\n  "));
+    // The comparison saw the variables at all.
+    assert!(ours_log[0].contains("|GATEWAY_INTERFACE=CGI/1.1|") && ours_log[0].contains("|PATH=/"), "{}", ours_log[0]);
 }

@@ -106,17 +106,13 @@ pub unsafe fn handle(r: *mut ffi::request_rec) -> c_int {
     }
     // SAFETY: r is live.
     let method = unsafe { head_as_get(r, settings.map_head_to_get) }.then_some("GET");
-    if settings.export_cgi_variables {
-        // SAFETY: r is live; this runs before the GIL is taken.
-        unsafe { request::prepare(r, settings.path_translated) };
-    }
     let mut scratch = Scratch::default();
-    // SAFETY: r is live and prepared if it had to be; the variables are
-    // used within this call.
+    // SAFETY: r is live, in its handler, without the GIL; the variables
+    // are used within this call.
     let variables = unsafe { request::cgi_variables(r, &settings, method, &mut scratch) };
     // Resolved here for both modes: a daemon has no request_rec to take
     // the host, port and variables from.
-    // SAFETY: r is live, after request::prepare.
+    // SAFETY: r is live.
     let application_group = unsafe { application_group_of(r, settings.application_group, &variables) };
     // SAFETY: r is live; its subprocess_env holds SetEnv/mod_rewrite variables.
     match unsafe { process_group_of(r, settings.process_group, "WSGIProcessGroup") } {

@@ -10,39 +10,6 @@ use std::ffi::{c_char, c_int, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Fills Apache's CGI variables into `r->subprocess_env` (with
-/// `WSGIExportCGIVariables On`). Called without the GIL, before the
-/// environ is built. With `path_translated` false
-/// (`WSGIPathTranslated Off`) the environ has no PATH_TRANSLATED, and the
-/// sub-request that computes it is not made.
-///
-/// # Safety
-/// `r` must be the live request being handled.
-pub unsafe fn prepare(r: *mut ffi::request_rec, path_translated: bool) {
-    // SAFETY: guaranteed by the caller. The CGI variables include
-    // PATH_TRANSLATED, which applications written for CGI still read;
-    // hiding path_info from ap_add_cgi_vars is all that makes it skip the
-    // sub-request. It then sets SCRIPT_NAME to the whole URI and no
-    // PATH_INFO, which are put right in the table after (the environ's
-    // come from cgi_variables() in any case). The request is this
-    // thread's alone while the field is swapped.
-    unsafe {
-        ffi::ap_add_common_vars(r);
-        let path_info = (*r).path_info;
-        if path_translated || path_info.is_null() || *path_info == 0 {
-            ffi::ap_add_cgi_vars(r);
-        } else {
-            // Empty rather than null: ap_add_cgi_vars reads it as a string.
-            // It only reads it; the literal is never written through.
-            (*r).path_info = c"".as_ptr().cast_mut();
-            ffi::ap_add_cgi_vars(r);
-            (*r).path_info = path_info;
-            ffi::apr_table_setn((*r).subprocess_env, c"SCRIPT_NAME".as_ptr(), apache_script_name(r));
-            ffi::apr_table_setn((*r).subprocess_env, c"PATH_INFO".as_ptr(), path_info);
-        }
-    }
-}
-
 /// SCRIPT_NAME as `ap_add_cgi_vars` splits it: the URI up to where
 /// PATH_INFO starts, or the whole URI when there is no PATH_INFO or the
 /// script is run by mod_include. (The environ's own SCRIPT_NAME is
@@ -64,27 +31,33 @@ pub(super) unsafe fn apache_script_name(r: *mut ffi::request_rec) -> *const c_ch
     }
 }
 
-/// The bytes of one of Apache's strings, or empty for null (as reading a
-/// null value out of a table gives).
-pub(super) fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
+/// One of Apache's strings, or empty for null (as reading a null value
+/// out of a table gives).
+pub(super) fn c_str<'a>(p: *const c_char) -> &'a CStr {
     if p.is_null() {
-        b""
+        c""
     } else {
         // SAFETY: Apache's strings are NUL-terminated and live in the
         // request pool, which outlives every use here (see cgi_variables).
-        unsafe { CStr::from_ptr(p) }.to_bytes()
+        unsafe { CStr::from_ptr(p) }
     }
 }
 
-/// The request's CGI variables, in the order the core applies them: Apache's
-/// table (after [`prepare`], or with the variables of
-/// [`request_vars::append`] after it), then what this module decides
-/// itself. The slices point into the request pool; `scratch` holds the few
-/// made here.
+/// The bytes of one of Apache's strings (see [`c_str`]).
+pub(super) fn c_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    c_str(p).to_bytes()
+}
+
+/// The request's CGI variables, in the order the core applies them: what
+/// Apache's table of the request's environment holds, then the variables
+/// of [`request_vars::append`] (also put into that table with
+/// `WSGIExportCGIVariables On`), then what this module decides itself.
+/// Called without the GIL: PATH_TRANSLATED takes a sub-request. The
+/// slices point into the request pool; `scratch` holds the few made here.
 ///
 /// # Safety
-/// `r` must be the live request, after [`prepare`] if the variables are
-/// exported; the result must not outlive the handler call.
+/// `r` must be the live request, in its handler; the result must not
+/// outlive the handler call.
 pub unsafe fn cgi_variables<'a>(
     r: *mut ffi::request_rec,
     settings: &RequestSettings<'_>,
@@ -96,22 +69,23 @@ pub unsafe fn cgi_variables<'a>(
     unsafe {
         let elts = ffi::apr_table_elts((*r).subprocess_env);
         let entries = std::slice::from_raw_parts((*elts).elts as *const ffi::apr_table_entry_t, (*elts).nelts as usize);
-        // The table's variables and the eight at most added below; made
-        // here, the CGI variables too.
-        let made_here = if settings.export_cgi_variables { 0 } else { request_vars::most_appended(r) };
-        let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(entries.len() + 8 + made_here);
+        // The table's variables, the CGI ones and the eight at most
+        // added below.
+        let mut vars: Vec<(&[u8], &[u8])> = Vec::with_capacity(entries.len() + request_vars::most_appended(r) + 8);
         for entry in entries {
             if !entry.key.is_null() {
                 vars.push((c_bytes(entry.key), c_bytes(entry.val)));
             }
         }
-        if !settings.export_cgi_variables {
-            request_vars::append(r, &mut vars, settings.path_translated);
-        }
+        request_vars::append(r, &mut vars, settings.path_translated, settings.export_cgi_variables);
         if settings.pass_authorization {
             let auth = ffi::apr_table_get((*r).headers_in, c"Authorization".as_ptr());
             if !auth.is_null() {
                 vars.push((b"HTTP_AUTHORIZATION", c_bytes(auth)));
+                if settings.export_cgi_variables {
+                    // As mod_wsgi leaves it, for log formats.
+                    ffi::apr_table_setn((*r).subprocess_env, c"HTTP_AUTHORIZATION".as_ptr(), auth);
+                }
             }
         }
         let method = method.map_or_else(|| c_bytes((*r).method), str::as_bytes);

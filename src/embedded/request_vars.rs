@@ -1,21 +1,22 @@
 //! The CGI variables Apache's `ap_add_common_vars` and `ap_add_cgi_vars`
-//! give a request, made from the request itself for
-//! `WSGIExportCGIVariables Off`.
+//! give a request, made from the request itself.
 //!
-//! Those two functions write every variable into `r->subprocess_env`
-//! (where log formats and later modules can read them) and the environ is
-//! then read back out of that table: a name built in the pool for every
-//! header, an insertion per variable, a search of the table for each of
-//! the CGI ones, and a `strlen` of every name and value on the way out.
-//! Here the same names and values go straight into the list the environ
-//! is built from, following those functions' rules (Apache 2.4's
+//! Those two functions write every variable into `r->subprocess_env`,
+//! from where the environ would then be read back: a name built in the
+//! pool for every header, a search of the table for each of the CGI
+//! variables, and a `strlen` of every name and value on the way out. Here
+//! the same names and values go straight into the list the environ is
+//! built from, following those functions' rules (Apache 2.4's
 //! server/util_script.c) one by one: which headers become variables and
 //! under what names, `CGIPassAuth`, the redirect variables, and how a
-//! variable another module already set is replaced. The conformance suite
-//! and tests/environ_unexported.rs check that the environ is the same both
-//! ways.
+//! variable another module already set is replaced. With
+//! `WSGIExportCGIVariables On` (the default) each variable is also put
+//! into the table as they would put it there, so that log formats and
+//! later modules see what they see with mod_wsgi. The conformance suite
+//! checks the environ against mod_wsgi's, and tests/environ_unexported.rs
+//! the table against mod_wsgi's.
 
-use super::request::{apache_script_name, c_bytes};
+use super::request::{apache_script_name, c_bytes, c_str};
 use crate::httpd::{consts, ffi};
 use std::ffi::{c_char, CStr};
 
@@ -31,14 +32,16 @@ type Var<'a> = (&'a [u8], &'a [u8]);
 /// spelling, where the environ would otherwise get both names. SCRIPT_NAME,
 /// PATH_INFO, REQUEST_METHOD, SERVER_PROTOCOL, QUERY_STRING and
 /// REQUEST_URI are not appended: the caller sets them after, with the
-/// values that win in the environ.
+/// values that win in the environ. With `export`, the table gets every
+/// variable too, those six and PATH included, with Apache's values.
 ///
 /// # Safety
 /// `r` must be the live request being handled, in the handler; the slices
 /// added point into its pool and must not outlive the handler call.
-pub unsafe fn append<'a>(r: *mut ffi::request_rec, vars: &mut Vec<Var<'a>>, path_translated: bool) {
-    let mut list = List { vars, existing: 0 };
-    list.existing = list.vars.len();
+pub unsafe fn append<'a>(r: *mut ffi::request_rec, vars: &mut Vec<Var<'a>>, path_translated: bool, export: bool) {
+    // SAFETY: r is live; its subprocess_env is a table.
+    let table = export.then(|| unsafe { Table::of(r) });
+    let mut list = List { existing: vars.len(), vars, table };
     // SAFETY: guaranteed by the caller.
     unsafe {
         common_vars(r, &mut list);
@@ -67,39 +70,104 @@ unsafe fn core_dir_config<'a>(r: *mut ffi::request_rec) -> Option<&'a ffi::core_
     unsafe { (*((*r).per_dir_config as *const *const ffi::core_dir_config)).as_ref() }
 }
 
-/// The variables being built, and how many of them were in the request's
-/// table before.
+/// The variables being built, how many of them were in the request's
+/// table before, and the table when they go into it as well.
 struct List<'v, 'a> {
     vars: &'v mut Vec<Var<'a>>,
     existing: usize,
+    table: Option<Table>,
 }
 
 impl<'a> List<'_, 'a> {
     /// As `ap_add_common_vars` leaves a variable: a name the table had
     /// (in any case) keeps its place and spelling and takes the value.
-    fn add(&mut self, name: &'a [u8], value: &'a [u8]) {
-        if !replace(&mut self.vars[..self.existing], name, value) {
-            self.vars.push((name, value));
+    fn add(&mut self, name: &'a CStr, value: &'a CStr) {
+        if !replace(&mut self.vars[..self.existing], name.to_bytes(), value.to_bytes()) {
+            self.vars.push((name.to_bytes(), value.to_bytes()));
+        }
+        if let Some(table) = &self.table {
+            // SAFETY: see Table::add.
+            unsafe { table.add(name, value) };
         }
     }
 
     /// As `apr_table_setn` into the table (`ap_add_cgi_vars`): the value
     /// replaces any variable of that name, in any case.
-    fn set(&mut self, name: &'a [u8], value: &'a [u8]) {
-        if !replace(self.vars, name, value) {
-            self.vars.push((name, value));
+    fn set(&mut self, name: &'a CStr, value: &'a CStr) {
+        if !replace(self.vars, name.to_bytes(), value.to_bytes()) {
+            self.vars.push((name.to_bytes(), value.to_bytes()));
         }
+        self.export(name, value);
     }
 
     /// For the variables the caller appends itself: only a name the
     /// table already had in another case matters (the caller's exact
-    /// name is added after it). `value` runs only then.
-    fn set_other_spellings(&mut self, name: &[u8], value: impl FnOnce() -> &'a [u8]) {
-        let other_spelling = |var: &Var<'_>| var.0 != name && var.0.eq_ignore_ascii_case(name);
+    /// name is added after it). `value` runs only then, or when the
+    /// table takes it.
+    fn set_other_spellings(&mut self, name: &'a CStr, value: impl FnOnce() -> &'a CStr) {
+        let bytes = name.to_bytes();
+        let other_spelling = |var: &Var<'_>| var.0 != bytes && var.0.eq_ignore_ascii_case(bytes);
         let existing = &mut self.vars[..self.existing];
-        if existing.iter().any(other_spelling) {
+        if self.table.is_some() || existing.iter().any(other_spelling) {
             let value = value();
-            existing.iter_mut().filter(|var| other_spelling(var)).for_each(|var| var.1 = value);
+            existing.iter_mut().filter(|var| other_spelling(var)).for_each(|var| var.1 = value.to_bytes());
+            self.export(name, value);
+        }
+    }
+
+    fn export(&mut self, name: &CStr, value: &CStr) {
+        if let Some(table) = &self.table {
+            // SAFETY: see Table::set.
+            unsafe { table.set(name, value) };
+        }
+    }
+}
+
+/// `r->subprocess_env`, written as the two functions write it.
+struct Table {
+    table: *mut ffi::apr_table_t,
+    /// Into an empty table `ap_add_common_vars` adds its variables
+    /// directly; otherwise it makes them apart and sets each over the
+    /// table's, which matches names in any case.
+    was_empty: bool,
+}
+
+impl Table {
+    /// # Safety
+    /// `r` must be the live request.
+    unsafe fn of(r: *mut ffi::request_rec) -> Table {
+        // SAFETY: guaranteed by the caller.
+        let table = unsafe { (*r).subprocess_env };
+        // SAFETY: table is the request's live table.
+        Table { table, was_empty: unsafe { (*ffi::apr_table_elts(table)).nelts } == 0 }
+    }
+
+    /// A variable of `ap_add_common_vars`.
+    ///
+    /// # Safety
+    /// The table must be live; name and value must be static or in the
+    /// request pool, as the table keeps the pointers (the `n` functions).
+    unsafe fn add(&self, name: &CStr, value: &CStr) {
+        // SAFETY: guaranteed by the caller; set() adds to a table that
+        // was empty and sets in any other, as this function does.
+        unsafe { self.set(name, value) };
+    }
+
+    /// A variable of `ap_add_cgi_vars`, which sets every one. A table
+    /// that was empty holds only the variables of `ap_add_common_vars`,
+    /// none of which has one of these names: adding is setting there, and
+    /// takes no search of the table.
+    ///
+    /// # Safety
+    /// As [`Table::add`].
+    unsafe fn set(&self, name: &CStr, value: &CStr) {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            if self.was_empty {
+                ffi::apr_table_addn(self.table, name.as_ptr(), value.as_ptr());
+            } else {
+                ffi::apr_table_setn(self.table, name.as_ptr(), value.as_ptr());
+            }
         }
     }
 }
@@ -115,26 +183,22 @@ fn replace<'a>(vars: &mut [Var<'a>], name: &[u8], value: &'a [u8]) -> bool {
     found
 }
 
-/// `bytes` copied into the request pool, NUL-terminated (the slice
-/// leaves the NUL out).
+/// `bytes` copied into the request pool, NUL-terminated.
 ///
 /// # Safety
 /// `r` must be the live request; the copy lives as long as its pool.
-unsafe fn pool_copy<'a>(r: *mut ffi::request_rec, bytes: &[u8]) -> &'a [u8] {
+unsafe fn pool_copy<'a>(r: *mut ffi::request_rec, bytes: &[u8]) -> &'a CStr {
     // SAFETY: r's pool is live; apr_pstrmemdup copies exactly `len`
     // readable bytes and adds a NUL, valid until the pool is cleared, after
-    // the handler.
-    unsafe {
-        let p = ffi::apr_pstrmemdup((*r).pool, bytes.as_ptr().cast(), bytes.len());
-        std::slice::from_raw_parts(p.cast::<u8>(), bytes.len())
-    }
+    // the handler. The bytes come from C strings or digits: no NUL within.
+    unsafe { CStr::from_ptr(ffi::apr_pstrmemdup((*r).pool, bytes.as_ptr().cast(), bytes.len())) }
 }
 
 /// A port number in decimal, as Apache's `%u`/`apr_itoa` writes it.
 ///
 /// # Safety
 /// As [`pool_copy`].
-unsafe fn decimal<'a>(r: *mut ffi::request_rec, n: u16) -> &'a [u8] {
+unsafe fn decimal<'a>(r: *mut ffi::request_rec, n: u16) -> &'a CStr {
     let mut digits = [0u8; 5];
     let mut at = digits.len();
     let mut n = n;
@@ -157,21 +221,23 @@ unsafe fn decimal<'a>(r: *mut ffi::request_rec, n: u16) -> &'a [u8] {
 ///
 /// # Safety
 /// As [`pool_copy`].
-unsafe fn header_variable<'a>(r: *mut ffi::request_rec, header: &[u8]) -> Option<&'a [u8]> {
+unsafe fn header_variable<'a>(r: *mut ffi::request_rec, header: &[u8]) -> Option<&'a CStr> {
     if !header.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-') {
         return None;
     }
     let len = 5 + header.len();
-    // SAFETY: as in pool_copy: `len` writable bytes of the live pool, all
-    // written below before the slice is made.
+    // SAFETY: as in pool_copy: `len + 1` writable bytes of the live pool,
+    // all written below (letters, digits and `_`, then the NUL) before the
+    // string is made.
     unsafe {
-        let p = ffi::apr_palloc((*r).pool, len).cast::<u8>();
-        let name = std::slice::from_raw_parts_mut(p, len);
+        let p = ffi::apr_palloc((*r).pool, len + 1).cast::<u8>();
+        let name = std::slice::from_raw_parts_mut(p, len + 1);
         name[..5].copy_from_slice(b"HTTP_");
-        for (to, &c) in name[5..].iter_mut().zip(header) {
+        for (to, &c) in name[5..len].iter_mut().zip(header) {
             *to = if c == b'-' { b'_' } else { c.to_ascii_uppercase() };
         }
-        Some(name)
+        name[len] = 0;
+        Some(CStr::from_bytes_with_nul_unchecked(name))
     }
 }
 
@@ -180,7 +246,7 @@ unsafe fn header_variable<'a>(r: *mut ffi::request_rec, header: &[u8]) -> Option
 ///
 /// # Safety
 /// As [`pool_copy`].
-unsafe fn process_env<'a>(r: *mut ffi::request_rec, name: &CStr) -> Option<&'a [u8]> {
+unsafe fn process_env<'a>(r: *mut ffi::request_rec, name: &CStr) -> Option<&'a CStr> {
     // SAFETY: getenv takes a NUL-terminated name; its result is read at
     // once, as Apache's own env2env reads it.
     unsafe {
@@ -208,11 +274,11 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
             if header.key.is_null() {
                 continue;
             }
-            let (key, value) = (c_bytes(header.key), c_bytes(header.val));
+            let (key, value) = (c_str(header.key).to_bytes(), c_str(header.val));
             if key.eq_ignore_ascii_case(b"Content-type") {
-                list.add(b"CONTENT_TYPE", value);
+                list.add(c"CONTENT_TYPE", value);
             } else if key.eq_ignore_ascii_case(b"Content-length") {
-                list.add(b"CONTENT_LENGTH", value);
+                list.add(c"CONTENT_LENGTH", value);
             } else if key.eq_ignore_ascii_case(b"Proxy") {
                 // HTTP_PROXY would be taken for the proxy to use
                 // (httpoxy): Apache never exports it.
@@ -228,66 +294,81 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
         }
 
         // Apache adds PATH next (the request's, else the process's, else
-        // a default), the search path of a CGI program. The environ never
-        // shows it (src/wsgi/environ.rs), and a variable of that name in
-        // another case would only take the value it already has, so it is
-        // not made. LD_LIBRARY_PATH is shown: the request's, else the
-        // process's, if set.
-        let library_path = ffi::apr_table_get((*r).subprocess_env, c"LD_LIBRARY_PATH".as_ptr());
+        // httpd.h's default), the search path of a CGI program. The
+        // environ never shows it (src/wsgi/environ.rs), and a variable of
+        // that name in another case would only take the value it already
+        // has, so only the table gets it, and only where it has none.
+        if let Some(table) = &list.table {
+            // (A table that was empty has none: the headers' names all
+            // begin with HTTP_.)
+            if table.was_empty || ffi::apr_table_get(table.table, c"PATH".as_ptr()).is_null() {
+                let default = CStr::from_bytes_with_nul_unchecked(ffi::DEFAULT_PATH);
+                table.add(c"PATH", process_env(r, c"PATH").unwrap_or(default));
+            }
+        }
+        // LD_LIBRARY_PATH is shown: the request's, else the process's, if
+        // set. (Only a table that had variables before can hold one.)
+        let library_path = if list.existing == 0 {
+            std::ptr::null()
+        } else {
+            ffi::apr_table_get((*r).subprocess_env, c"LD_LIBRARY_PATH".as_ptr())
+        };
         if !library_path.is_null() {
-            list.add(b"LD_LIBRARY_PATH", c_bytes(library_path));
+            list.add(c"LD_LIBRARY_PATH", c_str(library_path));
         } else if let Some(value) = process_env(r, c"LD_LIBRARY_PATH") {
-            list.add(b"LD_LIBRARY_PATH", value);
+            list.add(c"LD_LIBRARY_PATH", value);
         }
 
-        list.add(b"SERVER_SIGNATURE", c_bytes(ffi::ap_psignature(c"".as_ptr(), r)));
-        list.add(b"SERVER_SOFTWARE", c_bytes(ffi::ap_get_server_banner()));
+        list.add(c"SERVER_SIGNATURE", c_str(ffi::ap_psignature(c"".as_ptr(), r)));
+        list.add(c"SERVER_SOFTWARE", c_str(ffi::ap_get_server_banner()));
         let server_name = ffi::ap_get_server_name_for_url(r);
-        let server_name = if c_bytes(server_name).iter().any(|c| matches!(c, b'<' | b'>' | b'&' | b'"')) {
+        let server_name = if c_str(server_name).to_bytes().iter().any(|c| matches!(c, b'<' | b'>' | b'&' | b'"')) {
             ffi::ap_escape_html2((*r).pool, server_name, 0)
         } else {
             server_name
         };
-        list.add(b"SERVER_NAME", c_bytes(server_name));
-        list.add(b"SERVER_ADDR", c_bytes((*(*r).connection).local_ip));
-        list.add(b"SERVER_PORT", decimal(r, ffi::ap_get_server_port(r)));
+        list.add(c"SERVER_NAME", c_str(server_name));
+        list.add(c"SERVER_ADDR", c_str((*(*r).connection).local_ip));
+        list.add(c"SERVER_PORT", decimal(r, ffi::ap_get_server_port(r)));
         let remote_host = ffi::ap_get_useragent_host(r, ffi::REMOTE_HOST as _, std::ptr::null_mut());
         if !remote_host.is_null() {
-            list.add(b"REMOTE_HOST", c_bytes(remote_host));
+            list.add(c"REMOTE_HOST", c_str(remote_host));
         }
-        list.add(b"REMOTE_ADDR", c_bytes((*r).useragent_ip));
-        list.add(b"DOCUMENT_ROOT", c_bytes(ffi::ap_document_root(r)));
-        list.add(b"REQUEST_SCHEME", c_bytes(ffi::ap_run_http_scheme(r)));
-        list.add(b"CONTEXT_PREFIX", c_bytes(ffi::ap_context_prefix(r)));
-        list.add(b"CONTEXT_DOCUMENT_ROOT", c_bytes(ffi::ap_context_document_root(r)));
-        list.add(b"SERVER_ADMIN", c_bytes((*(*r).server).server_admin));
-        let filename = c_bytes((*r).filename);
-        let script_filename = match filename.iter().position(|&c| c == b'?') {
+        list.add(c"REMOTE_ADDR", c_str((*r).useragent_ip));
+        list.add(c"DOCUMENT_ROOT", c_str(ffi::ap_document_root(r)));
+        list.add(c"REQUEST_SCHEME", c_str(ffi::ap_run_http_scheme(r)));
+        list.add(c"CONTEXT_PREFIX", c_str(ffi::ap_context_prefix(r)));
+        list.add(c"CONTEXT_DOCUMENT_ROOT", c_str(ffi::ap_context_document_root(r)));
+        list.add(c"SERVER_ADMIN", c_str((*(*r).server).server_admin));
+        let filename = c_str((*r).filename);
+        let script_filename = match filename.to_bytes().iter().position(|&c| c == b'?') {
             // A proxied URL whose query the proxy keeps out of the name.
-            Some(query) if !ffi::apr_table_get((*r).notes, c"proxy-noquery".as_ptr()).is_null() => &filename[..query],
+            Some(query) if !ffi::apr_table_get((*r).notes, c"proxy-noquery".as_ptr()).is_null() => {
+                pool_copy(r, &filename.to_bytes()[..query])
+            }
             _ => filename,
         };
-        list.add(b"SCRIPT_FILENAME", script_filename);
-        list.add(b"REMOTE_PORT", decimal(r, (*(*(*r).connection).client_addr).port));
+        list.add(c"SCRIPT_FILENAME", script_filename);
+        list.add(c"REMOTE_PORT", decimal(r, (*(*(*r).connection).client_addr).port));
 
         if !(*r).user.is_null() {
-            list.add(b"REMOTE_USER", c_bytes((*r).user));
+            list.add(c"REMOTE_USER", c_str((*r).user));
         } else {
             let mut back = (*r).prev;
             while !back.is_null() {
                 if !(*back).user.is_null() {
-                    list.add(b"REDIRECT_REMOTE_USER", c_bytes((*back).user));
+                    list.add(c"REDIRECT_REMOTE_USER", c_str((*back).user));
                     break;
                 }
                 back = (*back).prev;
             }
         }
         if !(*r).ap_auth_type.is_null() {
-            list.add(b"AUTH_TYPE", c_bytes((*r).ap_auth_type));
+            list.add(c"AUTH_TYPE", c_str((*r).ap_auth_type));
         }
         let ident = ffi::ap_get_remote_logname(r);
         if !ident.is_null() {
-            list.add(b"REMOTE_IDENT", c_bytes(ident));
+            list.add(c"REMOTE_IDENT", c_str(ident));
         }
 
         let prev = (*r).prev;
@@ -295,10 +376,10 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
             let qualify = core_dir.is_some_and(|c| c.qualify_redirect_url() == consts::AP_CORE_CONFIG_ON);
             let url = if qualify { redirect_url(r, prev) } else { (*prev).uri.cast_const() };
             if !url.is_null() {
-                list.add(b"REDIRECT_URL", c_bytes(url));
+                list.add(c"REDIRECT_URL", c_str(url));
             }
             if !(*prev).args.is_null() {
-                list.add(b"REDIRECT_QUERY_STRING", c_bytes((*prev).args));
+                list.add(c"REDIRECT_QUERY_STRING", c_str((*prev).args));
             }
         }
     }
@@ -320,8 +401,7 @@ unsafe fn redirect_url(r: *mut ffi::request_rec, prev: *mut ffi::request_rec) ->
         }
         if uri.port == 0 {
             uri.port = ffi::ap_get_server_port(prev);
-            // decimal() leaves a NUL after the digits.
-            uri.port_str = decimal(r, uri.port).as_ptr().cast_mut().cast();
+            uri.port_str = decimal(r, uri.port).as_ptr().cast_mut();
         }
         if uri.hostname.is_null() {
             uri.hostname = ffi::ap_get_server_name_for_url(prev).cast_mut();
@@ -338,19 +418,25 @@ unsafe fn redirect_url(r: *mut ffi::request_rec, prev: *mut ffi::request_rec) ->
 unsafe fn cgi_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>, path_translated: bool) {
     // SAFETY (whole block): as in common_vars.
     unsafe {
-        list.set(b"GATEWAY_INTERFACE", b"CGI/1.1");
-        list.set_other_spellings(b"SERVER_PROTOCOL", || c_bytes((*r).protocol));
-        list.set_other_spellings(b"REQUEST_METHOD", || c_bytes((*r).method));
-        list.set_other_spellings(b"QUERY_STRING", || c_bytes((*r).args));
-        list.set_other_spellings(b"REQUEST_URI", || request_uri(r));
-        list.set_other_spellings(b"SCRIPT_NAME", || c_bytes(apache_script_name(r)));
-        let path_info = c_bytes((*r).path_info);
+        list.set(c"GATEWAY_INTERFACE", c"CGI/1.1");
+        list.set_other_spellings(c"SERVER_PROTOCOL", || c_str((*r).protocol));
+        list.set_other_spellings(c"REQUEST_METHOD", || c_str((*r).method));
+        list.set_other_spellings(c"QUERY_STRING", || c_str((*r).args));
+        list.set_other_spellings(c"REQUEST_URI", || request_uri(r));
+        list.set_other_spellings(c"SCRIPT_NAME", || c_str(apache_script_name(r)));
+        let path_info = c_str((*r).path_info);
         if !path_info.is_empty() {
-            list.set_other_spellings(b"PATH_INFO", || path_info);
+            list.set_other_spellings(c"PATH_INFO", || path_info);
             if path_translated {
                 if let Some(translated) = translate(r) {
-                    list.set(b"PATH_TRANSLATED", translated);
+                    list.set(c"PATH_TRANSLATED", translated);
                 }
+            }
+        } else if let Some(table) = &list.table {
+            // mod_wsgi puts an empty PATH_INFO into the table where Apache
+            // leaves none (the environ always has one).
+            if table.was_empty || ffi::apr_table_get(table.table, c"PATH_INFO".as_ptr()).is_null() {
+                table.set(c"PATH_INFO", c"");
             }
         }
     }
@@ -362,7 +448,7 @@ unsafe fn cgi_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>, path_t
 ///
 /// # Safety
 /// `r` must be the live request.
-unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a [u8] {
+unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a CStr {
     // SAFETY: r is live; the core's per-directory config and its hash of
     // CGIVar rules (null when none is configured) belong to it.
     unsafe {
@@ -370,16 +456,16 @@ unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a [u8] {
         if !rules.is_null() {
             let rule = ffi::apr_hash_get(rules, c"REQUEST_URI".as_ptr().cast(), -1);
             if !rule.is_null() && CStr::from_ptr(rule.cast()).to_bytes() == b"current-uri" {
-                return c_bytes((*r).uri);
+                return c_str((*r).uri);
             }
         }
-        let line = c_bytes((*r).the_request);
+        let line = c_str((*r).the_request).to_bytes();
         let is_space = |c: &u8| c.is_ascii_whitespace();
         let after_method = line.iter().position(is_space).unwrap_or(line.len());
         let rest = &line[after_method..];
         let start = rest.iter().position(|c| !is_space(c)).unwrap_or(rest.len());
         let rest = &rest[start..];
-        &rest[..rest.iter().position(is_space).unwrap_or(rest.len())]
+        pool_copy(r, &rest[..rest.iter().position(is_space).unwrap_or(rest.len())])
     }
 }
 
@@ -389,7 +475,7 @@ unsafe fn request_uri<'a>(r: *mut ffi::request_rec) -> &'a [u8] {
 ///
 /// # Safety
 /// `r` must be the live request, in its handler.
-unsafe fn translate<'a>(r: *mut ffi::request_rec) -> Option<&'a [u8]> {
+unsafe fn translate<'a>(r: *mut ffi::request_rec) -> Option<&'a CStr> {
     // SAFETY: r is live; the sub-request is made from it and destroyed
     // here, after its strings were copied into r's pool.
     unsafe {
@@ -399,10 +485,12 @@ unsafe fn translate<'a>(r: *mut ffi::request_rec) -> Option<&'a [u8]> {
             None
         } else {
             let (name, rest) = (c_bytes((*sub).filename), c_bytes((*sub).path_info));
-            let joined = ffi::apr_palloc((*r).pool, name.len() + rest.len()).cast::<u8>();
+            let len = name.len() + rest.len();
+            let joined = ffi::apr_palloc((*r).pool, len + 1).cast::<u8>();
             std::ptr::copy_nonoverlapping(name.as_ptr(), joined, name.len());
             std::ptr::copy_nonoverlapping(rest.as_ptr(), joined.add(name.len()), rest.len());
-            Some(std::slice::from_raw_parts(joined, name.len() + rest.len()))
+            *joined.add(len) = 0;
+            Some(CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(joined, len + 1)))
         };
         ffi::ap_destroy_sub_req(sub);
         translated
