@@ -85,10 +85,7 @@ impl<'a> List<'_, 'a> {
         if !replace(&mut self.vars[..self.existing], name.to_bytes(), value.to_bytes()) {
             self.vars.push((name.to_bytes(), value.to_bytes()));
         }
-        if let Some(table) = &self.table {
-            // SAFETY: see Table::add.
-            unsafe { table.add(name, value) };
-        }
+        self.export(name, value);
     }
 
     /// As `apr_table_setn` into the table (`ap_add_cgi_vars`): the value
@@ -126,9 +123,6 @@ impl<'a> List<'_, 'a> {
 /// `r->subprocess_env`, written as the two functions write it.
 struct Table {
     table: *mut ffi::apr_table_t,
-    /// Into an empty table `ap_add_common_vars` adds its variables
-    /// directly; otherwise it makes them apart and sets each over the
-    /// table's, which matches names in any case.
     was_empty: bool,
 }
 
@@ -142,24 +136,18 @@ impl Table {
         Table { table, was_empty: unsafe { (*ffi::apr_table_elts(table)).nelts } == 0 }
     }
 
-    /// A variable of `ap_add_common_vars`.
+    /// Puts a variable in. Over a table that had variables before, each
+    /// is set, replacing one of the same name in any case: what
+    /// `ap_add_common_vars` does by making its variables apart and laying
+    /// them over the table, and `ap_add_cgi_vars` by setting each. Into a
+    /// table that was empty `ap_add_common_vars` adds directly (a header a
+    /// module added twice gives two variables), and none of the names
+    /// `ap_add_cgi_vars` then sets is one of those: adding is setting
+    /// there, and takes no search of the table.
     ///
     /// # Safety
     /// The table must be live; name and value must be static or in the
     /// request pool, as the table keeps the pointers (the `n` functions).
-    unsafe fn add(&self, name: &CStr, value: &CStr) {
-        // SAFETY: guaranteed by the caller; set() adds to a table that
-        // was empty and sets in any other, as this function does.
-        unsafe { self.set(name, value) };
-    }
-
-    /// A variable of `ap_add_cgi_vars`, which sets every one. A table
-    /// that was empty holds only the variables of `ap_add_common_vars`,
-    /// none of which has one of these names: adding is setting there, and
-    /// takes no search of the table.
-    ///
-    /// # Safety
-    /// As [`Table::add`].
     unsafe fn set(&self, name: &CStr, value: &CStr) {
         // SAFETY: guaranteed by the caller.
         unsafe {
@@ -303,7 +291,7 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
             // begin with HTTP_.)
             if table.was_empty || ffi::apr_table_get(table.table, c"PATH".as_ptr()).is_null() {
                 let default = CStr::from_bytes_with_nul_unchecked(ffi::DEFAULT_PATH);
-                table.add(c"PATH", process_env(r, c"PATH").unwrap_or(default));
+                table.set(c"PATH", process_env(r, c"PATH").unwrap_or(default));
             }
         }
         // LD_LIBRARY_PATH is shown: the request's, else the process's, if
