@@ -532,6 +532,46 @@ fn reload_on_changes_picks_up_an_edited_module_without_failed_requests() {
     assert!(output.contains("message.py changed; replacing process"), "{output}");
 }
 
+/// The reloader's rule for a module it first sees at a poll, run in Python itself: a file
+/// older than the process is the version imported, a newer one may have been edited after the
+/// import. An edit made just after the start can carry a time just before it (file times come
+/// from a clock that advances once per tick), and must still count.
+#[test]
+fn the_reloader_counts_an_edit_stamped_a_tick_before_the_start() {
+    let dir = TestDir::new("express-reloader-lag");
+    let script = r#"
+import importlib.util, os, sys, threading, time
+spec = importlib.util.spec_from_file_location("reloader", sys.argv[1])
+reloader = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reloader)
+work = sys.argv[2]
+sys.path.insert(0, work)
+long_ago = time.time_ns() - 2_000_000_000
+for name in ("untouched", "edited"):
+    path = os.path.join(work, name + ".py")
+    with open(path, "w") as f:
+        f.write("X = 1\n")
+    os.utime(path, ns=(long_ago, long_ago))
+replaced = threading.Event()
+os.kill = lambda pid, sig: replaced.set()
+start = time.time_ns()
+reloader.watch([], 0.05)
+import untouched, edited
+# The edit, stamped 3 ms before the start by a clock a tick behind.
+stamp = start - 3_000_000
+os.utime(os.path.join(work, "edited.py"), ns=(stamp, stamp))
+print("replaced" if replaced.wait(5) else "not replaced", flush=True)
+"#;
+    let out = Command::new(DEBIAN_PYTHON)
+        .args(["-c", script, &format!("{CHECKOUT}/python/mod_wsgi_rs/reloader.py"), &dir.p("")])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stdout.trim() == "replaced", "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("edited.py changed; replacing process"), "{stderr}");
+    assert!(!stderr.contains("untouched.py"), "{stderr}");
+}
+
 #[test]
 fn user_and_group_run_apache_and_the_application_as_them() {
     if !running_as_root() {

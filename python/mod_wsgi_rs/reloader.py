@@ -28,8 +28,18 @@ def _mtime(path):
         return None
 
 
+# How far a file's modification time may lag the clock: Linux stamps files from a clock that
+# advances once per tick (4 ms at HZ=250, 10 ms at HZ=100), so a file written just after this
+# process started can carry a time just before it.
+_TIMESTAMP_LAG_NS = 20_000_000
+
+
 def watch(extra_files, interval):
-    started = time.time_ns()
+    # A module first seen at a poll counts as changed if its file is newer than this: it may
+    # have been written after the import. Set back by the timestamps' lag, so that an edit made
+    # right after the start is not taken for the version imported (at worst a file written just
+    # before the start replaces the process once more).
+    started = time.time_ns() - _TIMESTAMP_LAG_NS
     seen = {path: _mtime(path) for path in extra_files}
 
     def changed_file():
@@ -37,8 +47,8 @@ def watch(extra_files, interval):
             mtime = _mtime(path)
             if path not in seen:
                 seen[path] = mtime
-                # Imported since the last poll: newer than this process means it changed
-                # after the process started, possibly after it was imported.
+                # Imported since the last poll: a file newer than the start may have
+                # changed after it was imported.
                 if mtime is not None and mtime > started:
                     return path
             elif mtime != seen[path]:
