@@ -39,8 +39,9 @@ type Var<'a> = (&'a [u8], &'a [u8]);
 /// `r` must be the live request being handled, in the handler; the slices
 /// added point into its pool and must not outlive the handler call.
 pub unsafe fn append<'a>(r: *mut ffi::request_rec, vars: &mut Vec<Var<'a>>, path_translated: bool, export: bool) {
+    // `vars` holds the table's variables: none means it was empty.
     // SAFETY: r is live; its subprocess_env is a table.
-    let table = export.then(|| unsafe { Table::of(r) });
+    let table = export.then(|| Table { table: unsafe { (*r).subprocess_env }, was_empty: vars.is_empty() });
     let mut list = List { existing: vars.len(), vars, table };
     // SAFETY: guaranteed by the caller.
     unsafe {
@@ -127,15 +128,6 @@ struct Table {
 }
 
 impl Table {
-    /// # Safety
-    /// `r` must be the live request.
-    unsafe fn of(r: *mut ffi::request_rec) -> Table {
-        // SAFETY: guaranteed by the caller.
-        let table = unsafe { (*r).subprocess_env };
-        // SAFETY: table is the request's live table.
-        Table { table, was_empty: unsafe { (*ffi::apr_table_elts(table)).nelts } == 0 }
-    }
-
     /// Puts a variable in. Over a table that had variables before, each
     /// is set, replacing one of the same name in any case: what
     /// `ap_add_common_vars` does by making its variables apart and laying
@@ -156,6 +148,21 @@ impl Table {
             } else {
                 ffi::apr_table_setn(self.table, name.as_ptr(), value.as_ptr());
             }
+        }
+    }
+
+    /// Puts `name` in, with `value()`, only where the table has no
+    /// variable of that name in any case. A table that was empty holds
+    /// only the variables put in here, and the callers ask for names none
+    /// of the others has.
+    ///
+    /// # Safety
+    /// As [`Table::set`].
+    unsafe fn set_if_missing<'a>(&self, name: &CStr, value: impl FnOnce() -> &'a CStr) {
+        // SAFETY: guaranteed by the caller; the name is NUL-terminated.
+        if self.was_empty || unsafe { ffi::apr_table_get(self.table, name.as_ptr()) }.is_null() {
+            // SAFETY: as above.
+            unsafe { self.set(name, value()) };
         }
     }
 }
@@ -287,12 +294,9 @@ unsafe fn common_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>) {
         // that name in another case would only take the value it already
         // has, so only the table gets it, and only where it has none.
         if let Some(table) = &list.table {
-            // (A table that was empty has none: the headers' names all
-            // begin with HTTP_.)
-            if table.was_empty || ffi::apr_table_get(table.table, c"PATH".as_ptr()).is_null() {
-                let default = CStr::from_bytes_with_nul_unchecked(ffi::DEFAULT_PATH);
-                table.set(c"PATH", process_env(r, c"PATH").unwrap_or(default));
-            }
+            // bindgen ends a string constant with its one NUL.
+            let default = CStr::from_bytes_with_nul_unchecked(ffi::DEFAULT_PATH);
+            table.set_if_missing(c"PATH", || process_env(r, c"PATH").unwrap_or(default));
         }
         // LD_LIBRARY_PATH is shown: the request's, else the process's, if
         // set. (Only a table that had variables before can hold one.)
@@ -423,9 +427,7 @@ unsafe fn cgi_vars<'a>(r: *mut ffi::request_rec, list: &mut List<'_, 'a>, path_t
         } else if let Some(table) = &list.table {
             // mod_wsgi puts an empty PATH_INFO into the table where Apache
             // leaves none (the environ always has one).
-            if table.was_empty || ffi::apr_table_get(table.table, c"PATH_INFO".as_ptr()).is_null() {
-                table.set(c"PATH_INFO", c"");
-            }
+            table.set_if_missing(c"PATH_INFO", || c"");
         }
     }
 }
